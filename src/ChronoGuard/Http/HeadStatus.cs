@@ -1,0 +1,8 @@
+namespace ChronoGuard.Http;
+
+internal enum HeadStatus : byte
+{
+    Incomplete,
+    Complete,
+    Error,
+}

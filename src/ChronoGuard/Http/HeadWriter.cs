@@ -1,0 +1,43 @@
+using System.Buffers.Text;
+
+namespace ChronoGuard.Http;
+
+/// <summary>Appends ASCII into a caller-sized buffer; callers size it so that overflow is a bug.</summary>
+internal ref struct HeadWriter
+{
+    private readonly Span<byte> _buffer;
+    private int _pos;
+
+    public HeadWriter(Span<byte> buffer)
+    {
+        _buffer = buffer;
+        _pos = 0;
+    }
+
+    public readonly int Length => _pos;
+
+    public void Append(scoped ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(_buffer[_pos..]);
+        _pos += bytes.Length;
+    }
+
+    public void Append(long value)
+    {
+        Utf8Formatter.TryFormat(value, _buffer[_pos..], out var written);
+        _pos += written;
+    }
+
+    public void AppendAscii(string value)
+    {
+        _pos += System.Text.Encoding.ASCII.GetBytes(value, _buffer[_pos..]);
+    }
+
+    public void Header(scoped ReadOnlySpan<byte> name, scoped ReadOnlySpan<byte> value)
+    {
+        Append(name);
+        Append(": "u8);
+        Append(value);
+        Append("\r\n"u8);
+    }
+}

@@ -1,0 +1,129 @@
+using System.Buffers;
+
+namespace ChronoGuard.Http;
+
+/// <summary>
+/// One parsed HTTP/1.x head (request or response), reused for every message on a connection.
+/// The head bytes are copied once into <see cref="Buffer"/> (rented, sized to the head limit) so that
+/// fields are offsets that survive awaits, and the forwarder can rewrite the head from them.
+/// </summary>
+internal sealed class HttpHead : IDisposable
+{
+    public const int MaxConnectionTokens = 16;
+
+    private byte[]? _buffer;
+
+    public HttpHead(int maxHeadBytes, int maxHeaders)
+    {
+        _buffer = ArrayPool<byte>.Shared.Rent(maxHeadBytes);
+        MaxHeadBytes = maxHeadBytes;
+        HeaderNames = new Seg[maxHeaders];
+        HeaderValues = new Seg[maxHeaders];
+        HeaderDropped = new bool[maxHeaders];
+        ConnectionTokens = new Seg[MaxConnectionTokens];
+    }
+
+    public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(HttpHead));
+    public int MaxHeadBytes { get; }
+
+    // Accumulation state while the head arrives (see HeadReader).
+    public int Length;
+    public int Scanned;
+    public int LineStart;
+
+    // Common to requests and responses.
+    public int VersionMinor;
+    public long ContentLength;
+    public bool Chunked;
+    public bool HasTransferEncoding;
+    public bool ConnectionClose;
+    public bool ConnectionKeepAlive;
+    public int HeaderCount;
+    public readonly Seg[] HeaderNames;
+    public readonly Seg[] HeaderValues;
+    /// <summary>Hop-by-hop or Proxy-* headers that never cross the proxy.</summary>
+    public readonly bool[] HeaderDropped;
+    public readonly Seg[] ConnectionTokens;
+    public int ConnectionTokenCount;
+
+    // Requests.
+    public Seg Method;
+    public Seg Target;
+    public Seg TargetHost;
+    public int TargetPort;
+    /// <summary>Origin-form path and query of an absolute-form target; empty means "/".</summary>
+    public Seg TargetPath;
+    public Seg HostHeader;
+    public Seg ProxyAuthorization;
+    public Seg UserAgent;
+    public bool IsConnect;
+    public bool IsHead;
+    public bool ExpectContinue;
+
+    // Responses.
+    public int StatusCode;
+    public Seg StatusLine;
+
+    public ReadOnlySpan<byte> Span(Seg seg) => Buffer.AsSpan(seg.Start, seg.Length);
+
+    public bool KeepAlive => VersionMinor >= 1 ? !ConnectionClose : ConnectionKeepAlive && !ConnectionClose;
+
+    /// <summary>Forget the previous message; the buffer is kept for the next one.</summary>
+    public void Reset()
+    {
+        Length = 0;
+        Scanned = 0;
+        LineStart = 0;
+        VersionMinor = 1;
+        ContentLength = -1;
+        Chunked = false;
+        HasTransferEncoding = false;
+        ConnectionClose = false;
+        ConnectionKeepAlive = false;
+        HeaderCount = 0;
+        ConnectionTokenCount = 0;
+        Method = default;
+        Target = default;
+        TargetHost = default;
+        TargetPort = 0;
+        TargetPath = default;
+        HostHeader = default;
+        ProxyAuthorization = default;
+        UserAgent = default;
+        IsConnect = false;
+        IsHead = false;
+        ExpectContinue = false;
+        StatusCode = 0;
+        StatusLine = default;
+    }
+
+    /// <summary>Whether header <paramref name="i"/> stays on this hop (Connection-listed names included).</summary>
+    public bool IsForwarded(int i)
+    {
+        if (HeaderDropped[i])
+        {
+            return false;
+        }
+
+        var name = Span(HeaderNames[i]);
+        for (var t = 0; t < ConnectionTokenCount; t++)
+        {
+            if (System.Text.Ascii.EqualsIgnoreCase(name, Span(ConnectionTokens[t])))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public void Dispose()
+    {
+        var b = _buffer;
+        _buffer = null;
+        if (b is not null)
+        {
+            ArrayPool<byte>.Shared.Return(b);
+        }
+    }
+}

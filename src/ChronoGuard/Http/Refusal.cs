@@ -1,0 +1,10 @@
+namespace ChronoGuard.Http;
+
+/// <summary>What a refusal response says (SPEC §4): status, decision, reason, audit sequence, retry hints.</summary>
+internal readonly record struct Refusal(int Status, string Decision, string Reason)
+{
+    public long AuditSeq { get; init; } = -1;
+    public long RetryAfterSeconds { get; init; } = -1;
+    public DateTimeOffset? RetryAt { get; init; }
+    public bool ChallengeBasic { get; init; }
+}

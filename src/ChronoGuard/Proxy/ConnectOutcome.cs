@@ -1,0 +1,10 @@
+namespace ChronoGuard.Proxy;
+
+internal enum ConnectOutcome : byte
+{
+    Connected,
+    NameNotResolved,
+    Refused,
+    Unreachable,
+    TimedOut,
+}

@@ -1,0 +1,29 @@
+namespace ChronoGuard.Proxy;
+
+/// <summary>The <c>Proxy</c> configuration section (SPEC §3).</summary>
+public sealed class ProxyOptions
+{
+    /// <summary>HOST:PORT of the proxy listener.</summary>
+    public string Listen { get; set; } = "127.0.0.1:3128";
+
+    /// <summary>Open client connections beyond this are answered 503 and closed.</summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>Concurrent CONNECT tunnels one agent may hold.</summary>
+    public int MaxTunnelsPerAgent { get; set; } = 512;
+
+    /// <summary>DNS resolution plus TCP connect to the upstream; past it the client gets 504.</summary>
+    public int ConnectTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>Time for a request head to arrive once it has started; past it the client gets 408.</summary>
+    public int HeaderTimeoutMs { get; set; } = 10_000;
+
+    /// <summary>A tunnel or keep-alive connection with no bytes either way for this long is closed.</summary>
+    public int IdleTimeoutMs { get; set; } = 300_000;
+
+    /// <summary>Request line plus headers; beyond it the client gets 431.</summary>
+    public int MaxHeaderBytes { get; set; } = 32 * 1024;
+
+    /// <summary>On SIGTERM, how long open tunnels may go on before they are closed.</summary>
+    public int DrainTimeoutMs { get; set; } = 15_000;
+}

@@ -1,0 +1,10 @@
+namespace ChronoGuard.Proxy;
+
+internal enum TimeoutKind
+{
+    None,
+    Header,
+    Idle,
+    Drain,
+    Linger,
+}
