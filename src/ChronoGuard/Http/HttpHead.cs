@@ -54,6 +54,7 @@ internal sealed class HttpHead : IDisposable
     /// <summary>Origin-form path and query of an absolute-form target; empty means "/".</summary>
     public Seg TargetPath;
     public Seg HostHeader;
+    public int HostIndex;
     public Seg ProxyAuthorization;
     public Seg UserAgent;
     public bool IsConnect;
@@ -88,6 +89,7 @@ internal sealed class HttpHead : IDisposable
         TargetPort = 0;
         TargetPath = default;
         HostHeader = default;
+        HostIndex = -1;
         ProxyAuthorization = default;
         UserAgent = default;
         IsConnect = false;

@@ -384,6 +384,7 @@ internal static class HttpHeadParser
                 }
 
                 h.HostHeader = valueSeg;
+                h.HostIndex = i;
                 break;
             case 6 when Ascii.EqualsIgnoreCase(name, "expect"u8):
                 h.ExpectContinue = Ascii.EqualsIgnoreCase(value, "100-continue"u8);

@@ -28,6 +28,7 @@ internal enum ParseError : byte
     UserInfoInTarget,
     BadStatusLine,
     BadChunk,
+    TruncatedHead,
 }
 
 internal static class ParseErrors
@@ -66,6 +67,7 @@ internal static class ParseErrors
         ParseError.UserInfoInTarget => "userinfo_in_target",
         ParseError.BadStatusLine => "bad_status_line",
         ParseError.BadChunk => "bad_chunk",
+        ParseError.TruncatedHead => "truncated_head",
         _ => "malformed",
     };
 }

@@ -5,7 +5,7 @@ internal static class ResponseWriter
 {
     public const int MaxRefusalBytes = 1024;
 
-    public static ReadOnlySpan<byte> ConnectEstablished => "HTTP/1.1 200 Connection established\r\n\r\n"u8;
+    public static ReadOnlyMemory<byte> ConnectEstablishedBytes { get; } = "HTTP/1.1 200 Connection established\r\n\r\n"u8.ToArray();
 
     /// <summary>Writes a complete refusal (headers and a short text body) that ends with the connection.</summary>
     public static int WriteRefusal(Span<byte> destination, in Refusal r)
@@ -71,6 +71,7 @@ internal static class ResponseWriter
 
     public static ReadOnlySpan<byte> ReasonPhrase(int status) => status switch
     {
+        200 => "OK"u8,
         400 => "Bad Request"u8,
         403 => "Forbidden"u8,
         404 => "Not Found"u8,

@@ -7,4 +7,5 @@ internal enum ConnectOutcome : byte
     Refused,
     Unreachable,
     TimedOut,
+    NotAllowed,
 }

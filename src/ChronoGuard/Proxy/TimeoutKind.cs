@@ -7,4 +7,5 @@ internal enum TimeoutKind
     Idle,
     Drain,
     Linger,
+    Revoked,
 }

@@ -1,41 +1,55 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 
 namespace ChronoGuard.Proxy;
 
-/// <summary>Resolves and dials an upstream within one deadline (DNS included), trying each address once.</summary>
+/// <summary>
+/// Resolves and dials an upstream. The two steps are separate so the network guard can judge the
+/// exact addresses that are then dialed (no second lookup for a rebinding resolver to exploit); one
+/// deadline, owned by the caller, covers both.
+/// </summary>
 internal sealed class UpstreamConnector(IDnsResolver resolver, int timeoutMs)
 {
-    public async ValueTask<ConnectAttempt> ConnectAsync(ReadOnlyMemory<byte> host, int port, CancellationToken stopping)
+    public int TimeoutMs => timeoutMs;
+
+    public CancellationTokenSource StartDeadline(CancellationToken stopping)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         cts.CancelAfter(timeoutMs);
-        IPAddress[] addresses;
+        return cts;
+    }
+
+    public async ValueTask<(ConnectOutcome Outcome, IPAddress[] Addresses)> ResolveAsync(string host, CancellationToken deadline)
+    {
+        if (IPAddress.TryParse(host, out var literal))
+        {
+            return (ConnectOutcome.Connected, [literal]);
+        }
+
         try
         {
-            var name = Encoding.ASCII.GetString(host.Span);
-            addresses = IPAddress.TryParse(name, out var literal)
-                ? [literal]
-                : await resolver.ResolveAsync(name, cts.Token).ConfigureAwait(false);
+            var addresses = await resolver.ResolveAsync(host, deadline).ConfigureAwait(false);
+            return addresses.Length == 0 ? (ConnectOutcome.NameNotResolved, addresses) : (ConnectOutcome.Connected, addresses);
         }
         catch (OperationCanceledException)
         {
-            return new ConnectAttempt(ConnectOutcome.TimedOut, null, null);
+            return (ConnectOutcome.TimedOut, []);
         }
+    }
 
-        if (addresses.Length == 0)
-        {
-            return new ConnectAttempt(ConnectOutcome.NameNotResolved, null, null);
-        }
-
+    /// <summary>Dials each address in order until one answers; the outcome of the last failure otherwise.</summary>
+    public static async ValueTask<ConnectAttempt> ConnectAsync(IPAddress[] addresses, int count, int port, CancellationToken deadline)
+    {
         var outcome = ConnectOutcome.Unreachable;
-        foreach (var address in addresses)
+        IPAddress? last = null;
+        for (var i = 0; i < count; i++)
         {
+            var address = addresses[i];
+            last = address;
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
-                await socket.ConnectAsync(new IPEndPoint(address, port), cts.Token).ConfigureAwait(false);
+                await socket.ConnectAsync(new IPEndPoint(address, port), deadline).ConfigureAwait(false);
                 return new ConnectAttempt(ConnectOutcome.Connected, socket, address);
             }
             catch (OperationCanceledException)
@@ -55,6 +69,6 @@ internal sealed class UpstreamConnector(IDnsResolver resolver, int timeoutMs)
             }
         }
 
-        return new ConnectAttempt(outcome, null, addresses[^1]);
+        return new ConnectAttempt(outcome, null, last);
     }
 }

@@ -1,0 +1,53 @@
+using System.Reflection;
+
+namespace ChronoGuard.Sidecar.Cli;
+
+/// <summary>Dispatches the SPEC §3 commands. Exit codes: 0 ok, 1 check failed, 2 usage or I/O error.</summary>
+internal static class CommandLine
+{
+    public const int Ok = 0;
+    public const int CheckFailed = 1;
+    public const int UsageError = 2;
+
+    public const string Usage = """
+        usage:
+          chronoguard run      [--config FILE] [--policy FILE] [--listen HOST:PORT] [--stats HOST:PORT] [--audit-dir DIR]
+          chronoguard verify   --audit-dir DIR | --jsonl FILE  [--key-file F] [--expect-head SEQ:HASH] [--json]
+          chronoguard export   --audit-dir DIR [--format jsonl|csv] [--since T] [--until T] [--agent A] [--decision D] [--follow] [--out F]
+          chronoguard policy check    FILE
+          chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
+          chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
+          chronoguard --version | --help
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length == 0)
+        {
+            await stderr.WriteLineAsync(Usage).ConfigureAwait(false);
+            return UsageError;
+        }
+
+        var rest = args[1..];
+        switch (args[0])
+        {
+            case "run":
+                return await RunCommand.RunAsync(rest, stdout, stderr, CancellationToken.None).ConfigureAwait(false);
+            case "--version":
+            case "version":
+                await stdout.WriteLineAsync("chronoguard " + Version).ConfigureAwait(false);
+                return Ok;
+            case "--help":
+            case "-h":
+            case "help":
+                await stdout.WriteLineAsync(Usage).ConfigureAwait(false);
+                return Ok;
+            default:
+                await stderr.WriteLineAsync($"chronoguard: unknown command '{args[0]}' (see chronoguard --help)").ConfigureAwait(false);
+                return UsageError;
+        }
+    }
+
+    public static string Version { get; } =
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+}

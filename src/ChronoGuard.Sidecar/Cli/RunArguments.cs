@@ -1,0 +1,52 @@
+namespace ChronoGuard.Sidecar.Cli;
+
+/// <summary>The flags of <c>run</c>, turned into configuration keys that override file and environment.</summary>
+internal static class RunArguments
+{
+    private static readonly (string Flag, string Key)[] Flags =
+    [
+        ("--policy", "Policy:Path"),
+        ("--listen", "Proxy:Listen"),
+        ("--stats", "Stats:Listen"),
+        ("--audit-dir", "Audit:Directory"),
+    ];
+
+    /// <returns>An error line, or null when the arguments are valid.</returns>
+    public static string? TryParse(string[] args, out string? configFile, out Dictionary<string, string?> overrides)
+    {
+        configFile = null;
+        overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            var eq = arg.IndexOf('=', StringComparison.Ordinal);
+            var name = eq > 0 ? arg[..eq] : arg;
+            string? value = eq > 0 ? arg[(eq + 1)..] : null;
+            if (value is null)
+            {
+                if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                {
+                    return $"run: {name} needs a value";
+                }
+
+                value = args[++i];
+            }
+
+            if (name == "--config")
+            {
+                configFile = value;
+                continue;
+            }
+
+            var key = Array.Find(Flags, f => f.Flag == name).Key;
+            if (key is null)
+            {
+                return $"run: unknown option '{name}'";
+            }
+
+            overrides[key] = value;
+        }
+
+        return null;
+    }
+}

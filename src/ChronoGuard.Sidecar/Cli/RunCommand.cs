@@ -1,0 +1,76 @@
+using ChronoGuard.Proxy;
+using ChronoGuard.Sidecar.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ChronoGuard.Sidecar.Cli;
+
+/// <summary><c>chronoguard run</c>: the sidecar on Microsoft.Extensions.Hosting.</summary>
+internal static class RunCommand
+{
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        var error = RunArguments.TryParse(args, out var configFile, out var overrides);
+        if (error is not null)
+        {
+            await stderr.WriteLineAsync(error).ConfigureAwait(false);
+            return CommandLine.UsageError;
+        }
+
+        if (configFile is not null && !File.Exists(configFile))
+        {
+            await stderr.WriteLineAsync($"{configFile}: config file not found").ConfigureAwait(false);
+            return CommandLine.UsageError;
+        }
+
+        IHost host;
+        SidecarSettings settings;
+        try
+        {
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                DisableDefaults = true,
+                ContentRootPath = Directory.GetCurrentDirectory(),
+            });
+            SidecarConfiguration.Add(builder.Configuration, configFile, overrides);
+            settings = SidecarSettings.Bind(builder.Configuration);
+            builder.Logging.ClearProviders();
+            builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+            builder.Logging.AddJsonConsole(o =>
+            {
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+            });
+            builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+            // The host must outwait the drain, or it would abandon tunnels the drain promised to keep.
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMilliseconds(settings.Proxy.DrainTimeoutMs + 5000));
+            builder.Services.AddSingleton(settings);
+            builder.Services.AddSingleton(TimeProvider.System);
+            builder.Services.AddSingleton<IDnsResolver>(SystemDnsResolver.Instance);
+            builder.Services.AddHostedService<SidecarService>();
+            host = builder.Build();
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or ArgumentException)
+        {
+            await stderr.WriteLineAsync(SidecarConfiguration.Describe(ex, configFile)).ConfigureAwait(false);
+            return CommandLine.UsageError;
+        }
+
+        using (host)
+        {
+            try
+            {
+                await host.RunAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (StartupException ex)
+            {
+                await stderr.WriteLineAsync(ex.Message).ConfigureAwait(false);
+                return CommandLine.UsageError;
+            }
+        }
+
+        return CommandLine.Ok;
+    }
+}

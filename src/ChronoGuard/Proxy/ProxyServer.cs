@@ -1,0 +1,237 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using ChronoGuard.Http;
+using Microsoft.Extensions.Logging;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// The listener: accepts, admits up to <see cref="ProxyOptions.MaxConnections"/>, runs one
+/// <see cref="ProxyConnection"/> per client, enforces time limits from one heartbeat, and drains.
+/// </summary>
+internal sealed class ProxyServer : IAsyncDisposable
+{
+    // Over-capacity refusals linger briefly so the 503 is read before our close; bounded so a flood
+    // cannot turn refusals into the unbounded queue that MaxConnections exists to prevent.
+    private const int MaxLingeringRefusals = 256;
+
+    private readonly ConcurrentDictionary<long, ProxyConnection> _connections = new();
+    private readonly TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Socket? _listener;
+    private Task _acceptLoop = Task.CompletedTask;
+    private ITimer? _heartbeat;
+    private long _nextId;
+    private int _active;
+    private int _lingeringRefusals;
+    private volatile bool _draining;
+
+    public ProxyServer(ProxyContext context)
+    {
+        Context = context;
+    }
+
+    public ProxyContext Context { get; }
+
+    public IPEndPoint? LocalEndPoint { get; private set; }
+
+    public int ActiveConnections => Volatile.Read(ref _active);
+
+    public bool IsDraining => _draining;
+
+    public bool IsListening => _listener is not null && !_draining;
+
+    public void Start()
+    {
+        var endpoint = Endpoints.Parse(Context.Options.Listen, "Proxy:Listen");
+        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(endpoint);
+            listener.Listen(4096);
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
+
+        _listener = listener;
+        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(Context.Options.HeaderTimeoutMs / 4, 50, 1000));
+        _heartbeat = Context.Time.CreateTimer(static s => ((ProxyServer)s!).Heartbeat(), this, period, period);
+        _acceptLoop = AcceptLoopAsync(listener);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_draining)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException ex) when (_draining || ex.SocketErrorCode == SocketError.OperationAborted)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // EMFILE and friends: the listener is fine, this one accept is not; back off a little.
+                ProxyLog.AcceptFailed(Context.Logger, ex.SocketErrorCode.ToString());
+                await Task.Delay(10).ConfigureAwait(false);
+                continue;
+            }
+
+            socket.NoDelay = true;
+            if (Interlocked.Increment(ref _active) > Context.Options.MaxConnections)
+            {
+                Interlocked.Decrement(ref _active);
+                RefuseOverCapacity(socket);
+                continue;
+            }
+
+            var connection = new ProxyConnection(this, socket, Interlocked.Increment(ref _nextId));
+            _connections[connection.Id] = connection;
+            ThreadPool.UnsafeQueueUserWorkItem(connection, preferLocal: false);
+        }
+    }
+
+    internal void OnClosed(ProxyConnection connection)
+    {
+        _connections.TryRemove(connection.Id, out _);
+        if (Interlocked.Decrement(ref _active) == 0 && _draining)
+        {
+            _allClosed.TrySetResult();
+        }
+    }
+
+    private void RefuseOverCapacity(Socket socket)
+    {
+        var refusal = new Refusal(503, "DENY", "max_connections");
+        Context.Hooks.OnProtocolRefusal(socket.RemoteEndPoint as IPEndPoint, 0, ref refusal);
+        if (Interlocked.Increment(ref _lingeringRefusals) > MaxLingeringRefusals)
+        {
+            Interlocked.Decrement(ref _lingeringRefusals);
+            SendAndClose(socket, refusal);
+            return;
+        }
+
+        _ = LingeringRefusalAsync(socket, refusal);
+    }
+
+    private static void SendAndClose(Socket socket, Refusal refusal)
+    {
+        Span<byte> buffer = stackalloc byte[ResponseWriter.MaxRefusalBytes];
+        var n = ResponseWriter.WriteRefusal(buffer, refusal);
+        try
+        {
+            socket.Blocking = false;
+            socket.Send(buffer[..n], SocketFlags.None, out _);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        socket.Dispose();
+    }
+
+    private async Task LingeringRefusalAsync(Socket socket, Refusal refusal)
+    {
+        var buffer = new byte[ResponseWriter.MaxRefusalBytes];
+        try
+        {
+            var n = ResponseWriter.WriteRefusal(buffer, refusal);
+            await SocketSend.SendAllAsync(socket, buffer.AsMemory(0, n)).ConfigureAwait(false);
+            socket.Shutdown(SocketShutdown.Send);
+            using var cts = new CancellationTokenSource(1000);
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            socket.Dispose();
+            Interlocked.Decrement(ref _lingeringRefusals);
+        }
+    }
+
+    private void Heartbeat()
+    {
+        var now = Environment.TickCount64;
+        foreach (var pair in _connections)
+        {
+            pair.Value.OnHeartbeat(now, _draining);
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, closes idle keep-alive connections, lets requests and tunnels in flight go on
+    /// for up to <see cref="ProxyOptions.DrainTimeoutMs"/>, then aborts whatever is left.
+    /// </summary>
+    public async Task DrainAsync(CancellationToken cancellationToken = default)
+    {
+        if (_draining)
+        {
+            return;
+        }
+
+        _draining = true;
+        _listener?.Dispose();
+        await _acceptLoop.ConfigureAwait(false);
+        var open = ActiveConnections;
+        ProxyLog.Draining(Context.Logger, open, Context.Options.DrainTimeoutMs);
+        if (open == 0)
+        {
+            _allClosed.TrySetResult();
+        }
+
+        Heartbeat();
+        try
+        {
+            await _allClosed.Task.WaitAsync(TimeSpan.FromMilliseconds(Context.Options.DrainTimeoutMs), Context.Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            ProxyLog.DrainAborting(Context.Logger, ActiveConnections);
+            foreach (var pair in _connections)
+            {
+                pair.Value.Abort(TimeoutKind.Drain);
+            }
+
+            // Aborted connections finish promptly; bound the wait anyway so shutdown cannot hang.
+            await _allClosed.Task.WaitAsync(TimeSpan.FromSeconds(2), Context.Time, CancellationToken.None).ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_draining)
+        {
+            _draining = true;
+            _listener?.Dispose();
+            await _acceptLoop.ConfigureAwait(false);
+            foreach (var pair in _connections)
+            {
+                pair.Value.Abort(TimeoutKind.Drain);
+            }
+        }
+
+        if (_heartbeat is not null)
+        {
+            await _heartbeat.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
