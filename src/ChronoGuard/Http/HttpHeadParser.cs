@@ -33,7 +33,8 @@ internal static class HttpHeadParser
     {
         var buf = h.Buffer;
         var s = buf.AsSpan(0, h.Length);
-        var eol = s.IndexOf((byte)'\r');
+        // Lines end at CRLF only: a CR elsewhere stays in the line, where the byte checks refuse it.
+        var eol = s.IndexOf("\r\n"u8);
         var line = s[..eol];
 
         var sp1 = line.IndexOf((byte)' ');
@@ -110,7 +111,7 @@ internal static class HttpHeadParser
     public static ParseError ParseResponse(HttpHead h)
     {
         var s = h.Buffer.AsSpan(0, h.Length);
-        var eol = s.IndexOf((byte)'\r');
+        var eol = s.IndexOf("\r\n"u8);
         var line = s[..eol];
         // "HTTP/1.x NNN[ reason]"
         if (line.Length < 12 || !TryParseVersion(line[..8], out h.VersionMinor) || line[8] != (byte)' ')
@@ -281,8 +282,8 @@ internal static class HttpHeadParser
         var teSeen = false;
         while (pos < end)
         {
-            var line = buf.AsSpan(pos, end - pos);
-            var eol = line.IndexOf((byte)'\r');
+            var line = buf.AsSpan(pos, h.Length - pos);
+            var eol = line.IndexOf("\r\n"u8);
             line = line[..eol];
             if (line.IsEmpty)
             {

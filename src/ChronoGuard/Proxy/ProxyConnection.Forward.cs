@@ -11,6 +11,7 @@ internal sealed partial class ProxyConnection
     private const int MaxResponseHeadBytes = 64 * 1024;
     private const int MaxResponseHeaders = 256;
     private const int RewriteSlack = 1024;
+    private const int BodyGraceMs = 2000;
 
     private HttpHead? _response;
     private byte[]? _scratch;
@@ -213,8 +214,14 @@ internal sealed partial class ProxyConnection
 
             if (!body.IsCompleted)
             {
-                // The origin answered without reading the whole body: the client's next bytes are
-                // still body, so neither connection can be reused.
+                // Usually the last body bytes are sent and only the copy's continuation is pending;
+                // an origin that answered early (413, 401) may never read the rest. Give it a moment.
+                await Task.WhenAny(body, Task.Delay(BodyGraceMs)).ConfigureAwait(false);
+            }
+
+            if (!body.IsCompleted)
+            {
+                // The client's next bytes are still body, so neither connection can be reused.
                 await AbandonBodyAsync(body).ConfigureAwait(false);
                 return ExchangeResult.Close;
             }

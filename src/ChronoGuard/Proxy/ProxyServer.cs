@@ -37,6 +37,9 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     public int ActiveConnections => Volatile.Read(ref _active);
 
+    /// <summary>Connections admitted since start.</summary>
+    public long AcceptedTotal => Volatile.Read(ref _nextId);
+
     public bool IsDraining => _draining;
 
     public bool IsListening => _listener is not null && !_draining;

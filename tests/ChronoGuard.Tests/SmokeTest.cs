@@ -1,7 +1,0 @@
-namespace ChronoGuard.Tests;
-
-public class SmokeTest
-{
-    [Fact]
-    public void Builds() => Assert.True(true);
-}

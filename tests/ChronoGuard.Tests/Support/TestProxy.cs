@@ -1,0 +1,50 @@
+using System.Net;
+using ChronoGuard.Proxy;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ChronoGuard.Tests.Support;
+
+/// <summary>The real proxy, in process, on 127.0.0.1:0.</summary>
+internal sealed class TestProxy : IAsyncDisposable
+{
+    private TestProxy(ProxyServer server)
+    {
+        Server = server;
+    }
+
+    public ProxyServer Server { get; }
+
+    public IPEndPoint EndPoint => Server.LocalEndPoint!;
+
+    public Uri Uri => new($"http://127.0.0.1:{EndPoint.Port}");
+
+    public static TestProxy Start(Action<ProxyOptions>? configure = null, RequestGate? gate = null, IDnsResolver? resolver = null)
+    {
+        var options = new ProxyOptions { Listen = "127.0.0.1:0" };
+        configure?.Invoke(options);
+        var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, TimeProvider.System, NullLogger.Instance, gate ?? RequestGate.AllowAll);
+        var server = new ProxyServer(context);
+        server.Start();
+        return new TestProxy(server);
+    }
+
+    public HttpClient CreateClient(bool trustTestCertificate = true)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            Proxy = new WebProxy(Uri),
+            UseProxy = true,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(1),
+        };
+        if (trustTestCertificate)
+        {
+            // Trust exactly the test run's self-signed origin certificate, nothing else.
+            handler.SslOptions.RemoteCertificateValidationCallback = static (_, cert, _, _) =>
+                cert is not null && cert.GetCertHashString() == TestCertificates.Server.GetCertHashString();
+        }
+
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public ValueTask DisposeAsync() => Server.DisposeAsync();
+}
