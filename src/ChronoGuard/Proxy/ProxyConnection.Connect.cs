@@ -38,6 +38,7 @@ internal sealed partial class ProxyConnection
         _context.Hooks.Record(this, _head, ref _verdict, 200);
         await _context.Hooks.WaitDurableAsync(_verdict.AuditSeq).ConfigureAwait(false);
         await SocketSend.SendAllAsync(_client, ResponseWriter.ConnectEstablishedBytes).ConfigureAwait(false);
+        ReleaseHead();
         SetPhase(ConnectionPhase.Tunnel);
         var started = Environment.TickCount64;
         var reason = await TunnelAsync().ConfigureAwait(false);

@@ -23,7 +23,8 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
     private readonly Socket _client;
     private readonly NetworkStream _clientStream;
     private readonly PipeReader _input;
-    private readonly HttpHead _head;
+    private HttpHead _head;
+    private bool _headReturned;
     private readonly long _startedTicks;
 
     private int _phase;
@@ -41,7 +42,7 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
         Remote = client.RemoteEndPoint as IPEndPoint;
         _clientStream = new NetworkStream(client, ownsSocket: false);
         _input = PipeReader.Create(_clientStream, PipeOptionsFor.Reader);
-        _head = new HttpHead(_context.Options.MaxHeaderBytes, MaxHeaders);
+        _head = HttpHeadPool.Rent(_context.Options.MaxHeaderBytes, MaxHeaders);
         _startedTicks = Environment.TickCount64;
         SetPhase(ConnectionPhase.ReadingHead);
     }
@@ -73,7 +74,7 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
             await _input.CompleteAsync().ConfigureAwait(false);
             await _clientStream.DisposeAsync().ConfigureAwait(false);
             _client.Dispose();
-            _head.Dispose();
+            ReleaseHead();
             _response?.Dispose();
             if (_scratch is not null)
             {
@@ -222,6 +223,16 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
         }
     }
 
+    /// <summary>Gives the request head back once no more heads will be read on this connection.</summary>
+    private void ReleaseHead()
+    {
+        if (!_headReturned)
+        {
+            _headReturned = true;
+            HttpHeadPool.Return(_head);
+        }
+    }
+
     private bool IsAborted => Volatile.Read(ref _aborted) != 0;
 
     private void SetPhase(ConnectionPhase phase)
@@ -242,7 +253,7 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
             case ConnectionPhase.ReadingHead when since > options.HeaderTimeoutMs:
                 Fire(TimeoutKind.Header);
                 break;
-            case ConnectionPhase.ReadingHead when draining && _head.Length == 0:
+            case ConnectionPhase.ReadingHead when draining && !_headReturned && _head.Length == 0:
             case ConnectionPhase.Idle when draining:
                 Fire(TimeoutKind.Drain);
                 break;
