@@ -118,6 +118,16 @@ internal sealed partial class ProxyConnection
         _upstream = null;
     }
 
+    /// <summary>A tunnel reads the upstream socket directly; the pipe over it is not needed.</summary>
+    private void CloseUpstreamPipe()
+    {
+        var input = _upstreamInput;
+        _upstreamInput = null;
+        input?.Complete();
+        _upstreamStream?.Dispose();
+        _upstreamStream = null;
+    }
+
     private void AbortUpstream()
     {
         _upstreamInput?.CancelPendingRead();

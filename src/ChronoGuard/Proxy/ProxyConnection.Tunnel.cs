@@ -1,10 +1,16 @@
-using System.IO.Pipelines;
+using System.Buffers;
 using System.Net.Sockets;
 
 namespace ChronoGuard.Proxy;
 
 internal sealed partial class ProxyConnection
 {
+    // One receive's worth: large enough that a bulk tunnel moves 64 KiB per syscall pair, and rented
+    // only while bytes are in flight, so an idle tunnel holds none.
+    private const int TunnelBufferBytes = 64 * 1024;
+
+    private string? _revokedReason;
+
     /// <summary>
     /// Copies both ways until both directions have ended. EOF one way is passed on as a FIN
     /// (half-close) and the other way goes on; an error either way aborts both.
@@ -12,8 +18,16 @@ internal sealed partial class ProxyConnection
     /// <returns>The close reason for the audit.</returns>
     private async Task<string> TunnelAsync()
     {
-        var up = PumpAsync(_input, _upstream!, upstream: true);
-        var down = PumpAsync(_upstreamInput!, _client, upstream: false);
+        // Bytes the client sent right behind its CONNECT head are already in the pipe: relay them,
+        // then drop the pipe and stream between the two sockets directly.
+        if (!await FlushBufferedClientBytesAsync().ConfigureAwait(false))
+        {
+            return "reset";
+        }
+
+        CloseUpstreamPipe();
+        var up = PumpAsync(_client, _upstream!, upstream: true);
+        var down = PumpAsync(_upstream!, _client, upstream: false);
         await Task.WhenAll(up, down).ConfigureAwait(false);
         return (TimeoutKind)Volatile.Read(ref _timeout) switch
         {
@@ -24,31 +38,62 @@ internal sealed partial class ProxyConnection
         };
     }
 
-    private string? _revokedReason;
+    private async ValueTask<bool> FlushBufferedClientBytesAsync()
+    {
+        if (!_input.TryRead(out var result))
+        {
+            return true;
+        }
+
+        var buffer = result.Buffer;
+        try
+        {
+            if (!buffer.IsEmpty)
+            {
+                await SocketSend.SendAllAsync(_upstream!, buffer).ConfigureAwait(false);
+                Interlocked.Add(ref _bytesUp, buffer.Length);
+            }
+
+            _input.AdvanceTo(buffer.End);
+            if (result.IsCompleted)
+            {
+                _upstream!.Shutdown(SocketShutdown.Send);
+            }
+
+            return !result.IsCanceled;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            Abort(TimeoutKind.None);
+            return false;
+        }
+    }
 
     /// <returns>True when this direction ended with an orderly EOF.</returns>
-    private async Task<bool> PumpAsync(PipeReader from, Socket to, bool upstream)
+    private async Task<bool> PumpAsync(Socket from, Socket to, bool upstream)
     {
         try
         {
             while (true)
             {
-                var result = await from.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (result.IsCanceled || IsAborted)
+                // Wait for readability with no buffer: this is where an idle tunnel spends its life.
+                await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(TunnelBufferBytes);
+                try
                 {
-                    Abort(TimeoutKind.None);
-                    return false;
-                }
+                    var n = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        to.Shutdown(SocketShutdown.Send);
+                        return true;
+                    }
 
-                if (!buffer.IsEmpty)
-                {
                     Touch();
-                    await SocketSend.SendAllAsync(to, buffer).ConfigureAwait(false);
+                    await SocketSend.SendAllAsync(to, buffer.AsMemory(0, n)).ConfigureAwait(false);
                     if (upstream)
                     {
-                        Interlocked.Add(ref _bytesUp, buffer.Length);
-                        if (!_context.Hooks.OnEgress(_verdict, buffer.Length))
+                        Interlocked.Add(ref _bytesUp, n);
+                        if (!_context.Hooks.OnEgress(_verdict, n))
                         {
                             _revokedReason = "egress_budget";
                             Abort(TimeoutKind.Revoked);
@@ -57,19 +102,16 @@ internal sealed partial class ProxyConnection
                     }
                     else
                     {
-                        Interlocked.Add(ref _bytesDown, buffer.Length);
+                        Interlocked.Add(ref _bytesDown, n);
                     }
                 }
-
-                from.AdvanceTo(buffer.End);
-                if (result.IsCompleted)
+                finally
                 {
-                    to.Shutdown(SocketShutdown.Send);
-                    return true;
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
             }
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
             Abort(TimeoutKind.None);
             return false;
