@@ -18,6 +18,11 @@ internal sealed partial class ProxyConnection
     /// <returns>The close reason for the audit.</returns>
     private async Task<string> TunnelAsync()
     {
+        if (_context.Hooks.RequiresSniCheck(_verdict) && !await CheckClientHelloAsync().ConfigureAwait(false))
+        {
+            return "sni_mismatch";
+        }
+
         // Bytes the client sent right behind its CONNECT head are already in the pipe: relay them,
         // then drop the pipe and stream between the two sockets directly.
         if (!await FlushBufferedClientBytesAsync().ConfigureAwait(false))
@@ -36,6 +41,40 @@ internal sealed partial class ProxyConnection
             TimeoutKind.Revoked => _revokedReason ?? "policy_revoked",
             _ => up.Result && down.Result ? "closed" : "reset",
         };
+    }
+
+    /// <summary>
+    /// Reads the client's first bytes without consuming them until the gate can judge them (a whole
+    /// ClientHello), under the header timeout. False when refused: nothing reached the upstream.
+    /// </summary>
+    private async ValueTask<bool> CheckClientHelloAsync()
+    {
+        SetPhase(ConnectionPhase.ReadingHead);
+        while (true)
+        {
+            var result = await _input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (result.IsCanceled || IsAborted)
+            {
+                _input.AdvanceTo(buffer.Start, buffer.End);
+                _verdict.Refusal = new Http.Refusal(408, "BLOCK", "sni_timeout");
+                _context.Hooks.CheckClientHello(this, ref _verdict, buffer, complete: true);
+                return false;
+            }
+
+            var verdict = _context.Hooks.CheckClientHello(this, ref _verdict, buffer, result.IsCompleted);
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (verdict == SniVerdict.Pass)
+            {
+                SetPhase(ConnectionPhase.Tunnel);
+                return true;
+            }
+
+            if (verdict == SniVerdict.Refuse || result.IsCompleted)
+            {
+                return false;
+            }
+        }
     }
 
     private async ValueTask<bool> FlushBufferedClientBytesAsync()

@@ -244,8 +244,14 @@ internal sealed partial class ProxyConnection : IThreadPoolWorkItem
     private void Touch() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
 
     /// <summary>Called from the server's heartbeat: applies the timeout of the current phase.</summary>
-    internal void OnHeartbeat(long now, bool draining)
+    internal void OnHeartbeat(long now, bool draining, bool recheck)
     {
+        if (recheck && Phase == ConnectionPhase.Tunnel && _context.Hooks.Recheck(this, _verdict) is { } reason)
+        {
+            Revoke(reason);
+            return;
+        }
+
         var options = _context.Options;
         var since = now - Volatile.Read(ref _phaseStart);
         switch (Phase)

@@ -174,9 +174,10 @@ internal sealed class ProxyServer : IAsyncDisposable
     private void Heartbeat()
     {
         var now = Environment.TickCount64;
+        var recheck = Context.Hooks.NeedsRecheck();
         foreach (var pair in _connections)
         {
-            pair.Value.OnHeartbeat(now, _draining);
+            pair.Value.OnHeartbeat(now, _draining, recheck);
         }
     }
 

@@ -36,8 +36,23 @@ internal class RequestGate
     /// <summary>Completes when the decision record is durable (commit-before-forward), at once otherwise.</summary>
     public virtual ValueTask WaitDurableAsync(long auditSeq) => default;
 
-    /// <summary>Whether an open tunnel may go on (policy reloads, time windows); the reason when not.</summary>
+    /// <summary>
+    /// Called once per heartbeat: true when open tunnels must be judged again (a new policy was
+    /// published, or a minute boundary passed so a time window may have closed).
+    /// </summary>
+    public virtual bool NeedsRecheck() => false;
+
+    /// <summary>Whether an open tunnel may go on (policy reloads, time windows); the close reason when not.</summary>
     public virtual string? Recheck(ProxyConnection connection, in Verdict verdict) => null;
+
+    /// <summary>Whether the tunnel's first client bytes must be a TLS ClientHello naming the CONNECT host.</summary>
+    public virtual bool RequiresSniCheck(in Verdict verdict) => false;
+
+    /// <summary>
+    /// Judges the client's first bytes in a tunnel: more needed, pass, or refuse (the gate records the
+    /// refusal, e.g. BLOCK sni_mismatch, and the tunnel closes before any client byte goes upstream).
+    /// </summary>
+    public virtual SniVerdict CheckClientHello(ProxyConnection connection, ref Verdict verdict, in System.Buffers.ReadOnlySequence<byte> firstBytes, bool complete) => SniVerdict.Pass;
 
     /// <summary>Bytes sent upstream; false when the agent's egress budget is spent and the tunnel must close.</summary>
     public virtual bool OnEgress(in Verdict verdict, long bytes) => true;

@@ -1,0 +1,8 @@
+namespace ChronoGuard.Proxy;
+
+internal enum SniVerdict : byte
+{
+    NeedMore,
+    Pass,
+    Refuse,
+}
