@@ -1,0 +1,190 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>
+/// Matches a host against every exact (<c>github.com</c>) and wildcard (<c>*.github.com</c>) pattern
+/// in one pass, with no allocation.
+/// <para>
+/// It is the Aho-Corasick automaton of the patterns reversed and anchored at the end of the host: the
+/// host is walked backwards from its last character, and because every pattern is anchored there,
+/// every failure link is the dead state (state 0), so the automaton is its goto function alone and a
+/// mismatch ends the walk. Outputs are read at label boundaries: after consuming a suffix S, the
+/// state's exact id applies when S is the whole host, its wildcard id when the next character back is
+/// a '.' (so <c>*.github.com</c> matches <c>a.b.github.com</c> but neither <c>github.com</c> nor
+/// <c>xgithub.com</c>).
+/// </para>
+/// <para>
+/// The alphabet is reduced to 40 symbols (letters case-folded, digits, '-', '.', '_', anything else).
+/// Transitions live in flat arrays: states with two or more children own a row of 40 ints in one
+/// table; the many single-child states of a trie's long tails store (symbol, child) packed in one int,
+/// which keeps 100,000 patterns to tens of megabytes instead of hundreds.
+/// </para>
+/// </summary>
+internal sealed class DomainAutomaton
+{
+    public const int AlphabetSize = 40;
+    private const int Other = 39;
+    private const int Dot = 37;
+
+    private static readonly byte[] SymbolOf = BuildSymbols();
+
+    private readonly int[] _rowOf;
+    private readonly int[] _table;
+    private readonly int[] _single;
+    private readonly int[] _exact;
+    private readonly int[] _wildcard;
+
+    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, int patternCount)
+    {
+        _rowOf = rowOf;
+        _table = table;
+        _single = single;
+        _exact = exact;
+        _wildcard = wildcard;
+        PatternCount = patternCount;
+    }
+
+    public int PatternCount { get; }
+
+    public int StateCount => _rowOf.Length - 1;
+
+    /// <summary>Builds the automaton; pattern i of <paramref name="patterns"/> reports id i.</summary>
+    /// <param name="patterns">Normalized patterns (see <see cref="DomainNames"/>); duplicates keep the first id.</param>
+    public static DomainAutomaton Build(IReadOnlyList<string> patterns)
+    {
+        // Build a plain trie first (children in a dictionary per state is too slow for 100k patterns:
+        // use a hash from (state, symbol) to child instead).
+        var children = new Dictionary<long, int>(patterns.Count * 8);
+        var childCount = new List<int> { 0, 0 };
+        var exact = new List<int> { -1, -1 };
+        var wildcard = new List<int> { -1, -1 };
+        var states = 2; // 0 = dead, 1 = root
+        for (var id = 0; id < patterns.Count; id++)
+        {
+            var p = patterns[id];
+            var isWildcard = p.StartsWith("*.", StringComparison.Ordinal);
+            var body = isWildcard ? p.AsSpan(2) : p.AsSpan();
+            var s = 1;
+            for (var i = body.Length - 1; i >= 0; i--)
+            {
+                var c = body[i] < 128 ? SymbolOf[body[i]] : Other;
+                var key = ((long)s * AlphabetSize) + c;
+                if (!children.TryGetValue(key, out var next))
+                {
+                    next = states++;
+                    children[key] = next;
+                    childCount[s]++;
+                    childCount.Add(0);
+                    exact.Add(-1);
+                    wildcard.Add(-1);
+                }
+
+                s = next;
+            }
+
+            var outputs = isWildcard ? wildcard : exact;
+            if (outputs[s] < 0)
+            {
+                outputs[s] = id;
+            }
+        }
+
+        var rowOf = new int[states];
+        var rows = 0;
+        for (var s = 0; s < states; s++)
+        {
+            rowOf[s] = childCount[s] >= 2 ? rows++ : -1;
+        }
+
+        var table = new int[rows * AlphabetSize];
+        var single = new int[states];
+        Array.Fill(single, -1);
+        foreach (var (key, child) in children)
+        {
+            var s = (int)(key / AlphabetSize);
+            var c = (int)(key % AlphabetSize);
+            if (rowOf[s] >= 0)
+            {
+                table[(rowOf[s] * AlphabetSize) + c] = child;
+            }
+            else
+            {
+                single[s] = (c << 24) | child;
+            }
+        }
+
+        return new DomainAutomaton(rowOf, table, single, exact.ToArray(), wildcard.ToArray(), patterns.Count);
+    }
+
+    /// <summary>
+    /// Writes the ids of every pattern matching <paramref name="host"/> (ASCII, any case, one optional
+    /// trailing dot) into <paramref name="matches"/>; returns how many. A host has at most 128 labels,
+    /// so a 128-entry buffer always suffices.
+    /// </summary>
+    public int Match(ReadOnlySpan<byte> host, Span<int> matches)
+    {
+        if (!host.IsEmpty && host[^1] == (byte)'.')
+        {
+            host = host[..^1];
+        }
+
+        var count = 0;
+        var s = 1;
+        var rowOf = _rowOf;
+        var single = _single;
+        var table = _table;
+        for (var i = host.Length - 1; i >= 0; i--)
+        {
+            var b = host[i];
+            var c = b < 128 ? SymbolOf[b] : Other;
+            var row = rowOf[s];
+            if (row >= 0)
+            {
+                s = table[(row * AlphabetSize) + c];
+            }
+            else
+            {
+                var packed = single[s];
+                s = packed >= 0 && (packed >>> 24) == c ? packed & 0xFFFFFF : 0;
+            }
+
+            if (s == 0)
+            {
+                return count;
+            }
+
+            // A complete suffix followed (backwards) by a dot: the wildcard for that suffix applies.
+            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] >= 0 && count < matches.Length)
+            {
+                matches[count++] = _wildcard[s];
+            }
+        }
+
+        if (_exact[s] >= 0 && count < matches.Length)
+        {
+            matches[count++] = _exact[s];
+        }
+
+        return count;
+    }
+
+    private static byte[] BuildSymbols()
+    {
+        var map = new byte[128];
+        Array.Fill(map, (byte)Other);
+        for (var c = 'a'; c <= 'z'; c++)
+        {
+            map[c] = (byte)(c - 'a');
+            map[char.ToUpperInvariant(c)] = (byte)(c - 'a');
+        }
+
+        for (var c = '0'; c <= '9'; c++)
+        {
+            map[c] = (byte)(26 + c - '0');
+        }
+
+        map['-'] = 36;
+        map['.'] = Dot;
+        map['_'] = 38;
+        return map;
+    }
+}

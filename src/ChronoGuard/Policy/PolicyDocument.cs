@@ -1,0 +1,138 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ChronoGuard.Policy;
+
+// The policy file as written (SPEC §4). Plain mutable DTOs for the source-generated deserializer;
+// PolicyValidator checks them and PolicyCompiler turns them into the immutable CompiledPolicy.
+
+internal sealed class PolicyDocument
+{
+    public int Version { get; set; }
+
+    public string? Mode { get; set; }
+
+    public string? DefaultAction { get; set; }
+
+    public NetworkEntry? Network { get; set; }
+
+    public List<AgentEntry>? Agents { get; set; }
+
+    public List<PolicyEntry>? Policies { get; set; }
+
+    public List<GrantEntry>? Grants { get; set; }
+}
+
+internal sealed class NetworkEntry
+{
+    public bool AllowPrivateDestinations { get; set; }
+
+    public List<string>? AllowedCidrs { get; set; }
+
+    public List<int>? AllowedPorts { get; set; }
+
+    public bool? RequireSniMatch { get; set; }
+}
+
+internal sealed class AgentEntry
+{
+    public string? Id { get; set; }
+
+    public string? TokenSha256 { get; set; }
+
+    public string? Status { get; set; }
+
+    public List<string>? Policies { get; set; }
+}
+
+internal sealed class PolicyEntry
+{
+    public string? Name { get; set; }
+
+    public int Priority { get; set; }
+
+    public List<string>? Extends { get; set; }
+
+    public List<string>? AllowedDomains { get; set; }
+
+    public List<string>? BlockedDomains { get; set; }
+
+    public TimeRestrictionsEntry? TimeRestrictions { get; set; }
+
+    public RateLimitsEntry? RateLimits { get; set; }
+
+    public string? RateLimitScope { get; set; }
+
+    public long? EgressBytesPerDay { get; set; }
+
+    public int? MaxNewDomainsPerHour { get; set; }
+
+    public List<RuleEntry>? Rules { get; set; }
+}
+
+internal sealed class TimeRestrictionsEntry
+{
+    public string? Timezone { get; set; }
+
+    public List<string>? Days { get; set; }
+
+    public List<TimeRangeEntry>? Ranges { get; set; }
+}
+
+internal sealed class TimeRangeEntry
+{
+    public string? Start { get; set; }
+
+    public string? End { get; set; }
+}
+
+internal sealed class RateLimitsEntry
+{
+    public int? RequestsPerMinute { get; set; }
+
+    public int? RequestsPerHour { get; set; }
+
+    public int? RequestsPerDay { get; set; }
+
+    public int? Burst { get; set; }
+}
+
+internal sealed class RuleEntry
+{
+    public string? Name { get; set; }
+
+    public int Priority { get; set; }
+
+    public string? Action { get; set; }
+
+    public List<ConditionEntry>? When { get; set; }
+}
+
+internal sealed class ConditionEntry
+{
+    public string? Field { get; set; }
+
+    public string? Op { get; set; }
+
+    /// <summary>A string, a number or an array of them, depending on the operator.</summary>
+    public JsonElement Value { get; set; }
+}
+
+internal sealed class GrantEntry
+{
+    public string? Agent { get; set; }
+
+    public List<string>? Domains { get; set; }
+
+    public DateTimeOffset? Expires { get; set; }
+
+    public string? Reason { get; set; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    ReadCommentHandling = JsonCommentHandling.Skip,
+    AllowTrailingCommas = true,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
+[JsonSerializable(typeof(PolicyDocument))]
+internal sealed partial class PolicyJsonContext : JsonSerializerContext;
