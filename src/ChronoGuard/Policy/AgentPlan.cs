@@ -1,0 +1,29 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>One agent as compiled: credentials, its policies in decision order, its runtime state.</summary>
+internal sealed class AgentPlan
+{
+    public required string Id { get; init; }
+
+    /// <summary>SHA-256 of the token; null for the observe-mode agent, which needs no credentials.</summary>
+    public byte[]? TokenHash { get; init; }
+
+    public bool Suspended { get; init; }
+
+    /// <summary>By ascending policy priority.</summary>
+    public required EffectivePolicy[] Order { get; init; }
+
+    /// <summary>Bit i set when policy i is one of this agent's (for blocked-wins across the set).</summary>
+    public required ulong[] PolicyMask { get; init; }
+
+    /// <summary>Agent-scoped bucket state per entry of <see cref="Order"/> (null where a policy has no limits).</summary>
+    public required BucketState?[] Buckets { get; init; }
+
+    public required AgentRuntime Runtime { get; init; }
+
+    /// <summary>The smallest egress budget among its policies, or null.</summary>
+    public long? EgressBytesPerDay { get; init; }
+
+    /// <summary>The agent's slot for metrics (index in the policy's agent list; 0 for observe mode).</summary>
+    public int Slot { get; init; }
+}

@@ -1,0 +1,9 @@
+namespace ChronoGuard.Policy;
+
+internal enum AuthOutcome : byte
+{
+    Ok,
+    Missing,
+    Invalid,
+    Suspended,
+}

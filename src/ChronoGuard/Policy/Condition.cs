@@ -1,0 +1,168 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace ChronoGuard.Policy;
+
+/// <summary>One compiled <c>when</c> condition: values pre-encoded to bytes, regexes built once.</summary>
+internal sealed class Condition
+{
+    public required RuleField Field { get; init; }
+
+    public required RuleOp Op { get; init; }
+
+    public byte[][] Strings { get; init; } = [];
+
+    public long[] Numbers { get; init; } = [];
+
+    public IPNetwork[] Networks { get; init; } = [];
+
+    public Regex? Pattern { get; init; }
+
+    /// <param name="localMinuteOfWeek">The request time in the policy's zone (for day_of_week and hour).</param>
+    public bool Matches(in RequestFacts facts, int localMinuteOfWeek)
+    {
+        switch (Field)
+        {
+            case RuleField.Port:
+                return MatchNumber(facts.Port);
+            case RuleField.DayOfWeek:
+                return MatchNumber(localMinuteOfWeek / 1440);
+            case RuleField.Hour:
+                return MatchNumber(localMinuteOfWeek % 1440 / 60);
+            case RuleField.SourceIp:
+                return MatchAddress(facts.Source);
+            default:
+                var value = Field switch
+                {
+                    RuleField.Domain => TrimDot(facts.Host),
+                    RuleField.Method => facts.Method,
+                    RuleField.Path => facts.Path,
+                    _ => facts.UserAgent,
+                };
+                return MatchText(value, ignoreCase: Field != RuleField.Path);
+        }
+    }
+
+    private bool MatchText(ReadOnlySpan<byte> value, bool ignoreCase)
+    {
+        switch (Op)
+        {
+            case RuleOp.Equals:
+            case RuleOp.In:
+                return AnyEqual(value, ignoreCase);
+            case RuleOp.NotEquals:
+            case RuleOp.NotIn:
+                return !AnyEqual(value, ignoreCase);
+            case RuleOp.Regex:
+                return MatchRegex(value);
+        }
+
+        foreach (var s in Strings)
+        {
+            if (value.Length < s.Length)
+            {
+                continue;
+            }
+
+            var hit = Op switch
+            {
+                RuleOp.StartsWith => Equal(value[..s.Length], s, ignoreCase),
+                RuleOp.EndsWith => Equal(value[^s.Length..], s, ignoreCase),
+                _ => ignoreCase ? IndexOfIgnoreCase(value, s) >= 0 : value.IndexOf(s) >= 0,
+            };
+            if (hit)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool AnyEqual(ReadOnlySpan<byte> value, bool ignoreCase)
+    {
+        foreach (var s in Strings)
+        {
+            if (Equal(value, s, ignoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool MatchRegex(ReadOnlySpan<byte> value)
+    {
+        // Request fields are ASCII (the parser guarantees it); widen into chars without allocating.
+        char[]? rented = null;
+        var chars = value.Length <= 1024 ? stackalloc char[value.Length] : (rented = ArrayPool<char>.Shared.Rent(value.Length)).AsSpan(0, value.Length);
+        try
+        {
+            Encoding.Latin1.GetChars(value, chars);
+            return Pattern!.IsMatch(chars);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            // A pathological input must not stall the proxy: a rule whose regex cannot decide in time
+            // does not match (deny rules fail open here, which the policy author is told in docs).
+            return false;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private bool MatchNumber(long value) => Op switch
+    {
+        RuleOp.Gt => value > Numbers[0],
+        RuleOp.Lt => value < Numbers[0],
+        RuleOp.NotEquals or RuleOp.NotIn => Array.IndexOf(Numbers, value) < 0,
+        _ => Array.IndexOf(Numbers, value) >= 0,
+    };
+
+    private bool MatchAddress(IPAddress? source)
+    {
+        if (source is null)
+        {
+            return false;
+        }
+
+        var address = source.IsIPv4MappedToIPv6 ? source.MapToIPv4() : source;
+        var inside = false;
+        foreach (var n in Networks)
+        {
+            if (n.Contains(address))
+            {
+                inside = true;
+                break;
+            }
+        }
+
+        return Op is RuleOp.NotEquals or RuleOp.NotIn ? !inside : inside;
+    }
+
+    private static ReadOnlySpan<byte> TrimDot(ReadOnlySpan<byte> host) => !host.IsEmpty && host[^1] == (byte)'.' ? host[..^1] : host;
+
+    private static bool Equal(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, bool ignoreCase) =>
+        ignoreCase ? Ascii.EqualsIgnoreCase(a, b) : a.SequenceEqual(b);
+
+    private static int IndexOfIgnoreCase(ReadOnlySpan<byte> value, ReadOnlySpan<byte> needle)
+    {
+        for (var i = 0; i + needle.Length <= value.Length; i++)
+        {
+            if (Ascii.EqualsIgnoreCase(value.Slice(i, needle.Length), needle))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+}

@@ -1,0 +1,27 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>The outcome of <see cref="CompiledPolicy.Decide"/>: what to answer and what to audit.</summary>
+internal struct DecisionResult
+{
+    public Decision Decision;
+    public int Status;
+
+    /// <summary>A static string (see <see cref="Reasons"/>) or one precomputed at compile time.</summary>
+    public string Reason;
+    public string? Policy;
+    public string? Rule;
+
+    /// <summary>Seconds for <c>Retry-After</c>, or -1.</summary>
+    public long RetryAfterSeconds;
+
+    /// <summary>For TIME_RESTRICTED: when the window next opens.</summary>
+    public DateTimeOffset? RetryAt;
+
+    public readonly bool IsAllow => Decision == Decision.Allow;
+
+    public static DecisionResult Allow(string reason, string? policy = null, string? rule = null) =>
+        new() { Decision = Decision.Allow, Status = 200, Reason = reason, Policy = policy, Rule = rule, RetryAfterSeconds = -1 };
+
+    public static DecisionResult Refuse(Decision decision, int status, string reason, string? policy = null, string? rule = null, long retryAfter = -1) =>
+        new() { Decision = decision, Status = status, Reason = reason, Policy = policy, Rule = rule, RetryAfterSeconds = retryAfter };
+}

@@ -1,0 +1,29 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>Audit reasons as static strings, so the decision path never formats one.</summary>
+internal static class Reasons
+{
+    public const string Allowed = "allowed";
+    public const string ObserveMode = "observe_mode";
+    public const string Unauthenticated = "unauthenticated";
+    public const string BadCredentials = "bad_credentials";
+    public const string Suspended = "agent_suspended";
+    public const string PortNotAllowed = "port_not_allowed";
+    public const string PrivateDestination = "private_destination";
+    public const string MetadataDestination = "metadata_destination";
+    public const string TunnelLimit = "tunnel_limit";
+    public const string EgressBudget = "egress_budget";
+    public const string RuleDeny = "rule_deny";
+    public const string RuleAllow = "rule_allow";
+    public const string DomainBlocked = "domain_blocked";
+    public const string OutsideWindow = "outside_time_window";
+    public const string RateLimit = "rate_limit";
+    public const string FanOut = "new_domain_quota";
+    public const string DefaultAllow = "default_allow";
+    public const string DefaultDeny = "default_deny";
+    public const string SniMismatch = "sni_mismatch";
+    public const string SniMissing = "sni_missing";
+    public const string NotTls = "not_tls";
+    public const string PolicyRevoked = "policy_revoked";
+    public const string WindowClosed = "window_closed";
+}

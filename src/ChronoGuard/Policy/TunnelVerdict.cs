@@ -1,0 +1,8 @@
+namespace ChronoGuard.Policy;
+
+internal enum TunnelVerdict : byte
+{
+    Keep,
+    PolicyRevoked,
+    WindowClosed,
+}
