@@ -18,4 +18,16 @@ internal static partial class SidecarLog
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "SIGHUP: reloading policy")]
     public static partial void Sighup(ILogger logger);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "policy loaded from {Path} (sha256 {Sha256}): {Agents} agents, {Policies} policies, {Patterns} domain patterns")]
+    public static partial void PolicyLoaded(ILogger logger, string path, string sha256, int agents, int policies, int patterns);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "policy reloaded ({Trigger}) from {Path} (sha256 {Sha256}): {Agents} agents, {Policies} policies, {Patterns} domain patterns")]
+    public static partial void PolicyReloaded(ILogger logger, string trigger, string path, string sha256, int agents, int policies, int patterns);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Error, Message = "policy reload ({Trigger}) rejected, the previous policy stays: {Error} (sha256 {Sha256})")]
+    public static partial void PolicyRejected(ILogger logger, string trigger, string error, string sha256);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "policy {Path} is in observe mode: decisions are audited but nothing is blocked")]
+    public static partial void ObserveModeByFile(ILogger logger, string path);
 }

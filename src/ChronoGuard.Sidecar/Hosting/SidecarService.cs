@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
+using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Sidecar.Cli;
 using ChronoGuard.Stats;
@@ -16,10 +17,25 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private ProxyServer? _proxy;
     private StatsServer? _stats;
     private PosixSignalRegistration? _sighup;
+    private PolicyEngine? _policy;
+    private PolicyWatcher? _watcher;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), RequestGate.AllowAll);
+        _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time);
+        var loaded = _policy.Reload();
+        if (!loaded.Ok)
+        {
+            throw new StartupException(loaded.Error!);
+        }
+
+        if (loaded.Policy is { } first)
+        {
+            SidecarLog.PolicyLoaded(_logger, first.SourcePath!, loaded.Sha256, first.Agents.Length, first.Policies.Length, first.Patterns.Length);
+        }
+
+        var gate = new PolicyGate(_policy, time);
+        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
         _stats = new StatsServer();
         _stats.Map("/healthz", static body =>
@@ -40,17 +56,40 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         {
             SidecarLog.ObserveMode(_logger);
         }
+        else if (_policy.Current.IsObserve)
+        {
+            SidecarLog.ObserveModeByFile(_logger, settings.Policy.Path);
+        }
+
+        if (_policy.Path is { } path && settings.Policy.Watch)
+        {
+            _watcher = new PolicyWatcher(path, time, () => ReloadPolicy("file change"));
+        }
 
         _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             // SIGHUP is reserved for policy reload; never let it terminate the process.
             context.Cancel = true;
             SidecarLog.Sighup(_logger);
+            ThreadPool.QueueUserWorkItem(_ => ReloadPolicy("SIGHUP"));
         });
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
         SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint);
         return Task.CompletedTask;
+    }
+
+    private void ReloadPolicy(string trigger)
+    {
+        var outcome = _policy!.Reload();
+        if (outcome.Ok && outcome.Policy is { } p)
+        {
+            SidecarLog.PolicyReloaded(_logger, trigger, p.SourcePath!, outcome.Sha256, p.Agents.Length, p.Policies.Length, p.Patterns.Length);
+        }
+        else if (!outcome.Ok)
+        {
+            SidecarLog.PolicyRejected(_logger, trigger, outcome.Error!, outcome.Sha256);
+        }
     }
 
     private static void Listen(Action start, string endpoint, string key)
@@ -69,6 +108,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     {
         SidecarLog.Stopping(_logger);
         _sighup?.Dispose();
+        _watcher?.Dispose();
         if (_proxy is not null)
         {
             await _proxy.DrainAsync(CancellationToken.None).ConfigureAwait(false);
@@ -85,6 +125,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     public async ValueTask DisposeAsync()
     {
         _sighup?.Dispose();
+        _watcher?.Dispose();
         if (_proxy is not null)
         {
             await _proxy.DisposeAsync().ConfigureAwait(false);

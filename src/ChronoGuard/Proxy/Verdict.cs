@@ -16,6 +16,12 @@ internal struct Verdict
     /// <summary>Opaque per-request state of the gate (the authenticated agent).</summary>
     public object? Agent;
 
+    /// <summary>The decision as audited (in observe mode it may be a refusal while bytes still flow).</summary>
+    public ChronoGuard.Policy.DecisionResult Result;
+
+    /// <summary>A tunnel slot was taken for the agent and must be given back at close.</summary>
+    public bool HoldsTunnelSlot;
+
     public string Host;
     public int Port;
     public System.Net.IPAddress? Dialed;

@@ -1,0 +1,69 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>
+/// Owns the current <see cref="CompiledPolicy"/>. Reloads compile off the hot path and publish with
+/// <see cref="Volatile.Write{T}(ref T, T)"/>; requests read <see cref="Current"/> once. An invalid file
+/// leaves the current policy in place.
+/// </summary>
+internal sealed class PolicyEngine
+{
+    private readonly Lock _reloadLock = new();
+    private CompiledPolicy _current;
+    private long _version;
+
+    public PolicyEngine(string? path, int maxTunnelsPerAgent, TimeProvider time)
+    {
+        Path = path;
+        MaxTunnelsPerAgent = maxTunnelsPerAgent;
+        Time = time;
+        _current = PolicyCompiler.Observe(Registry, maxTunnelsPerAgent);
+    }
+
+    public string? Path { get; }
+
+    public int MaxTunnelsPerAgent { get; }
+
+    public TimeProvider Time { get; }
+
+    public AgentRegistry Registry { get; } = new();
+
+    public CompiledPolicy Current => Volatile.Read(ref _current);
+
+    /// <summary>Incremented on every successful (re)load; the proxy rechecks open tunnels when it moves.</summary>
+    public long Version => Volatile.Read(ref _version);
+
+    /// <summary>Loads <see cref="Path"/> (no-op outcome when there is no file: observe mode stays).</summary>
+    public PolicyLoadOutcome Reload()
+    {
+        if (Path is null)
+        {
+            return new PolicyLoadOutcome(true, null, string.Empty, null);
+        }
+
+        // One reload at a time (file watcher and SIGHUP may coincide); requests never take this lock.
+        lock (_reloadLock)
+        {
+            try
+            {
+                var compiled = PolicyLoader.Load(Path, Registry, MaxTunnelsPerAgent, out var sha);
+                Volatile.Write(ref _current, compiled);
+                Interlocked.Increment(ref _version);
+                return new PolicyLoadOutcome(true, null, sha, compiled);
+            }
+            catch (PolicyLoadException ex)
+            {
+                string sha;
+                try
+                {
+                    sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path)));
+                }
+                catch (IOException)
+                {
+                    sha = string.Empty;
+                }
+
+                return new PolicyLoadOutcome(false, ex.Message, sha, null);
+            }
+        }
+    }
+}

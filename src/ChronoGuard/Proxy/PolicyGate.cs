@@ -1,0 +1,167 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using ChronoGuard.Http;
+using ChronoGuard.Policy;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// The gate with a policy behind it: authenticates, decides in SPEC order, guards resolved addresses,
+/// checks the ClientHello, accounts tunnels and egress, and closes tunnels the policy no longer allows.
+/// In observe mode every decision is computed and reported, but bytes always flow.
+/// </summary>
+internal class PolicyGate(PolicyEngine engine, TimeProvider time) : RequestGate
+{
+    private long _seenVersion = -1;
+    private long _seenMinute;
+
+    public PolicyEngine Engine => engine;
+
+    public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
+    {
+        var policy = engine.Current;
+        var auth = policy.Authenticate(head.Span(head.ProxyAuthorization), out var agent);
+        verdict.Agent = agent;
+        if (auth != AuthOutcome.Ok)
+        {
+            verdict.Result = auth == AuthOutcome.Suspended
+                ? DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended)
+                : DecisionResult.Refuse(Decision.Deny, 407, auth == AuthOutcome.Missing ? Reasons.Unauthenticated : Reasons.BadCredentials);
+        }
+        else
+        {
+            var facts = new RequestFacts(
+                head.Span(head.TargetHost),
+                head.TargetPort,
+                head.Span(head.Method),
+                head.IsConnect ? default : head.Span(head.TargetPath),
+                head.Span(head.UserAgent),
+                connection.Remote?.Address,
+                head.IsConnect);
+            verdict.Result = policy.Decide(agent!, facts, time.GetUtcNow(), Stopwatch.GetTimestamp());
+            if (verdict.Result.IsAllow && head.IsConnect)
+            {
+                if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
+                {
+                    verdict.HoldsTunnelSlot = true;
+                }
+                else
+                {
+                    verdict.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
+                }
+            }
+        }
+
+        verdict.Allowed = verdict.Result.IsAllow || policy.IsObserve;
+        verdict.Refusal = ToRefusal(verdict.Result);
+    }
+
+    public override bool AcceptAddress(ProxyConnection connection, ref Verdict verdict, IPAddress address)
+    {
+        var policy = engine.Current;
+        var check = policy.CheckResolved(address);
+        if (check.IsAllow)
+        {
+            return true;
+        }
+
+        verdict.Result = check;
+        verdict.Refusal = ToRefusal(check);
+        return policy.IsObserve;
+    }
+
+    public override bool RequiresSniCheck(in Verdict verdict) =>
+        engine.Current.Network.RequireSniMatch && !IPAddress.TryParse(verdict.Host, out _);
+
+    public override SniVerdict CheckClientHello(ProxyConnection connection, ref Verdict verdict, in ReadOnlySequence<byte> firstBytes, bool complete)
+    {
+        Span<byte> sni = stackalloc byte[256];
+        var result = TlsClientHello.TryGetSni(firstBytes, sni, out var length);
+        string? reason = result switch
+        {
+            TlsClientHello.Result.NeedMore => complete ? Reasons.NotTls : null,
+            TlsClientHello.Result.NotTls => verdict.Port == 443 ? Reasons.NotTls : string.Empty,
+            TlsClientHello.Result.NoSni => Reasons.SniMissing,
+            _ => Ascii.EqualsIgnoreCase(sni[..length], verdict.Host) ? string.Empty : Reasons.SniMismatch,
+        };
+        if (reason is null)
+        {
+            return SniVerdict.NeedMore;
+        }
+
+        if (reason.Length == 0)
+        {
+            return SniVerdict.Pass;
+        }
+
+        verdict.Result = DecisionResult.Refuse(Decision.Block, 403, reason);
+        verdict.Refusal = ToRefusal(verdict.Result);
+        OnSniRefused(connection, ref verdict);
+        return engine.Current.IsObserve ? SniVerdict.Pass : SniVerdict.Refuse;
+    }
+
+    /// <summary>The SNI refusal is its own decision record (the CONNECT itself was already recorded as allowed).</summary>
+    protected virtual void OnSniRefused(ProxyConnection connection, ref Verdict verdict)
+    {
+    }
+
+    public override bool NeedsRecheck()
+    {
+        var version = engine.Version;
+        var minute = time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
+        if (version == Interlocked.Exchange(ref _seenVersion, version) && minute == Interlocked.Exchange(ref _seenMinute, minute))
+        {
+            return false;
+        }
+
+        return true;
+    }
+
+    public override string? Recheck(ProxyConnection connection, in Verdict verdict)
+    {
+        var policy = engine.Current;
+        if (policy.IsObserve || verdict.Agent is not AgentPlan old)
+        {
+            return null;
+        }
+
+        if (!policy.AgentsById.TryGetValue(old.Id, out var agent))
+        {
+            return Reasons.PolicyRevoked;
+        }
+
+        return policy.Recheck(agent, Encoding.ASCII.GetBytes(verdict.Host), verdict.Port, time.GetUtcNow()) switch
+        {
+            TunnelVerdict.PolicyRevoked => Reasons.PolicyRevoked,
+            TunnelVerdict.WindowClosed => Reasons.WindowClosed,
+            _ => null,
+        };
+    }
+
+    public override bool OnEgress(in Verdict verdict, long bytes)
+    {
+        if (verdict.Agent is not AgentPlan agent || agent.EgressBytesPerDay is not { } budget)
+        {
+            return true;
+        }
+
+        return agent.Runtime.AddEgress(CompiledPolicy.Day(time.GetUtcNow()), bytes) <= budget || engine.Current.IsObserve;
+    }
+
+    public override void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)
+    {
+        if (verdict.HoldsTunnelSlot && verdict.Agent is AgentPlan agent)
+        {
+            agent.Runtime.CloseTunnel();
+        }
+    }
+
+    internal static Refusal ToRefusal(in DecisionResult r) => new(r.Status, DecisionNames.Name(r.Decision), r.Reason)
+    {
+        RetryAfterSeconds = r.RetryAfterSeconds,
+        RetryAt = r.RetryAt,
+        ChallengeBasic = r.Status == 407,
+    };
+}
