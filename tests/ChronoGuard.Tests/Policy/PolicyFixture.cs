@@ -1,0 +1,28 @@
+using ChronoGuard.Policy;
+using ChronoGuard.Tests.Support;
+
+namespace ChronoGuard.Tests.Policy;
+
+/// <summary>Compiles policy JSON text the way the sidecar loads a file.</summary>
+internal static class PolicyFixture
+{
+    public const string Token = "s3cret-token";
+    public static readonly string TokenSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("s3cret-token"u8));
+
+    public static CompiledPolicy Compile(string json, AgentRegistry? registry = null, int maxTunnels = 512)
+    {
+        using var dir = new TempDir();
+        var path = dir.File("policy.json");
+        File.WriteAllText(path, json.Replace("$TOKEN", TokenSha, StringComparison.Ordinal));
+        return PolicyLoader.Load(path, registry ?? new AgentRegistry(), maxTunnels, out _);
+    }
+
+    public static string LoadError(string json)
+    {
+        var ex = Assert.Throws<PolicyLoadException>(() => Compile(json));
+        return ex.Message;
+    }
+
+    public static byte[] Basic(string agent, string token = Token) =>
+        System.Text.Encoding.ASCII.GetBytes("Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(agent + ":" + token)));
+}
