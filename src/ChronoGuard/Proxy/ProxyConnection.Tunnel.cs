@@ -63,12 +63,22 @@ internal sealed partial class ProxyConnection
             }
 
             var verdict = _context.Hooks.CheckClientHello(this, ref _verdict, buffer, result.IsCompleted);
-            _input.AdvanceTo(buffer.Start, buffer.End);
             if (verdict == SniVerdict.Pass)
             {
+                // Relay what was judged now: the pipe will not offer examined bytes to TryRead again.
+                await SocketSend.SendAllAsync(_upstream!, buffer).ConfigureAwait(false);
+                Interlocked.Add(ref _bytesUp, buffer.Length);
+                _input.AdvanceTo(buffer.End);
+                if (result.IsCompleted)
+                {
+                    _upstream!.Shutdown(SocketShutdown.Send);
+                }
+
                 SetPhase(ConnectionPhase.Tunnel);
                 return true;
             }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
 
             if (verdict == SniVerdict.Refuse || result.IsCompleted)
             {

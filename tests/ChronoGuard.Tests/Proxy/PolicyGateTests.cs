@@ -1,0 +1,204 @@
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Text;
+using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
+using ChronoGuard.Tests.Policy;
+using ChronoGuard.Tests.Support;
+
+namespace ChronoGuard.Tests.Proxy;
+
+/// <summary>The real proxy with a real policy: identity, refusals, rebinding, SNI, reload.</summary>
+public sealed class PolicyGateTests
+{
+    private static string PolicyJson(int originPort, string allowed = "\"localhost\", \"allowed.test\", \"127.0.0.1\"") => $$"""
+        {
+          "version": 1,
+          "network": { "allowPrivateDestinations": false, "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{originPort}}], "requireSniMatch": true },
+          "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+          "policies": [ { "name": "p", "allowedDomains": [{{allowed}}], "blockedDomains": ["blocked.test"] } ]
+        }
+        """;
+
+    private static (PolicyEngine Engine, string Path, TempDir Dir) Engine(string json)
+    {
+        var dir = new TempDir();
+        var path = dir.File("policy.json");
+        File.WriteAllText(path, json.Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        var engine = new PolicyEngine(path, 512, TimeProvider.System);
+        Assert.True(engine.Reload().Ok);
+        return (engine, path, dir);
+    }
+
+    [Fact]
+    public async Task HttpClient_sends_credentials_after_the_407_challenge_and_gets_through()
+    {
+        await using var origin = await KestrelOrigin.StartAsync(tls: true);
+        var (engine, _, dir) = Engine(PolicyJson(origin.Port));
+        using var _d = dir;
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System));
+        using var handler = new SocketsHttpHandler
+        {
+            Proxy = new WebProxy(proxy.Uri) { Credentials = new NetworkCredential("bot", PolicyFixture.Token) },
+        };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) => cert!.GetCertHashString() == TestCertificates.Server.GetCertHashString();
+        using var http = new HttpClient(handler);
+
+        Assert.Equal("hello from origin", await http.GetStringAsync(new Uri($"https://localhost:{origin.Port}/hello")));
+
+        using var anonymous = proxy.CreateClient();
+        var refused = await Assert.ThrowsAsync<HttpRequestException>(() => anonymous.GetStringAsync(new Uri($"https://localhost:{origin.Port}/hello")));
+        Assert.Equal(HttpStatusCode.ProxyAuthenticationRequired, refused.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("blocked.test", 403, "BLOCK")]
+    [InlineData("elsewhere.test", 403, "DENY")]
+    public async Task Refusals_carry_the_decision(string host, int status, string decision)
+    {
+        var (engine, _, dir) = Engine(PolicyJson(80));
+        using var _d = dir;
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System));
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync($"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+
+        var response = await client.ReadHeadAsync();
+        Assert.Equal(status, response.Status);
+        Assert.Equal(decision, response["X-ChronoGuard-Decision"]);
+    }
+
+    [Theory]
+    [InlineData("169.254.169.254")]
+    [InlineData("::ffff:127.0.0.1")]
+    [InlineData("10.0.0.7")]
+    public async Task An_allowed_name_resolving_to_a_private_address_is_blocked_before_connecting(string rebound)
+    {
+        var (engine, _, dir) = Engine(PolicyJson(443).Replace("\"allowedCidrs\": [\"127.0.0.0/8\"]", "\"allowedCidrs\": []", StringComparison.Ordinal));
+        using var _d = dir;
+        var resolver = new MapResolver { ["allowed.test"] = IPAddress.Parse(rebound) };
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System), resolver: resolver);
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync($"CONNECT allowed.test:443 HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+
+        var response = await client.ReadHeadAsync();
+        Assert.Equal(403, response.Status);
+        Assert.Equal("BLOCK", response["X-ChronoGuard-Decision"]);
+    }
+
+    [Theory]
+    [InlineData("localhost", true)]
+    [InlineData("evil.test", false)]
+    [InlineData("", false)]
+    public async Task The_ClientHello_must_name_the_CONNECT_host(string sni, bool passes)
+    {
+        await using var origin = await KestrelOrigin.StartAsync(tls: true);
+        var (engine, _, dir) = Engine(PolicyJson(origin.Port));
+        using var _d = dir;
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System));
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync($"CONNECT localhost:{origin.Port} HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+        Assert.Equal(200, (await client.ReadHeadAsync()).Status);
+
+        using var tls = new SslStream(new NetworkStream(client.Socket, ownsSocket: false));
+        var handshake = tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = sni,
+            RemoteCertificateValidationCallback = (_, cert, _, _) => cert!.GetCertHashString() == TestCertificates.Server.GetCertHashString(),
+        });
+        if (passes)
+        {
+            await handshake.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(tls.IsAuthenticated);
+        }
+        else
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => handshake.WaitAsync(TimeSpan.FromSeconds(10)));
+            Assert.Empty(origin.ConnectionIds);
+        }
+    }
+
+    [Fact]
+    public async Task Reload_closes_open_tunnels_the_new_policy_denies_and_keeps_the_rest()
+    {
+        await using var echo = TcpOrigin.Echo();
+        var json = PolicyJson(echo.Port).Replace("\"requireSniMatch\": true", "\"requireSniMatch\": false", StringComparison.Ordinal);
+        var (engine, path, dir) = Engine(json);
+        using var _d = dir;
+        var gate = new RecordingPolicyGate(engine);
+        await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback, ["localhost"] = IPAddress.Loopback });
+        async Task<RawClient> Open(string host)
+        {
+            var c = await RawClient.ConnectAsync(proxy.EndPoint);
+            await c.SendAsync($"CONNECT {host}:{echo.Port} HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+            Assert.Equal(200, (await c.ReadHeadAsync()).Status);
+            return c;
+        }
+
+        using var kept = await Open("localhost");
+        using var revoked = await Open("allowed.test");
+        File.WriteAllText(path, PolicyJson(echo.Port, "\"localhost\"").Replace("\"requireSniMatch\": true", "\"requireSniMatch\": false", StringComparison.Ordinal).Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        Assert.True(engine.Reload().Ok);
+
+        Assert.Empty(await revoked.ReadToEndAsync(timeoutMs: 10_000));
+        await gate.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("policy_revoked", gate.CloseReason);
+        await kept.SendAsync("still open");
+        Assert.Equal("still open", Encoding.ASCII.GetString(await kept.ReadExactlyAsync(10)));
+    }
+
+    [Fact]
+    public async Task Reload_under_concurrent_load_fails_and_stalls_nothing()
+    {
+        await using var origin = await KestrelOrigin.StartAsync();
+        var (engine, path, dir) = Engine(PolicyJson(origin.Port));
+        using var _d = dir;
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System));
+        using var handler = new SocketsHttpHandler { Proxy = new WebProxy(proxy.Uri) { Credentials = new NetworkCredential("bot", PolicyFixture.Token) } };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(20) };
+
+        using var stop = new CancellationTokenSource();
+        var reloads = 0;
+        var reloader = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                // Alternate between the policy and a broken file: the broken one must be rejected
+                // and the last good one keep serving.
+                File.WriteAllText(path, (reloads % 3 == 2 ? "{ broken" : PolicyJson(origin.Port)).Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+                engine.Reload();
+                reloads++;
+                await Task.Yield();
+            }
+        });
+        var clients = Enumerable.Range(0, 8).Select(async _ =>
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                Assert.Equal("hello from origin", await http.GetStringAsync(new Uri($"http://127.0.0.1:{origin.Port}/hello")));
+            }
+        }).ToArray();
+
+        await Task.WhenAll(clients);
+        await stop.CancelAsync();
+        await reloader;
+        Assert.True(reloads > 10, $"only {reloads} reloads happened during the load");
+    }
+
+    private sealed class RecordingPolicyGate(PolicyEngine engine) : PolicyGate(engine, TimeProvider.System)
+    {
+        public TaskCompletionSource Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string? CloseReason { get; private set; }
+
+        public override void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)
+        {
+            base.OnClosed(connection, verdict, bytesUp, bytesDown, durationMs, reason);
+            if (verdict.Host == "allowed.test")
+            {
+                CloseReason = reason;
+                Closed.TrySetResult();
+            }
+        }
+    }
+}
