@@ -33,6 +33,10 @@ internal static class CommandLine
         {
             case "run":
                 return await RunCommand.RunAsync(rest, stdout, stderr, CancellationToken.None).ConfigureAwait(false);
+            case "policy":
+                return PolicyCommand.Run(rest, stdout, stderr);
+            case "hash-token":
+                return HashTokenCommand.Run(rest, Console.In, stdout, stderr);
             case "--version":
             case "version":
                 await stdout.WriteLineAsync("chronoguard " + Version).ConfigureAwait(false);

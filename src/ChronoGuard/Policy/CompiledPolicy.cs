@@ -216,6 +216,11 @@ internal sealed partial class CompiledPolicy
                 return result;
             }
 
+            if (policy.Window is { } open)
+            {
+                trace?.Step($"  time window ({open.Zone.Id}): open");
+            }
+
             if (consume && policy.Limits is { } policyLimits && !TakeToken(agent, policy, policyLimits, facts.Host, nowTicks, out var wait))
             {
                 trace?.Step($"  bucket empty: retry after {wait} s");
