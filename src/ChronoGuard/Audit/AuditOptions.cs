@@ -1,0 +1,23 @@
+namespace ChronoGuard.Audit;
+
+/// <summary>The <c>Audit</c> configuration section (SPEC §3, §5).</summary>
+public sealed class AuditOptions
+{
+    /// <summary>Where the FASTER log lives.</summary>
+    public string Directory { get; set; } = "./chronoguard-audit";
+
+    /// <summary><c>batched</c> (commit at least every CommitIntervalMs) or <c>commit-before-forward</c>.</summary>
+    public string Durability { get; set; } = "batched";
+
+    /// <summary>Longest time a record waits for its commit in batched mode.</summary>
+    public int CommitIntervalMs { get; set; } = 5;
+
+    /// <summary>Records the ring holds before appenders are held back (a power of two is used).</summary>
+    public int QueueCapacity { get; set; } = 16_384;
+
+    /// <summary>A file whose bytes key HMAC-SHA256 for the chain; plain SHA-256 when unset.</summary>
+    public string? HmacKeyFile { get; set; }
+
+    /// <summary>FASTER segment size as a power of two (retention drops whole segments).</summary>
+    public int SegmentSizeBits { get; set; } = 26;
+}

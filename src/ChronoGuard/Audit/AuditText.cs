@@ -1,0 +1,15 @@
+namespace ChronoGuard.Audit;
+
+/// <summary>The text fields of a record, in canonical order, with the longest each may be (bytes, UTF-8).</summary>
+internal enum AuditText
+{
+    Agent,
+    SourceIp,
+    Method,
+    Host,
+    Path,
+    Decision,
+    Reason,
+    Policy,
+    Rule,
+}
