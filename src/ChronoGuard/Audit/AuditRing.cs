@@ -1,0 +1,99 @@
+namespace ChronoGuard.Audit;
+
+/// <summary>
+/// Bounded multi-producer, single-consumer ring of <see cref="AuditRecord"/> (Vyukov's bounded queue).
+/// A producer claims a position with one CAS on the tail; the position is the record's audit sequence
+/// number, so a request knows its seq the moment it appends. <see cref="TryAppend"/> returning false is
+/// back-pressure: the ring is full and the caller must wait, never drop.
+/// </summary>
+internal sealed class AuditRing
+{
+    private readonly Slot[] _slots;
+    private readonly int _mask;
+    private PaddedLong _tail;
+    private PaddedLong _head;
+
+    public AuditRing(int capacity, long firstSeq)
+    {
+        var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, capacity));
+        _slots = new Slot[size];
+        _mask = size - 1;
+        for (var i = 0; i < size; i++)
+        {
+            _slots[i].Sequence = firstSeq + i;
+        }
+
+        _tail.Value = firstSeq;
+        _head.Value = firstSeq;
+    }
+
+    public int Capacity => _slots.Length;
+
+    /// <summary>Records appended and not yet taken by the consumer.</summary>
+    public long Depth => Volatile.Read(ref _tail.Value) - Volatile.Read(ref _head.Value);
+
+    /// <summary>The next sequence number a producer would get.</summary>
+    public long NextSeq => Volatile.Read(ref _tail.Value);
+
+    /// <summary>Copies <paramref name="record"/> in with its sequence number set; false when full.</summary>
+    public bool TryAppend(ref AuditRecord record, out long seq)
+    {
+        var pos = Volatile.Read(ref _tail.Value);
+        while (true)
+        {
+            ref var slot = ref _slots[pos & _mask];
+            var dif = Volatile.Read(ref slot.Sequence) - pos;
+            if (dif == 0)
+            {
+                if (Interlocked.CompareExchange(ref _tail.Value, pos + 1, pos) == pos)
+                {
+                    record.Seq = pos;
+                    slot.Record = record;
+                    // Publish after the copy: the consumer reads the record only once it sees pos + 1.
+                    Volatile.Write(ref slot.Sequence, pos + 1);
+                    seq = pos;
+                    return true;
+                }
+            }
+            else if (dif < 0)
+            {
+                seq = -1;
+                return false;
+            }
+
+            pos = Volatile.Read(ref _tail.Value);
+        }
+    }
+
+    /// <summary>Consumer only: the next record if it has been published.</summary>
+    public bool TryPeek(out long seq)
+    {
+        seq = _head.Value;
+        ref var slot = ref _slots[seq & _mask];
+        return Volatile.Read(ref slot.Sequence) == seq + 1;
+    }
+
+    /// <summary>Consumer only: the record at the head (after <see cref="TryPeek"/> said it is there).</summary>
+    public ref AuditRecord Head => ref _slots[_head.Value & _mask].Record;
+
+    /// <summary>Consumer only: frees the head slot for the producer one lap ahead.</summary>
+    public void Advance()
+    {
+        var pos = _head.Value;
+        Volatile.Write(ref _slots[pos & _mask].Sequence, pos + _mask + 1);
+        Volatile.Write(ref _head.Value, pos + 1);
+    }
+
+    private struct Slot
+    {
+        public long Sequence;
+        public AuditRecord Record;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]
+    private struct PaddedLong
+    {
+        [System.Runtime.InteropServices.FieldOffset(64)]
+        public long Value;
+    }
+}

@@ -1,0 +1,314 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using FASTER.core;
+
+namespace ChronoGuard.Audit;
+
+/// <summary>
+/// Persists the audit chain. Request handlers append to a lock-free ring and learn their sequence
+/// number at once; one dedicated writer thread drains the ring in batches, hashes the chain, appends
+/// to a FASTER log and commits once per batch (group commit), then advances the committed watermark
+/// that <see cref="WaitDurableAsync"/> waiters (commit-before-forward) observe.
+/// </summary>
+internal sealed class AuditWriter : IDisposable
+{
+    private const int MaxBatch = 1024;
+
+    private readonly FasterLog _log;
+    private readonly IDevice _device;
+    private readonly AuditRing _ring;
+    private readonly AuditChain _chain;
+    private readonly TimeProvider _time;
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _wake = new(false);
+    private readonly long _commitIntervalTicks;
+    private readonly byte[] _prevHash = new byte[AuditCodec.HashBytes];
+    private TaskCompletionSource _nextCommit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _committedSeq;
+    private byte[] _committedHash;
+    private long _recordsTotal;
+    private long _backPressure;
+    private int _sleeping;
+    private volatile bool _stopping;
+    private volatile bool _faulted;
+
+    private AuditWriter(AuditOptions options, TimeProvider time, FasterLog log, IDevice device, byte[]? key, long nextSeq, byte[] headHash)
+    {
+        Options = options;
+        CommitBeforeForward = string.Equals(options.Durability, "commit-before-forward", StringComparison.OrdinalIgnoreCase);
+        _time = time;
+        _log = log;
+        _device = device;
+        _chain = new AuditChain(key);
+        _ring = new AuditRing(options.QueueCapacity, nextSeq);
+        headHash.CopyTo(_prevHash, 0);
+        _committedSeq = nextSeq - 1;
+        _committedHash = headHash;
+        RecoveredRecords = nextSeq;
+        _commitIntervalTicks = Math.Max(1, options.CommitIntervalMs) * Stopwatch.Frequency / 1000;
+        // A dedicated thread, not a Task on the pool: the writer blocks in FASTER's commit (fsync) by
+        // design, and a pool thread doing that under load would starve request continuations.
+        _thread = new Thread(Run) { Name = "chronoguard-audit-writer", IsBackground = true };
+    }
+
+    public AuditOptions Options { get; }
+
+    public bool CommitBeforeForward { get; }
+
+    public bool IsHmac => _chain.IsHmac;
+
+    /// <summary>Records found in the log at start (the next seq).</summary>
+    public long RecoveredRecords { get; }
+
+    /// <summary>The highest seq durably committed (-1 for an empty log).</summary>
+    public long CommittedSeq => Volatile.Read(ref _committedSeq);
+
+    public (long Seq, byte[] Hash) Head
+    {
+        get
+        {
+            // Hash and seq move together under the writer; read the pair consistently.
+            while (true)
+            {
+                var seq = Volatile.Read(ref _committedSeq);
+                var hash = Volatile.Read(ref _committedHash);
+                if (seq == Volatile.Read(ref _committedSeq))
+                {
+                    return (seq, hash);
+                }
+            }
+        }
+    }
+
+    public long QueueDepth => _ring.Depth;
+
+    public long RecordsTotal => Volatile.Read(ref _recordsTotal);
+
+    /// <summary>Appends that found the ring full and had to wait (back-pressure, never a drop).</summary>
+    public long BackPressureTotal => Volatile.Read(ref _backPressure);
+
+    public bool Healthy => !_faulted && _thread.IsAlive;
+
+    /// <summary>Called with the Stopwatch ticks of every commit (for the commit-duration histogram).</summary>
+    public Action<long>? OnCommit { get; set; }
+
+    public static AuditWriter Open(AuditOptions options, TimeProvider time)
+    {
+        Directory.CreateDirectory(options.Directory);
+        var key = AuditChain.ReadKey(options.HmacKeyFile);
+        var (log, device) = OpenLog(options.Directory, options.SegmentSizeBits, readOnly: false);
+        var (next, head) = RecoverHead(log);
+        var writer = new AuditWriter(options, time, log, device, key, next, head);
+        writer._thread.Start();
+        return writer;
+    }
+
+    internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly)
+    {
+        var device = Devices.CreateLogDevice(Path.Combine(directory, "audit.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        var settings = new FasterLogSettings
+        {
+            LogDevice = device,
+            LogCommitDir = directory,
+            PageSizeBits = 20,
+            MemorySizeBits = 22,
+            SegmentSizeBits = segmentSizeBits,
+            ReadOnlyMode = readOnly,
+            AutoRefreshSafeTailAddress = readOnly,
+        };
+        return (new FasterLog(settings), device);
+    }
+
+    /// <summary>Scans the recovered log to its tail: the next seq and the last hash (zeros when empty).</summary>
+    internal static (long Next, byte[] Hash) RecoverHead(FasterLog log)
+    {
+        var next = 0L;
+        var hash = new byte[AuditCodec.HashBytes];
+        using var iterator = log.Scan(log.BeginAddress, log.TailAddress);
+        while (iterator.GetNext(out var entry, out var length, out _))
+        {
+            if (length < AuditCodec.EntryPrefix + 9)
+            {
+                continue;
+            }
+
+            next = BinaryPrimitives.ReadInt64BigEndian(entry.AsSpan(AuditCodec.EntryPrefix + 1)) + 1;
+            hash = entry.AsSpan(AuditCodec.HashBytes, AuditCodec.HashBytes).ToArray();
+        }
+
+        return (next, hash);
+    }
+
+    /// <summary>Appends without waiting; false when the ring is full (the caller must retry, not drop).</summary>
+    public bool TryAppend(ref AuditRecord record, out long seq)
+    {
+        if (record.TimestampNs == 0)
+        {
+            record.TimestampNs = (_time.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        }
+
+        if (!_ring.TryAppend(ref record, out seq))
+        {
+            Interlocked.Increment(ref _backPressure);
+            Wake();
+            return false;
+        }
+
+        if (Volatile.Read(ref _sleeping) != 0)
+        {
+            Wake();
+        }
+
+        return true;
+    }
+
+    /// <summary>Appends, waiting while the ring is full: back-pressure on the request, never a lost record.</summary>
+    public long Append(ref AuditRecord record)
+    {
+        var spin = default(SpinWait);
+        long seq;
+        while (!TryAppend(ref record, out seq))
+        {
+            if (_faulted || _stopping)
+            {
+                return -1;
+            }
+
+            spin.SpinOnce(sleep1Threshold: 20);
+        }
+
+        return seq;
+    }
+
+    /// <summary>Completes when <paramref name="seq"/> is durably committed.</summary>
+    public ValueTask WaitDurableAsync(long seq)
+    {
+        if (seq <= Volatile.Read(ref _committedSeq) || seq < 0)
+        {
+            return default;
+        }
+
+        return new ValueTask(WaitSlowAsync(seq));
+    }
+
+    private async Task WaitSlowAsync(long seq)
+    {
+        Wake();
+        while (seq > Volatile.Read(ref _committedSeq))
+        {
+            if (_faulted)
+            {
+                throw new IOException("audit writer failed; the record cannot be made durable");
+            }
+
+            // One completion source per commit, shared by every waiter of that commit.
+            var next = Volatile.Read(ref _nextCommit);
+            if (seq <= Volatile.Read(ref _committedSeq))
+            {
+                break;
+            }
+
+            await next.Task.ConfigureAwait(false);
+        }
+    }
+
+    private void Wake() => _wake.Set();
+
+    private void Run()
+    {
+        Span<byte> entry = stackalloc byte[AuditCodec.EntryPrefix + AuditCodec.MaxCanonicalBytes];
+        Span<byte> hash = stackalloc byte[AuditCodec.HashBytes];
+        var lastSeq = Volatile.Read(ref _committedSeq);
+        var pendingSince = 0L;
+        try
+        {
+            while (true)
+            {
+                var drained = 0;
+                while (drained < MaxBatch && _ring.TryPeek(out var seq))
+                {
+                    ref var record = ref _ring.Head;
+                    var n = AuditCodec.Encode(record, entry[AuditCodec.EntryPrefix..]);
+                    var canonical = entry.Slice(AuditCodec.EntryPrefix, n);
+                    _chain.Compute(_prevHash, canonical, hash);
+                    _prevHash.CopyTo(entry);
+                    hash.CopyTo(entry[AuditCodec.HashBytes..]);
+                    _log.Enqueue(entry[..(AuditCodec.EntryPrefix + n)]);
+                    hash.CopyTo(_prevHash);
+                    lastSeq = seq;
+                    _ring.Advance();
+                    drained++;
+                }
+
+                var now = Stopwatch.GetTimestamp();
+                if (drained > 0 && pendingSince == 0)
+                {
+                    pendingSince = now;
+                }
+
+                var pending = lastSeq > Volatile.Read(ref _committedSeq);
+                var due = pending && (CommitBeforeForward || now - pendingSince >= _commitIntervalTicks || _stopping);
+                if (due)
+                {
+                    Commit(lastSeq);
+                    pendingSince = 0;
+                    continue;
+                }
+
+                if (drained == MaxBatch)
+                {
+                    continue;
+                }
+
+                if (_stopping && !pending && !_ring.TryPeek(out _))
+                {
+                    return;
+                }
+
+                // Nothing to drain: sleep until an append wakes us or the commit interval is up.
+                Volatile.Write(ref _sleeping, 1);
+                if (!_ring.TryPeek(out _))
+                {
+                    var wait = pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : 1000;
+                    _wake.Wait((int)Math.Max(1, wait));
+                }
+
+                _wake.Reset();
+                Volatile.Write(ref _sleeping, 0);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or FasterException or ObjectDisposedException)
+        {
+            _faulted = true;
+            Volatile.Read(ref _nextCommit).TrySetException(ex);
+        }
+    }
+
+    private void Commit(long lastSeq)
+    {
+        var started = Stopwatch.GetTimestamp();
+        _log.Commit(spinWait: true);
+        OnCommit?.Invoke(Stopwatch.GetTimestamp() - started);
+        Interlocked.Add(ref _recordsTotal, lastSeq - Volatile.Read(ref _committedSeq));
+        Volatile.Write(ref _committedHash, (byte[])_prevHash.Clone());
+        Volatile.Write(ref _committedSeq, lastSeq);
+        var done = Interlocked.Exchange(ref _nextCommit, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        done.TrySetResult();
+    }
+
+    /// <summary>Drains and commits everything appended so far, then stops the writer thread.</summary>
+    public void Dispose()
+    {
+        if (!_stopping)
+        {
+            _stopping = true;
+            Wake();
+            _thread.Join(TimeSpan.FromSeconds(30));
+        }
+
+        _log.Dispose();
+        _device.Dispose();
+        _chain.Dispose();
+        _wake.Dispose();
+    }
+}
