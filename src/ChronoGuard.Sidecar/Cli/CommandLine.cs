@@ -33,6 +33,10 @@ internal static class CommandLine
         {
             case "run":
                 return await RunCommand.RunAsync(rest, stdout, stderr, CancellationToken.None).ConfigureAwait(false);
+            case "verify":
+                return VerifyCommand.Run(rest, stdout, stderr);
+            case "export":
+                return ExportCommand.Run(rest, stdout, stderr);
             case "policy":
                 return PolicyCommand.Run(rest, stdout, stderr);
             case "hash-token":

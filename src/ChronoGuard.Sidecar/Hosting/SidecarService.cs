@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
+using ChronoGuard.Audit;
+using Microsoft.Extensions.Configuration;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Sidecar.Cli;
@@ -19,14 +21,33 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private PosixSignalRegistration? _sighup;
     private PolicyEngine? _policy;
     private PolicyWatcher? _watcher;
+    private AuditWriter? _audit;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        var auditOptions = new AuditOptions();
+        settings.Audit.Bind(auditOptions);
+        try
+        {
+            _audit = AuditWriter.Open(auditOptions, time);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            throw new StartupException($"Audit:Directory {auditOptions.Directory}: cannot open the audit log: {ex.Message}", ex);
+        }
+
+        SystemRecords.Append(_audit, "start", detail: "chronoguard " + CommandLine.Version);
         _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time);
         var loaded = _policy.Reload();
         if (!loaded.Ok)
         {
+            SystemRecords.Append(_audit, "policy_reject", loaded.Sha256, loaded.Error);
             throw new StartupException(loaded.Error!);
+        }
+
+        if (loaded.Policy is { } p0)
+        {
+            SystemRecords.Append(_audit, "policy_load", loaded.Sha256, p0.SourcePath);
         }
 
         if (loaded.Policy is { } first)
@@ -34,7 +55,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             SidecarLog.PolicyLoaded(_logger, first.SourcePath!, loaded.Sha256, first.Agents.Length, first.Policies.Length, first.Patterns.Length);
         }
 
-        var gate = new PolicyGate(_policy, time);
+        var gate = new PolicyGate(_policy, time, _audit);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
         _stats = new StatsServer();
@@ -45,9 +66,15 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         });
         _stats.Map("/readyz", body =>
         {
-            var ready = _proxy.IsListening;
-            body.Write(ready ? "ready\n"u8 : "not ready: proxy not listening\n"u8);
+            var ready = _proxy.IsListening && _audit.Healthy;
+            body.Write(!_proxy.IsListening ? "not ready: proxy not listening\n"u8 : !_audit.Healthy ? "not ready: audit writer failed\n"u8 : "ready\n"u8);
             return (ready ? 200 : 503, "text/plain; charset=utf-8");
+        });
+        _stats.Map("/audit/head", body =>
+        {
+            var (seq, hash) = _audit.Head;
+            body.Write(System.Text.Encoding.ASCII.GetBytes($"{{\"seq\":{seq},\"hash\":\"{Convert.ToHexStringLower(hash)}\"}}\n"));
+            return (200, "application/json");
         });
 
         Listen(() => _proxy.Start(), settings.Proxy.Listen, "Proxy:Listen");
@@ -82,6 +109,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private void ReloadPolicy(string trigger)
     {
         var outcome = _policy!.Reload();
+        SystemRecords.Append(_audit!, outcome.Ok ? "policy_load" : "policy_reject", outcome.Sha256, outcome.Ok ? outcome.Policy?.SourcePath : outcome.Error);
         if (outcome.Ok && outcome.Policy is { } p)
         {
             SidecarLog.PolicyReloaded(_logger, trigger, p.SourcePath!, outcome.Sha256, p.Agents.Length, p.Policies.Length, p.Patterns.Length);
@@ -119,6 +147,13 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             await _stats.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_audit is not null)
+        {
+            SystemRecords.Append(_audit, "stop");
+            _audit.Dispose();
+            _audit = null;
+        }
+
         SidecarLog.Stopped(_logger);
     }
 
@@ -126,6 +161,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     {
         _sighup?.Dispose();
         _watcher?.Dispose();
+        _audit?.Dispose();
         if (_proxy is not null)
         {
             await _proxy.DisposeAsync().ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Text;
+using ChronoGuard.Audit;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
 
@@ -12,7 +13,7 @@ namespace ChronoGuard.Proxy;
 /// checks the ClientHello, accounts tunnels and egress, and closes tunnels the policy no longer allows.
 /// In observe mode every decision is computed and reported, but bytes always flow.
 /// </summary>
-internal class PolicyGate(PolicyEngine engine, TimeProvider time) : RequestGate
+internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null) : RequestGate
 {
     private long _seenVersion = -1;
     private long _seenMinute;
@@ -105,6 +106,82 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time) : RequestGate
     /// <summary>The SNI refusal is its own decision record (the CONNECT itself was already recorded as allowed).</summary>
     protected virtual void OnSniRefused(ProxyConnection connection, ref Verdict verdict)
     {
+        if (audit is null)
+        {
+            return;
+        }
+
+        var record = DecisionRecord(connection, "CONNECT"u8, default, verdict, verdict.Result.Status);
+        verdict.AuditSeq = audit.Append(ref record);
+    }
+
+    public override void Record(ProxyConnection connection, HttpHead head, ref Verdict verdict, int status)
+    {
+        if (audit is null)
+        {
+            return;
+        }
+
+        if (!verdict.Allowed || status != 200)
+        {
+            // The refusal the client sees (upstream failures included) is what the record says.
+            verdict.Result.Status = status;
+            if (verdict.Result.IsAllow && status != 200)
+            {
+                verdict.Result.Reason = verdict.Refusal.Reason;
+            }
+        }
+
+        var record = DecisionRecord(connection, head.Span(head.Method), head.IsConnect ? default : head.Span(head.TargetPath), verdict, status);
+        verdict.AuditSeq = audit.Append(ref record);
+    }
+
+    public override void OnProtocolRefusal(IPEndPoint? source, long connectionId, ref Refusal refusal)
+    {
+        if (audit is null)
+        {
+            return;
+        }
+
+        var record = default(AuditRecord);
+        record.Kind = AuditKind.Decision;
+        record.ConnectionId = connectionId;
+        record.Status = refusal.Status;
+        SetAddress(ref record, source?.Address);
+        record.Set(AuditText.Decision, refusal.Decision);
+        record.Set(AuditText.Reason, refusal.Reason);
+        refusal = refusal with { AuditSeq = audit.Append(ref record) };
+    }
+
+    public override ValueTask WaitDurableAsync(long auditSeq) =>
+        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : default;
+
+    private static AuditRecord DecisionRecord(ProxyConnection connection, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, in Verdict verdict, int status)
+    {
+        var record = default(AuditRecord);
+        record.Kind = AuditKind.Decision;
+        record.ConnectionId = connection.Id;
+        record.Port = verdict.Port;
+        record.Status = status;
+        record.Set(AuditText.Agent, (verdict.Agent as AgentPlan)?.Id);
+        SetAddress(ref record, connection.Remote?.Address);
+        record.Set(AuditText.Method, method);
+        record.Set(AuditText.Host, verdict.Host);
+        record.Set(AuditText.Path, path);
+        record.Set(AuditText.Decision, DecisionNames.Name(verdict.Result.Decision));
+        record.Set(AuditText.Reason, verdict.Result.Reason);
+        record.Set(AuditText.Policy, verdict.Result.Policy);
+        record.Set(AuditText.Rule, verdict.Result.Rule);
+        return record;
+    }
+
+    private static void SetAddress(ref AuditRecord record, IPAddress? address)
+    {
+        Span<byte> text = stackalloc byte[64];
+        if (address is not null && address.TryFormat(text, out var n))
+        {
+            record.Set(AuditText.SourceIp, text[..n]);
+        }
     }
 
     public override bool NeedsRecheck()
@@ -156,6 +233,24 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time) : RequestGate
         {
             agent.Runtime.CloseTunnel();
         }
+
+        if (audit is null)
+        {
+            return;
+        }
+
+        var record = default(AuditRecord);
+        record.Kind = AuditKind.Close;
+        record.ConnectionId = connection.Id;
+        record.Port = verdict.Port;
+        record.BytesUp = bytesUp;
+        record.BytesDown = bytesDown;
+        record.DurationMs = durationMs;
+        record.Set(AuditText.Agent, (verdict.Agent as AgentPlan)?.Id);
+        SetAddress(ref record, connection.Remote?.Address);
+        record.Set(AuditText.Host, verdict.Host);
+        record.Set(AuditText.Reason, reason);
+        audit.Append(ref record);
     }
 
     internal static Refusal ToRefusal(in DecisionResult r) => new(r.Status, DecisionNames.Name(r.Decision), r.Reason)

@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text.Json;
+using ChronoGuard.Audit;
+
+namespace ChronoGuard.Sidecar.Cli;
+
+/// <summary><c>chronoguard export</c>: an audit directory as JSONL or CSV, filtered, optionally following.</summary>
+internal static class ExportCommand
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        string? dir = null, format = "jsonl", agent = null, decision = null, outFile = null;
+        DateTimeOffset? since = null, until = null;
+        var follow = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            DateTimeOffset Time(string v) => DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : throw new ArgumentException($"'{v}' is not an ISO-8601 time");
+            try
+            {
+                switch (args[i])
+                {
+                    case "--audit-dir": dir = Next(); break;
+                    case "--format": format = Next(); break;
+                    case "--since": since = Time(Next()); break;
+                    case "--until": until = Time(Next()); break;
+                    case "--agent": agent = Next(); break;
+                    case "--decision": decision = Next(); break;
+                    case "--out": outFile = Next(); break;
+                    case "--follow": follow = true; break;
+                    default: throw new ArgumentException($"unknown option '{args[i]}'");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                stderr.WriteLine("export: " + ex.Message);
+                return CommandLine.UsageError;
+            }
+        }
+
+        if (dir is null || format is not ("jsonl" or "csv"))
+        {
+            stderr.WriteLine("export: --audit-dir DIR is required; --format is jsonl or csv");
+            return CommandLine.UsageError;
+        }
+
+        var output = outFile is null ? stdout : new StreamWriter(outFile, append: false);
+        try
+        {
+            if (format == "csv")
+            {
+                output.WriteLine(string.Join(',', AuditJson.Columns));
+            }
+
+            bool Keep(AuditEntry e) =>
+                (since is null || e.Time >= since) && (until is null || e.Time < until)
+                && (agent is null || e.Agent == agent) && (decision is null || string.Equals(e.Decision, decision, StringComparison.OrdinalIgnoreCase));
+            var buffer = new MemoryStream();
+            long address = 0;
+            using var stop = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            do
+            {
+                foreach (var (entry, _) in AuditReader.ReadDirectory(dir, address, next => address = next))
+                {
+                    if (!Keep(entry))
+                    {
+                        continue;
+                    }
+
+                    if (format == "csv")
+                    {
+                        output.WriteLine(AuditJson.Csv(entry));
+                        continue;
+                    }
+
+                    buffer.SetLength(0);
+                    using (var w = new Utf8JsonWriter(buffer))
+                    {
+                        AuditJson.Write(w, entry);
+                    }
+
+                    output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+                }
+
+                output.Flush();
+            }
+            while (follow && !stop.Token.WaitHandle.WaitOne(500));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FASTER.core.FasterException)
+        {
+            stderr.WriteLine("export: " + ex.Message.ReplaceLineEndings(" "));
+            return CommandLine.UsageError;
+        }
+        finally
+        {
+            if (outFile is not null)
+            {
+                output.Dispose();
+            }
+        }
+
+        return CommandLine.Ok;
+    }
+}
