@@ -18,9 +18,11 @@ internal sealed class AuditRing
         var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, capacity));
         _slots = new Slot[size];
         _mask = size - 1;
+        // A recovered log starts the ring mid-lap: each slot holds the first position that maps to it.
         for (var i = 0; i < size; i++)
         {
-            _slots[i].Sequence = firstSeq + i;
+            var pos = firstSeq + i;
+            _slots[pos & _mask].Sequence = pos;
         }
 
         _tail.Value = firstSeq;

@@ -1,0 +1,55 @@
+using ChronoGuard.Audit;
+using ChronoGuard.Tests.Support;
+
+namespace ChronoGuard.Tests.Audit;
+
+internal static class AuditTestData
+{
+    /// <summary>Writes <paramref name="count"/> varied records through a real writer and returns the export lines.</summary>
+    public static List<string> WriteAndExport(TempDir dir, int count, string? keyFile = null, string durability = "batched")
+    {
+        var options = new AuditOptions { Directory = dir.File("audit"), HmacKeyFile = keyFile, Durability = durability, QueueCapacity = 64 };
+        using (var writer = AuditWriter.Open(options, TimeProvider.System))
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var r = default(AuditRecord);
+                r.Kind = (AuditKind)(i % 3);
+                r.Port = 443;
+                r.Status = i % 2 == 0 ? 200 : 403;
+                r.ConnectionId = i;
+                r.BytesUp = i * 10;
+                r.BytesDown = i * 20;
+                r.DurationMs = i;
+                r.Set(AuditText.Agent, "bot-" + (i % 4));
+                r.Set(AuditText.SourceIp, "127.0.0.1");
+                r.Set(AuditText.Method, "CONNECT");
+                r.Set(AuditText.Host, $"h{i}.example.org");
+                r.Set(AuditText.Path, i % 5 == 0 ? "/ünïcode?q=1" : string.Empty);
+                r.Set(AuditText.Decision, i % 2 == 0 ? "ALLOW" : "BLOCK");
+                r.Set(AuditText.Reason, i % 2 == 0 ? "allowed" : "domain_blocked");
+                r.Set(AuditText.Policy, "research");
+                writer.Append(ref r);
+            }
+        }
+
+        return Export(options.Directory);
+    }
+
+    public static List<string> Export(string auditDir)
+    {
+        var lines = new List<string>();
+        foreach (var (entry, _) in AuditReader.ReadDirectory(auditDir))
+        {
+            var buffer = new MemoryStream();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
+            {
+                AuditJson.Write(w, entry);
+            }
+
+            lines.Add(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        }
+
+        return lines;
+    }
+}
