@@ -30,4 +30,7 @@ internal static partial class SidecarLog
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "policy {Path} is in observe mode: decisions are audited but nothing is blocked")]
     public static partial void ObserveModeByFile(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "audit retention dropped old segments: the log now starts at seq {Seq}, anchored by prevHash {PrevHash}")]
+    public static partial void AuditRetention(ILogger logger, long seq, string prevHash);
 }

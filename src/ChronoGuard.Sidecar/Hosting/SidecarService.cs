@@ -30,6 +30,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         try
         {
             _audit = AuditWriter.Open(auditOptions, time);
+            var audit = _audit;
+            audit.OnRetention = (seq, prevHash) =>
+            {
+                // On the writer thread, which must not wait on its own ring: record it from the pool.
+                var hex = Convert.ToHexStringLower(prevHash);
+                SidecarLog.AuditRetention(_logger, seq, hex);
+                ThreadPool.QueueUserWorkItem(_ => SystemRecords.Append(audit, "retention", detail: $"segments before seq {seq} dropped; anchor prevHash {hex}"));
+            };
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {

@@ -20,4 +20,10 @@ public sealed class AuditOptions
 
     /// <summary>FASTER segment size as a power of two (retention drops whole segments).</summary>
     public int SegmentSizeBits { get; set; } = 26;
+
+    /// <summary>
+    /// Whole segments kept, the one being written included; older ones are dropped (0 keeps everything).
+    /// The first kept record's prevHash becomes the anchor that <c>verify</c> starts from.
+    /// </summary>
+    public int RetainSegments { get; set; }
 }

@@ -17,12 +17,13 @@ internal static class AuditReader
             throw new IOException($"{directory}: not an audit directory (no log-commits)");
         }
 
-        var (log, device) = AuditWriter.OpenLog(directory, 26, readOnly: true);
+        var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
+        var (log, device) = AuditWriter.OpenLog(directory, bits, readOnly: true);
         try
         {
             log.RecoverReadOnlyAsync().AsTask().GetAwaiter().GetResult();
             // A read-only view knows what is committed, not the writer's in-memory tail.
-            using var iterator = log.Scan(Math.Max(fromAddress, log.BeginAddress), log.CommittedUntilAddress);
+            using var iterator = log.Scan(Math.Max(fromAddress, AuditWriter.FirstReadableAddress(log, directory, bits)), log.CommittedUntilAddress);
             while (iterator.GetNext(out var raw, out var length, out _, out var next))
             {
                 nextAddress(next);

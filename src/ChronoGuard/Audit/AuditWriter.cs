@@ -25,7 +25,8 @@ internal sealed class AuditWriter : IDisposable
     private readonly byte[] _prevHash = new byte[AuditCodec.HashBytes];
     private TaskCompletionSource _nextCommit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _committedSeq;
-    private byte[] _committedHash;
+    // Seq and hash published as one immutable pair: two separate fields could be read torn.
+    private Tuple<long, byte[]> _committedHead;
     private long _recordsTotal;
     private long _backPressure;
     private int _sleeping;
@@ -43,7 +44,7 @@ internal sealed class AuditWriter : IDisposable
         _ring = new AuditRing(options.QueueCapacity, nextSeq);
         headHash.CopyTo(_prevHash, 0);
         _committedSeq = nextSeq - 1;
-        _committedHash = headHash;
+        _committedHead = Tuple.Create(nextSeq - 1, headHash);
         RecoveredRecords = nextSeq;
         _commitIntervalTicks = Math.Max(1, options.CommitIntervalMs) * Stopwatch.Frequency / 1000;
         // A dedicated thread, not a Task on the pool: the writer blocks in FASTER's commit (fsync) by
@@ -67,16 +68,8 @@ internal sealed class AuditWriter : IDisposable
     {
         get
         {
-            // Hash and seq move together under the writer; read the pair consistently.
-            while (true)
-            {
-                var seq = Volatile.Read(ref _committedSeq);
-                var hash = Volatile.Read(ref _committedHash);
-                if (seq == Volatile.Read(ref _committedSeq))
-                {
-                    return (seq, hash);
-                }
-            }
+            var head = Volatile.Read(ref _committedHead);
+            return (head.Item1, head.Item2);
         }
     }
 
@@ -92,15 +85,54 @@ internal sealed class AuditWriter : IDisposable
     /// <summary>Called with the Stopwatch ticks of every commit (for the commit-duration histogram).</summary>
     public Action<long>? OnCommit { get; set; }
 
+    /// <summary>Called on the writer thread when retention dropped segments: the first kept seq and its prevHash.</summary>
+    public Action<long, byte[]>? OnRetention { get; set; }
+
+    /// <summary>The file that records the segment size a directory was created with (readers need it).</summary>
+    internal const string SegmentBitsFile = "segment-bits";
+
     public static AuditWriter Open(AuditOptions options, TimeProvider time)
     {
         Directory.CreateDirectory(options.Directory);
         var key = AuditChain.ReadKey(options.HmacKeyFile);
-        var (log, device) = OpenLog(options.Directory, options.SegmentSizeBits, readOnly: false);
-        var (next, head) = RecoverHead(log);
+        // The segment size is fixed at creation: FASTER addresses files by it, so a later, different
+        // setting would misread the log. The first value written wins.
+        var bits = ReadSegmentBits(options.Directory) ?? options.SegmentSizeBits;
+        if (!File.Exists(Path.Combine(options.Directory, SegmentBitsFile)))
+        {
+            File.WriteAllText(Path.Combine(options.Directory, SegmentBitsFile), bits.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
+        }
+
+        options.SegmentSizeBits = bits;
+        var (log, device) = OpenLog(options.Directory, bits, readOnly: false);
+        var (next, head) = RecoverHead(log, FirstReadableAddress(log, options.Directory, bits));
         var writer = new AuditWriter(options, time, log, device, key, next, head);
         writer._thread.Start();
         return writer;
+    }
+
+    /// <summary>
+    /// Where a scan can start: the log's begin address, or the first segment still on disk when a crash
+    /// fell between the deletion of old segments and the commit that records it.
+    /// </summary>
+    internal static long FirstReadableAddress(FasterLog log, string directory, int bits)
+    {
+        var lowest = long.MaxValue;
+        foreach (var file in Directory.EnumerateFiles(directory, "audit.log.*"))
+        {
+            if (long.TryParse(Path.GetExtension(file).AsSpan(1), System.Globalization.CultureInfo.InvariantCulture, out var segment))
+            {
+                lowest = Math.Min(lowest, segment);
+            }
+        }
+
+        return lowest == long.MaxValue ? log.BeginAddress : Math.Max(log.BeginAddress, lowest << bits);
+    }
+
+    internal static int? ReadSegmentBits(string directory)
+    {
+        var file = Path.Combine(directory, SegmentBitsFile);
+        return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var bits) ? bits : null;
     }
 
     internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly)
@@ -120,11 +152,11 @@ internal sealed class AuditWriter : IDisposable
     }
 
     /// <summary>Scans the recovered log to its tail: the next seq and the last hash (zeros when empty).</summary>
-    internal static (long Next, byte[] Hash) RecoverHead(FasterLog log)
+    internal static (long Next, byte[] Hash) RecoverHead(FasterLog log, long from)
     {
         var next = 0L;
         var hash = new byte[AuditCodec.HashBytes];
-        using var iterator = log.Scan(log.BeginAddress, log.TailAddress);
+        using var iterator = log.Scan(from, log.TailAddress);
         while (iterator.GetNext(out var entry, out var length, out _))
         {
             if (length < AuditCodec.EntryPrefix + 9)
@@ -290,10 +322,47 @@ internal sealed class AuditWriter : IDisposable
         _log.Commit(spinWait: true);
         OnCommit?.Invoke(Stopwatch.GetTimestamp() - started);
         Interlocked.Add(ref _recordsTotal, lastSeq - Volatile.Read(ref _committedSeq));
-        Volatile.Write(ref _committedHash, (byte[])_prevHash.Clone());
+        Volatile.Write(ref _committedHead, Tuple.Create(lastSeq, (byte[])_prevHash.Clone()));
         Volatile.Write(ref _committedSeq, lastSeq);
         var done = Interlocked.Exchange(ref _nextCommit, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         done.TrySetResult();
+        ApplyRetention();
+    }
+
+    /// <summary>
+    /// Drops whole segments beyond <see cref="AuditOptions.RetainSegments"/>. FASTER persists the new
+    /// begin address with the next commit and deletes the segment files then.
+    /// </summary>
+    private void ApplyRetention()
+    {
+        var keep = Options.RetainSegments;
+        if (keep <= 0)
+        {
+            return;
+        }
+
+        var bits = Options.SegmentSizeBits;
+        var tailSegment = _log.TailAddress >> bits;
+        var firstKept = tailSegment - keep + 1;
+        if (firstKept <= _log.BeginAddress >> bits)
+        {
+            return;
+        }
+
+        var until = firstKept << bits;
+        // The first record at or after the cut becomes the anchor; report it so it can be recorded.
+        using (var iterator = _log.Scan(until, _log.TailAddress))
+        {
+            if (iterator.GetNext(out var entry, out var length, out _) && length >= AuditCodec.EntryPrefix + 9)
+            {
+                var seq = BinaryPrimitives.ReadInt64BigEndian(entry.AsSpan(AuditCodec.EntryPrefix + 1));
+                _log.TruncateUntilPageStart(until);
+                // FASTER deletes the segment files at once but records the new begin address only in
+                // the next commit; commit now so the persisted begin never points into a deleted file.
+                _log.Commit(spinWait: true);
+                OnRetention?.Invoke(seq, entry.AsSpan(0, AuditCodec.HashBytes).ToArray());
+            }
+        }
     }
 
     /// <summary>Drains and commits everything appended so far, then stops the writer thread.</summary>
