@@ -26,4 +26,7 @@ public sealed class AuditOptions
     /// The first kept record's prevHash becomes the anchor that <c>verify</c> starts from.
     /// </summary>
     public int RetainSegments { get; set; }
+
+    /// <summary>Most records the writer chains before it commits (group commit size).</summary>
+    public int MaxBatch { get; set; } = 1024;
 }

@@ -12,11 +12,11 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal sealed class AuditWriter : IDisposable
 {
-    private const int MaxBatch = 1024;
 
     private readonly FasterLog _log;
     private readonly IDevice _device;
     private readonly AuditRing _ring;
+    private readonly int _maxBatch;
     private readonly AuditChain _chain;
     private readonly TimeProvider _time;
     private readonly Thread _thread;
@@ -47,6 +47,7 @@ internal sealed class AuditWriter : IDisposable
         _committedHead = Tuple.Create(nextSeq - 1, headHash);
         RecoveredRecords = nextSeq;
         _commitIntervalTicks = Math.Max(1, options.CommitIntervalMs) * Stopwatch.Frequency / 1000;
+        _maxBatch = Math.Clamp(options.MaxBatch, 1, 65_536);
         // A dedicated thread, not a Task on the pool: the writer blocks in FASTER's commit (fsync) by
         // design, and a pool thread doing that under load would starve request continuations.
         _thread = new Thread(Run) { Name = "chronoguard-audit-writer", IsBackground = true };
@@ -141,11 +142,21 @@ internal sealed class AuditWriter : IDisposable
         var settings = new FasterLogSettings
         {
             LogDevice = device,
-            LogCommitDir = directory,
+            // The metadata file is rewritten only every 1,000 commits; in between, fast commit records
+            // in the log carry it, and recovery scans forward from the last file to the last record.
+            LogCommitManager = new DeviceLogCommitCheckpointManager(
+                new LocalStorageNamedDeviceFactory(),
+                new DefaultCheckpointNamingScheme(directory),
+                removeOutdated: true,
+                fastCommitThrottleFreq: 1000),
             PageSizeBits = 20,
             MemorySizeBits = 22,
             SegmentSizeBits = segmentSizeBits,
             ReadOnlyMode = readOnly,
+            // Fast commit writes the commit metadata into the log itself (one device write per group
+            // commit instead of a new metadata file each time); FASTER requires per-entry checksums for it.
+            FastCommitMode = true,
+            LogChecksum = LogChecksumType.PerEntry,
             AutoRefreshSafeTailAddress = readOnly,
         };
         return (new FasterLog(settings), device);
@@ -252,12 +263,17 @@ internal sealed class AuditWriter : IDisposable
         Span<byte> hash = stackalloc byte[AuditCodec.HashBytes];
         var lastSeq = Volatile.Read(ref _committedSeq);
         var pendingSince = 0L;
+        // One commit in flight at a time, and the writer keeps chaining while the device works: the next
+        // commit then covers everything enqueued meanwhile (group commit without a stall per batch).
+        Task? inflight = null;
+        long inflightSeq = 0, inflightStarted = 0;
+        byte[]? inflightHash = null;
         try
         {
             while (true)
             {
                 var drained = 0;
-                while (drained < MaxBatch && _ring.TryPeek(out var seq))
+                while (drained < _maxBatch && _ring.TryPeek(out var seq))
                 {
                     ref var record = ref _ring.Head;
                     var n = AuditCodec.Encode(record, entry[AuditCodec.EntryPrefix..]);
@@ -272,36 +288,46 @@ internal sealed class AuditWriter : IDisposable
                     drained++;
                 }
 
+                if (inflight is { IsCompleted: true })
+                {
+                    inflight.GetAwaiter().GetResult();
+                    Published(inflightSeq, inflightHash!, Stopwatch.GetTimestamp() - inflightStarted);
+                    inflight = null;
+                }
+
                 var now = Stopwatch.GetTimestamp();
-                if (drained > 0 && pendingSince == 0)
+                var covered = inflight is null ? Volatile.Read(ref _committedSeq) : inflightSeq;
+                var pending = lastSeq > covered;
+                if (pending && pendingSince == 0)
                 {
                     pendingSince = now;
                 }
 
-                var pending = lastSeq > Volatile.Read(ref _committedSeq);
-                var due = pending && (CommitBeforeForward || now - pendingSince >= _commitIntervalTicks || _stopping);
-                if (due)
+                if (inflight is null && pending && (CommitBeforeForward || now - pendingSince >= _commitIntervalTicks || _stopping))
                 {
-                    Commit(lastSeq);
+                    inflightSeq = lastSeq;
+                    inflightHash = (byte[])_prevHash.Clone();
+                    inflightStarted = now;
+                    inflight = _log.CommitAsync().AsTask();
+                    inflight.ContinueWith(static (_, w) => ((AuditWriter)w!).Wake(), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     pendingSince = 0;
-                    continue;
                 }
 
-                if (drained == MaxBatch)
+                if (drained == _maxBatch)
                 {
                     continue;
                 }
 
-                if (_stopping && !pending && !_ring.TryPeek(out _))
+                if (_stopping && inflight is null && !pending && !_ring.TryPeek(out _))
                 {
                     return;
                 }
 
-                // Nothing to drain: sleep until an append wakes us or the commit interval is up.
+                // Nothing to drain: sleep until an append or a finished commit wakes us, or the interval is up.
                 Volatile.Write(ref _sleeping, 1);
-                if (!_ring.TryPeek(out _))
+                if (!_ring.TryPeek(out _) && inflight is not { IsCompleted: true })
                 {
-                    var wait = pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : 1000;
+                    var wait = inflight is null && pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : 1000;
                     _wake.Wait((int)Math.Max(1, wait));
                 }
 
@@ -309,20 +335,19 @@ internal sealed class AuditWriter : IDisposable
                 Volatile.Write(ref _sleeping, 0);
             }
         }
-        catch (Exception ex) when (ex is IOException or FasterException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or FasterException or ObjectDisposedException or AggregateException)
         {
             _faulted = true;
             Volatile.Read(ref _nextCommit).TrySetException(ex);
         }
     }
 
-    private void Commit(long lastSeq)
+    /// <summary>A commit finished: everything up to <paramref name="lastSeq"/> is durable.</summary>
+    private void Published(long lastSeq, byte[] hash, long elapsedTicks)
     {
-        var started = Stopwatch.GetTimestamp();
-        _log.Commit(spinWait: true);
-        OnCommit?.Invoke(Stopwatch.GetTimestamp() - started);
+        OnCommit?.Invoke(elapsedTicks);
         Interlocked.Add(ref _recordsTotal, lastSeq - Volatile.Read(ref _committedSeq));
-        Volatile.Write(ref _committedHead, Tuple.Create(lastSeq, (byte[])_prevHash.Clone()));
+        Volatile.Write(ref _committedHead, Tuple.Create(lastSeq, hash));
         Volatile.Write(ref _committedSeq, lastSeq);
         var done = Interlocked.Exchange(ref _nextCommit, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         done.TrySetResult();
