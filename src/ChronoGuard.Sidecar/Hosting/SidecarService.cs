@@ -16,6 +16,7 @@ namespace ChronoGuard.Sidecar.Hosting;
 internal sealed class SidecarService(SidecarSettings settings, IDnsResolver resolver, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger("chronoguard");
+    private readonly ProxyMetrics _metrics = new();
     private ProxyServer? _proxy;
     private StatsServer? _stats;
     private PosixSignalRegistration? _sighup;
@@ -63,7 +64,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             SidecarLog.PolicyLoaded(_logger, first.SourcePath!, loaded.Sha256, first.Agents.Length, first.Policies.Length, first.Patterns.Length);
         }
 
-        var gate = new PolicyGate(_policy, time, _audit);
+        _audit.OnCommit = _metrics.AuditCommit.Observe;
+        var gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
         _stats = new StatsServer();
@@ -78,6 +80,9 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             body.Write(!_proxy.IsListening ? "not ready: proxy not listening\n"u8 : !_audit.Healthy ? "not ready: audit writer failed\n"u8 : "ready\n"u8);
             return (ready ? 200 : 503, "text/plain; charset=utf-8");
         });
+        var endpoints = new StatsEndpoints(_metrics, _policy, _proxy, _audit, CommandLine.Version);
+        _stats.Map("/metrics", endpoints.RenderMetrics);
+        _stats.Map("/stats", endpoints.RenderStats);
         _stats.Map("/audit/head", body =>
         {
             var (seq, hash) = _audit.Head;
@@ -117,6 +122,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private void ReloadPolicy(string trigger)
     {
         var outcome = _policy!.Reload();
+        _metrics.PolicyReload(outcome.Ok);
         SystemRecords.Append(_audit!, outcome.Ok ? "policy_load" : "policy_reject", outcome.Sha256, outcome.Ok ? outcome.Policy?.SourcePath : outcome.Error);
         if (outcome.Ok && outcome.Policy is { } p)
         {

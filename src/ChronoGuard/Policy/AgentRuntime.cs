@@ -20,6 +20,9 @@ internal sealed class AgentRuntime
 
     public string Id { get; }
 
+    /// <summary>Decisions and domain sketches for the stats endpoint.</summary>
+    public Stats.AgentMetrics Metrics { get; } = new();
+
     public int OpenTunnels => Volatile.Read(ref _openTunnels);
 
     /// <summary>Agent-scoped bucket sets, one per policy name.</summary>

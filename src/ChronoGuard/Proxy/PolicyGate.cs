@@ -5,6 +5,7 @@ using System.Text;
 using ChronoGuard.Audit;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
+using ChronoGuard.Stats;
 
 namespace ChronoGuard.Proxy;
 
@@ -13,15 +14,19 @@ namespace ChronoGuard.Proxy;
 /// checks the ClientHello, accounts tunnels and egress, and closes tunnels the policy no longer allows.
 /// In observe mode every decision is computed and reported, but bytes always flow.
 /// </summary>
-internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null) : RequestGate
+internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : RequestGate
 {
+    private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics();
     private long _seenVersion = -1;
     private long _seenMinute;
 
     public PolicyEngine Engine => engine;
 
+    public ProxyMetrics Metrics => _metrics;
+
     public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
     {
+        var started = Stopwatch.GetTimestamp();
         var policy = engine.Current;
         var auth = policy.Authenticate(head.Span(head.ProxyAuthorization), out var agent);
         verdict.Agent = agent;
@@ -57,7 +62,13 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
         verdict.Allowed = verdict.Result.IsAllow || policy.IsObserve;
         verdict.Refusal = ToRefusal(verdict.Result);
+        _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
     }
+
+    public override void OnUpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
+
+    private void Count(in Verdict verdict) =>
+        ((verdict.Agent as AgentPlan)?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(verdict.Result.Decision);
 
     public override bool AcceptAddress(ProxyConnection connection, ref Verdict verdict, IPAddress address)
     {
@@ -106,6 +117,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
     /// <summary>The SNI refusal is its own decision record (the CONNECT itself was already recorded as allowed).</summary>
     protected virtual void OnSniRefused(ProxyConnection connection, ref Verdict verdict)
     {
+        Count(verdict);
         if (audit is null)
         {
             return;
@@ -117,6 +129,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public override void Record(ProxyConnection connection, HttpHead head, ref Verdict verdict, int status)
     {
+        Count(verdict);
         if (audit is null)
         {
             return;
@@ -138,6 +151,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public override void OnProtocolRefusal(IPEndPoint? source, long connectionId, ref Refusal refusal)
     {
+        _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny);
         if (audit is null)
         {
             return;
@@ -233,6 +247,8 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         {
             agent.Runtime.CloseTunnel();
         }
+
+        _metrics.AddBytes(bytesUp, bytesDown);
 
         if (audit is null)
         {

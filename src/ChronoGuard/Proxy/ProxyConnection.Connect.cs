@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
@@ -51,6 +52,7 @@ internal sealed partial class ProxyConnection
     /// </summary>
     private async ValueTask<ConnectOutcome> DialAsync()
     {
+        var started = Stopwatch.GetTimestamp();
         using var deadline = _context.Connector.StartDeadline(CancellationToken.None);
         var (outcome, addresses) = await _context.Connector.ResolveAsync(_verdict.Host, deadline.Token).ConfigureAwait(false);
         if (outcome != ConnectOutcome.Connected)
@@ -80,6 +82,7 @@ internal sealed partial class ProxyConnection
             return attempt.Outcome;
         }
 
+        _context.Hooks.OnUpstreamConnected(Stopwatch.GetTimestamp() - started);
         _upstream = attempt.Socket!;
         _upstreamStream = new NetworkStream(_upstream, ownsSocket: false);
         _upstreamInput = PipeReader.Create(_upstreamStream, PipeOptionsFor.Reader);

@@ -55,6 +55,11 @@ internal class RequestGate
     public virtual SniVerdict CheckClientHello(ProxyConnection connection, ref Verdict verdict, in System.Buffers.ReadOnlySequence<byte> firstBytes, bool complete) => SniVerdict.Pass;
 
     /// <summary>Bytes sent upstream; false when the agent's egress budget is spent and the tunnel must close.</summary>
+    /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (resolve + connect).</summary>
+    public virtual void OnUpstreamConnected(long elapsedTicks)
+    {
+    }
+
     public virtual bool OnEgress(in Verdict verdict, long bytes) => true;
 
     public virtual void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)

@@ -1,0 +1,118 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Text.Json;
+using ChronoGuard.Audit;
+using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
+
+namespace ChronoGuard.Stats;
+
+/// <summary>
+/// Renders <c>/metrics</c> (Prometheus text 0.0.4) and <c>/stats</c> (JSON) from the live objects.
+/// Scrapes are rare, so rendering may allocate; label sets stay bounded: agents are the policy's,
+/// domains are the top <see cref="TopDomains"/> of the Count-Min sketch.
+/// </summary>
+internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, ProxyServer? proxy, AuditWriter? audit, string version)
+{
+    public const int TopDomains = 20;
+
+    private readonly long _started = Stopwatch.GetTimestamp();
+
+    private (string Id, AgentRuntime? Runtime)[] Agents()
+    {
+        var agents = policy.Current.Agents;
+        var list = new (string, AgentRuntime?)[agents.Length];
+        for (var i = 0; i < agents.Length; i++)
+        {
+            list[i] = (agents[i].Id, agents[i].Runtime);
+        }
+
+        return list;
+    }
+
+    public (int Status, string ContentType) RenderMetrics(IBufferWriter<byte> body)
+    {
+        var w = new PrometheusWriter(body);
+        var agents = Agents();
+
+        w.Family("chronoguard_decisions_total", "counter", "Decisions by agent and outcome (agent \"\" is requests refused before an agent was known).");
+        for (var d = 0; d < DecisionNames.Count; d++)
+        {
+            var name = DecisionNames.Name((Decision)d);
+            w.Sample("chronoguard_decisions_total").Label("agent", string.Empty).Label("decision", name).Value(metrics.Unauthenticated.Decisions((Decision)d));
+            foreach (var (id, runtime) in agents)
+            {
+                w.Sample("chronoguard_decisions_total").Label("agent", id).Label("decision", name).Value(runtime!.Metrics.Decisions((Decision)d));
+            }
+        }
+
+        w.Family("chronoguard_connections_active", "gauge", "Client connections open now (tunnels and keep-alive connections).");
+        w.Sample("chronoguard_connections_active").Value(proxy?.ActiveConnections ?? 0);
+        w.Family("chronoguard_connections_accepted_total", "counter", "Client connections accepted since start.");
+        w.Sample("chronoguard_connections_accepted_total").Value(proxy?.AcceptedTotal ?? 0);
+
+        w.Family("chronoguard_bytes_total", "counter", "Payload bytes relayed, counted when a connection or tunnel closes (up: client to upstream).");
+        w.Sample("chronoguard_bytes_total").Label("direction", "up").Value(metrics.BytesUp);
+        w.Sample("chronoguard_bytes_total").Label("direction", "down").Value(metrics.BytesDown);
+
+        w.Histogram(metrics.DecisionDuration);
+        w.Histogram(metrics.UpstreamConnect);
+
+        w.Family("chronoguard_audit_records_total", "counter", "Audit records chained and committed.");
+        w.Sample("chronoguard_audit_records_total").Value(audit?.RecordsTotal ?? 0);
+        w.Family("chronoguard_audit_queue_depth", "gauge", "Audit records appended and not yet taken by the writer.");
+        w.Sample("chronoguard_audit_queue_depth").Value(audit?.QueueDepth ?? 0);
+        w.Family("chronoguard_audit_backpressure_total", "counter", "Appends that found the audit queue full and waited (never dropped).");
+        w.Sample("chronoguard_audit_backpressure_total").Value(audit?.BackPressureTotal ?? 0);
+        w.Histogram(metrics.AuditCommit);
+
+        w.Family("chronoguard_policy_reloads_total", "counter", "Policy reloads by result.");
+        w.Sample("chronoguard_policy_reloads_total").Label("result", "ok").Value(metrics.ReloadsOk);
+        w.Sample("chronoguard_policy_reloads_total").Label("result", "rejected").Value(metrics.ReloadsRejected);
+
+        return (200, PrometheusWriter.ContentType);
+    }
+
+    public (int Status, string ContentType) RenderStats(IBufferWriter<byte> body)
+    {
+        var agents = Agents();
+        var decisions = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal)
+        {
+            [string.Empty] = Decisions(metrics.Unauthenticated),
+        };
+        foreach (var (id, runtime) in agents)
+        {
+            decisions[id] = Decisions(runtime!.Metrics);
+        }
+
+        var current = policy.Current;
+        var (seq, hash) = audit?.Head ?? (-1, new byte[32]);
+        var document = new StatsDocument
+        {
+            Version = version,
+            UptimeSeconds = (long)Stopwatch.GetElapsedTime(_started).TotalSeconds,
+            Connections = new ConnectionStats(proxy?.ActiveConnections ?? 0, proxy?.AcceptedTotal ?? 0),
+            DecisionsByAgent = decisions,
+            TopDomains = [],
+            DistinctDomains = new DistinctDomainStats(new DistinctEstimate(0, 0), []),
+            NewDomains5m = [],
+            Bytes = new ByteStats(metrics.BytesUp, metrics.BytesDown),
+            Audit = new AuditStats(audit?.Healthy ?? false, audit?.Options.Durability ?? string.Empty, audit?.QueueDepth ?? 0, audit?.RecordsTotal ?? 0, audit?.BackPressureTotal ?? 0, new AuditHead(seq, Convert.ToHexStringLower(hash))),
+            Policy = new PolicyStats(policy.Path, current.SourceSha256, current.IsObserve, policy.Version, metrics.ReloadsOk, metrics.ReloadsRejected),
+        };
+        using var json = new Utf8JsonWriter(body);
+        JsonSerializer.Serialize(json, document, StatsJsonContext.Default.StatsDocument);
+        return (200, "application/json");
+    }
+
+    private static Dictionary<string, long> Decisions(AgentMetrics m)
+    {
+        var d = new Dictionary<string, long>(DecisionNames.Count, StringComparer.Ordinal);
+        for (var i = 0; i < DecisionNames.Count; i++)
+        {
+            d[DecisionNames.Name((Decision)i)] = m.Decisions((Decision)i);
+        }
+
+        return d;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
+using ChronoGuard.Stats;
+using ChronoGuard.Tests.Policy;
+using ChronoGuard.Tests.Support;
+
+namespace ChronoGuard.Tests.Stats;
+
+public sealed class MetricsTests
+{
+    private static string Render(Func<IBufferWriter<byte>, (int, string)> render)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        render(buffer);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    [Fact]
+    public void Label_values_and_help_text_are_escaped_so_a_strict_parser_reads_them_back()
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        var w = new PrometheusWriter(buffer);
+        w.Family("t_total", "counter", "help with \\ backslash and\nline feed");
+        w.Sample("t_total").Label("agent", "a\"b\\c\nd").Label("decision", "ALLOW").Value(3);
+        w.Sample("t_total").Label("agent", "ünï").Label("decision", "ALLOW").Value(4);
+
+        var families = PrometheusText.Parse(Encoding.UTF8.GetString(buffer.WrittenSpan));
+
+        Assert.Equal("help with \\ backslash and\nline feed", families["t_total"].Help);
+        Assert.Equal(3, families.Value("t_total", ("agent", "a\"b\\c\nd"), ("decision", "ALLOW")));
+        Assert.Equal(4, families.Value("t_total", ("agent", "ünï"), ("decision", "ALLOW")));
+    }
+
+    [Fact]
+    public void The_strict_parser_rejects_what_the_format_forbids()
+    {
+        Assert.Throws<FormatException>(() => PrometheusText.Parse("x_total 1\n"));
+        Assert.Throws<FormatException>(() => PrometheusText.Parse("# HELP x h\n# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n"));
+        Assert.Throws<FormatException>(() => PrometheusText.Parse("# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n"));
+        Assert.Throws<FormatException>(() => PrometheusText.Parse(
+            "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 4\nh_sum 1\nh_count 4\n"));
+    }
+
+    [Fact]
+    public async Task Counters_equal_the_traffic_sent_per_agent_and_decision()
+    {
+        await using var origin = await KestrelOrigin.StartAsync();
+        using var dir = new TempDir();
+        var path = dir.File("policy.json");
+        File.WriteAllText(path, $$"""
+            {
+              "version": 1,
+              "network": { "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{origin.Port}}] },
+              "agents": [ { "id": "bot", "tokenSha256": "{{PolicyFixture.TokenSha}}", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["127.0.0.1"], "blockedDomains": ["blocked.test"] } ]
+            }
+            """);
+        var engine = new PolicyEngine(path, 512, TimeProvider.System);
+        Assert.True(engine.Reload().Ok);
+        var gate = new PolicyGate(engine, TimeProvider.System);
+        await using var proxy = TestProxy.Start(gate: gate);
+        var auth = "Proxy-Authorization: " + Encoding.ASCII.GetString(PolicyFixture.Basic("bot")) + "\r\n";
+
+        async Task<int> Send(string host, string headers)
+        {
+            using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+            await client.SendAsync($"GET http://{host}/hello HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
+            var status = (await client.ReadHeadAsync()).Status;
+            await client.ReadToEndAsync();
+            return status;
+        }
+
+        var sent = new Dictionary<(string Agent, string Decision), int>();
+        async Task Expect(string agent, string decision, int status, string host, string headers, int times)
+        {
+            for (var i = 0; i < times; i++)
+            {
+                Assert.Equal(status, await Send(host, headers));
+            }
+
+            sent[(agent, decision)] = sent.GetValueOrDefault((agent, decision)) + times;
+        }
+
+        await Expect("bot", "ALLOW", 200, $"127.0.0.1:{origin.Port}", auth, 5);
+        await Expect("bot", "BLOCK", 403, $"blocked.test:{origin.Port}", auth, 3);
+        await Expect("bot", "DENY", 403, $"elsewhere.test:{origin.Port}", auth, 2);
+        await Expect("", "DENY", 407, $"127.0.0.1:{origin.Port}", string.Empty, 4);
+        using (var malformed = await RawClient.ConnectAsync(proxy.EndPoint))
+        {
+            await malformed.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.Equal(400, (await malformed.ReadHeadAsync()).Status);
+            sent[("", "DENY")] += 1;
+        }
+
+        var endpoints = new StatsEndpoints(gate.Metrics, engine, proxy.Server, null, "test");
+        var families = PrometheusText.Parse(Render(endpoints.RenderMetrics));
+
+        foreach (var agent in new[] { "", "bot" })
+        {
+            foreach (var decision in new[] { "ALLOW", "DENY", "BLOCK", "POLICY_VIOLATION", "TIME_RESTRICTED", "RATE_LIMITED" })
+            {
+                Assert.Equal(sent.GetValueOrDefault((agent, decision)), families.Value("chronoguard_decisions_total", ("agent", agent), ("decision", decision)));
+            }
+        }
+
+        // Every decided request is timed once (the malformed one never reached a decision); each allowed one connected upstream.
+        Assert.Equal(14, families.Value("chronoguard_decision_duration_seconds_count"));
+        Assert.Equal(5, families.Value("chronoguard_upstream_connect_duration_seconds_count"));
+        Assert.Equal("counter", families["chronoguard_policy_reloads_total"].Type);
+
+        using var stats = JsonDocument.Parse(Render(endpoints.RenderStats));
+        var byAgent = stats.RootElement.GetProperty("decisionsByAgent");
+        Assert.Equal(5, byAgent.GetProperty("bot").GetProperty("ALLOW").GetInt64());
+        Assert.Equal(5, byAgent.GetProperty("").GetProperty("DENY").GetInt64());
+    }
+
+    [Fact]
+    public async Task The_sidecar_serves_metrics_and_stats_on_GET_only()
+    {
+        using var dir = new TempDir();
+        await using var origin = await KestrelOrigin.StartAsync();
+        await using var sidecar = await SidecarProcess.StartAsync(dir.Path);
+        using var handler = new SocketsHttpHandler { Proxy = new WebProxy($"http://{sidecar.ProxyEndPoint}"), UseProxy = true };
+        using (var viaProxy = new HttpClient(handler))
+        {
+            Assert.Equal("hello from origin", await viaProxy.GetStringAsync(new Uri($"http://127.0.0.1:{origin.Port}/hello")));
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{sidecar.StatsEndPoint}") };
+        using var metrics = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", metrics.Content.Headers.ContentType!.ToString());
+        var families = PrometheusText.Parse(await metrics.Content.ReadAsStringAsync());
+        Assert.Equal(1, families.Value("chronoguard_decisions_total", ("agent", "anonymous"), ("decision", "ALLOW")));
+        Assert.True(families.Value("chronoguard_audit_records_total") >= 0);
+        foreach (var name in new[] { "chronoguard_connections_active", "chronoguard_bytes_total", "chronoguard_audit_queue_depth", "chronoguard_audit_commit_duration_seconds", "chronoguard_policy_reloads_total" })
+        {
+            Assert.True(families.ContainsKey(name), name);
+        }
+
+        using var stats = JsonDocument.Parse(await http.GetStringAsync(new Uri("/stats", UriKind.Relative)));
+        Assert.Equal(1, stats.RootElement.GetProperty("decisionsByAgent").GetProperty("anonymous").GetProperty("ALLOW").GetInt64());
+        Assert.True(stats.RootElement.GetProperty("audit").GetProperty("healthy").GetBoolean());
+
+        using var post = await http.PostAsync(new Uri("/metrics", UriKind.Relative), new StringContent("x"));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+    }
+}
