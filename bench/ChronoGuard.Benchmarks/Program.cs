@@ -7,4 +7,10 @@ if (args.Length > 0 && args[0] == "audit-throughput")
     return;
 }
 
+if (args.Length > 0 && args[0] == "decide-latency")
+{
+    DecideLatency.Run(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -13,6 +13,12 @@ internal sealed partial class CompiledPolicy
 
     public required bool IsObserve { get; init; }
 
+    /// <summary>Per pattern id, the ordinals of the rules whose domain condition it indexes (see PolicyCompiler.IndexRules).</summary>
+    public int[]?[] RulesByPattern { get; init; } = [];
+
+    /// <summary>Words of the rule candidate bit set; 0 when rules are not indexed.</summary>
+    public int RuleWords { get; init; }
+
     public required bool DefaultAllow { get; init; }
 
     public required NetworkGuard Network { get; init; }
@@ -146,13 +152,35 @@ internal sealed partial class CompiledPolicy
             }
         }
 
+        // Rules whose domain condition the automaton indexed are candidates only when one of their
+        // patterns matched this host; the rest are evaluated as written.
+        Span<ulong> candidates = stackalloc ulong[RuleWords];
+        candidates.Clear();
+        var anyCandidate = false;
+        foreach (var m in matches)
+        {
+            if (m < RulesByPattern.Length && RulesByPattern[m] is { } ruleIds)
+            {
+                anyCandidate = true;
+                foreach (var o in ruleIds)
+                {
+                    candidates[o >> 6] |= 1UL << (o & 63);
+                }
+            }
+        }
+
         var loggedRule = (string?)null;
         var localMinute = -1;
         foreach (var policy in agent.Order)
         {
             trace?.Step($"policy {policy.Name} (priority {policy.Priority})");
-            foreach (var rule in policy.Rules)
+            foreach (var rule in anyCandidate || !policy.AllRulesIndexed ? policy.Rules : [])
             {
+                if (rule.Indexed && (candidates[rule.Ordinal >> 6] & (1UL << (rule.Ordinal & 63))) == 0)
+                {
+                    continue;
+                }
+
                 if (localMinute < 0)
                 {
                     localMinute = LocalMinuteOfWeek(policy, now);

@@ -13,6 +13,9 @@ internal sealed class EffectivePolicy
     /// <summary>Own and inherited rules, by ascending rule priority.</summary>
     public required Rule[] Rules { get; init; }
 
+    /// <summary>Every rule has an indexed domain condition: with no candidate, the rule walk is skipped.</summary>
+    public bool AllRulesIndexed { get; set; }
+
     public TimeWindow? Window { get; init; }
 
     public RateLimits? Limits { get; init; }

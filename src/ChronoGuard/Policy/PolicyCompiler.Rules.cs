@@ -198,4 +198,99 @@ internal static partial class PolicyCompiler
 
         return list ? throw fail(path, "must be an array") : [Scalar(value, path, fail)];
     }
+
+    /// <summary>Rules beyond this many are all evaluated on every decision (the candidate bit set lives on the stack).</summary>
+    internal const int MaxIndexedRules = 4096;
+
+    /// <summary>
+    /// Puts each rule's domain condition (<c>equals</c>/<c>in</c> → exact patterns, <c>ends_with ".x"</c> →
+    /// <c>*.x</c>) into the automaton, so one automaton pass yields the rules that can match a host.
+    /// Every indexed pattern matches a superset of what its condition matches (the automaton is
+    /// case-insensitive and label-anchored like the condition), so skipping unmatched indexed rules
+    /// never changes a decision; a rule with no indexable condition is evaluated every time.
+    /// </summary>
+    private static int[]?[] IndexRules(List<Rule>[] ownRules, List<string> patterns, Dictionary<string, int> patternIds, out int ruleWords)
+    {
+        var total = 0;
+        foreach (var list in ownRules)
+        {
+            total += list.Count;
+        }
+
+        var byPattern = new Dictionary<int, List<int>>();
+        var ordinal = 0;
+        foreach (var list in ownRules)
+        {
+            foreach (var rule in list)
+            {
+                rule.Ordinal = ordinal++;
+                rule.Indexed = false;
+                if (total > MaxIndexedRules || IndexablePatterns(rule) is not { } keys)
+                {
+                    continue;
+                }
+
+                rule.Indexed = true;
+                foreach (var key in keys)
+                {
+                    if (!patternIds.TryGetValue(key, out var id))
+                    {
+                        id = patterns.Count;
+                        patternIds[key] = id;
+                        patterns.Add(key);
+                    }
+
+                    if (!byPattern.TryGetValue(id, out var rules))
+                    {
+                        byPattern[id] = rules = [];
+                    }
+
+                    rules.Add(rule.Ordinal);
+                }
+            }
+        }
+
+        ruleWords = total > MaxIndexedRules ? 0 : (total + 63) / 64;
+        var result = new int[]?[patterns.Count];
+        foreach (var (id, rules) in byPattern)
+        {
+            result[id] = [.. rules];
+        }
+
+        return result;
+    }
+
+    private static List<string>? IndexablePatterns(Rule rule)
+    {
+        foreach (var c in rule.When)
+        {
+            if (c.Field != RuleField.Domain || c.Op is not (RuleOp.Equals or RuleOp.In or RuleOp.EndsWith) || c.Strings.Length == 0)
+            {
+                continue;
+            }
+
+            var keys = new List<string>(c.Strings.Length);
+            foreach (var bytes in c.Strings)
+            {
+                var value = System.Text.Encoding.ASCII.GetString(bytes);
+                string? raw = c.Op == RuleOp.EndsWith
+                    ? (value.Length > 1 && value[0] == '.' ? "*" + value : null)
+                    : value;
+                if (raw is null || DomainNames.TryNormalizePattern(raw, out var key) is not null)
+                {
+                    keys = null;
+                    break;
+                }
+
+                keys.Add(key);
+            }
+
+            if (keys is not null)
+            {
+                return keys;
+            }
+        }
+
+        return null;
+    }
 }

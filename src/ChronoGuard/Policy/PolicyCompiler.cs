@@ -213,6 +213,12 @@ internal static partial class PolicyCompiler
             }
         }
 
+        var rulesByPattern = IndexRules(ownRules, patterns, patternIds, out var ruleWords);
+        foreach (var p in policies)
+        {
+            p.AllRulesIndexed = Array.TrueForAll(p.Rules, r => r.Indexed);
+        }
+
         var blocked = new ulong[patterns.Count * words];
         var allowed = new ulong[patterns.Count * words];
         foreach (var p in policies)
@@ -240,6 +246,8 @@ internal static partial class PolicyCompiler
             Network = network,
             Automaton = automaton,
             Patterns = [.. patterns],
+            RulesByPattern = rulesByPattern,
+            RuleWords = ruleWords,
             Policies = policies,
             Agents = agents,
             Words = words,

@@ -11,6 +11,15 @@ internal sealed class Rule
 
     public required Condition[] When { get; init; }
 
+    /// <summary>Position among all rules of the compiled policy (bit in the candidate set of a decision).</summary>
+    public int Ordinal { get; set; }
+
+    /// <summary>
+    /// True when a domain condition was indexed in the automaton: the rule can only match a host that
+    /// matched one of its patterns, so a decision skips it unless that happened.
+    /// </summary>
+    public bool Indexed { get; set; }
+
     /// <summary>The policy that declared it (rules are inherited through <c>extends</c>).</summary>
     public required string Origin { get; init; }
 
