@@ -166,4 +166,26 @@ public sealed class DecisionPrecedenceTests
     }
 
     private static (Decision, string) Outcome(DecisionResult r) => (r.Decision, r.Reason);
+
+    [Fact]
+    public void Agent_domain_scope_gives_each_domain_its_own_bucket()
+    {
+        var policy = PolicyFixture.Compile("""
+            {
+              "version": 1,
+              "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["*.test"], "rateLimitScope": "agent_domain",
+                              "rateLimits": { "requestsPerMinute": 1, "burst": 1 } } ]
+            }
+            """);
+        var bot = policy.AgentsById["bot"];
+        var now = Stopwatch.GetTimestamp();
+        Decision Take(string host) => policy.Decide(bot, new RequestFacts(Encoding.ASCII.GetBytes(host), 443, "CONNECT"u8, default, default, null, true), Wednesday, now).Decision;
+
+        Assert.Equal(Decision.Allow, Take("a.test"));
+        Assert.Equal(Decision.RateLimited, Take("a.test"));
+        Assert.Equal(Decision.RateLimited, Take("A.TEST."));
+        Assert.Equal(Decision.Allow, Take("b.test"));
+        Assert.Equal(Decision.RateLimited, Take("b.test"));
+    }
 }

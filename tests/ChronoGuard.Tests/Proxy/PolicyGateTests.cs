@@ -148,6 +148,35 @@ public sealed class PolicyGateTests
     }
 
     [Fact]
+    public async Task A_tunnel_opened_inside_its_time_window_is_closed_when_the_window_closes()
+    {
+        await using var echo = TcpOrigin.Echo();
+        var json = PolicyJson(echo.Port)
+            .Replace("\"requireSniMatch\": true", "\"requireSniMatch\": false", StringComparison.Ordinal)
+            .Replace("\"blockedDomains\": [\"blocked.test\"]", "\"timeRestrictions\": { \"timezone\": \"UTC\", \"ranges\": [ { \"start\": \"09:00\", \"end\": \"10:00\" } ] }", StringComparison.Ordinal);
+        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 25, 9, 59, 30, TimeSpan.Zero));
+        var dir = new TempDir();
+        using var _d = dir;
+        var path = dir.File("policy.json");
+        File.WriteAllText(path, json.Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        var engine = new PolicyEngine(path, 512, clock);
+        Assert.True(engine.Reload().Ok);
+        var gate = new RecordingPolicyGate(engine, clock);
+        await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback });
+        using var tunnel = await RawClient.ConnectAsync(proxy.EndPoint);
+        await tunnel.SendAsync($"CONNECT allowed.test:{echo.Port} HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+        Assert.Equal(200, (await tunnel.ReadHeadAsync()).Status);
+        await tunnel.SendAsync("inside");
+        Assert.Equal("inside", Encoding.ASCII.GetString(await tunnel.ReadExactlyAsync(6)));
+
+        clock.Advance(TimeSpan.FromMinutes(1));
+
+        Assert.Empty(await tunnel.ReadToEndAsync(timeoutMs: 10_000));
+        await gate.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("window_closed", gate.CloseReason);
+    }
+
+    [Fact]
     public async Task Reload_under_concurrent_load_fails_and_stalls_nothing()
     {
         await using var origin = await KestrelOrigin.StartAsync();
@@ -185,7 +214,7 @@ public sealed class PolicyGateTests
         Assert.True(reloads > 10, $"only {reloads} reloads happened during the load");
     }
 
-    private sealed class RecordingPolicyGate(PolicyEngine engine) : PolicyGate(engine, TimeProvider.System)
+    private sealed class RecordingPolicyGate(PolicyEngine engine, TimeProvider? time = null) : PolicyGate(engine, time ?? TimeProvider.System)
     {
         public TaskCompletionSource Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
