@@ -114,12 +114,11 @@ VOLUME ["/var/lib/chronoguard/audit"]
 # default) before they are closed; then the process exits 0. Give `docker stop -t` more than that.
 STOPSIGNAL SIGTERM
 
-# No Docker HEALTHCHECK: the chiseled image has no shell or curl, and chronoguard has no
-# health-probe subcommand that an exec-form HEALTHCHECK could call. Health is served over HTTP on
-# the stats port instead: /healthz (process up) and /readyz (listening, policy loaded, audit writer
-# healthy). Kubernetes probes these with httpGet (deploy/kubernetes/). Under plain Docker, probe
-# them from outside, e.g. `curl -f http://127.0.0.1:9477/readyz`.
-HEALTHCHECK NONE
+# The chiseled image has no shell or curl, so the binary probes itself: `chronoguard healthcheck`
+# GETs /readyz (listening, policy loaded, audit writer healthy) on the stats port and exits 0 on 200.
+# Kubernetes probes /readyz and /healthz with httpGet instead (deploy/kubernetes/).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["/app/chronoguard", "healthcheck", "--stats", "127.0.0.1:9477", "--path", "/readyz"]
 
 ENTRYPOINT ["/app/chronoguard"]
 # In a container the listeners bind 0.0.0.0 so that `docker run -p` works. In a Kubernetes pod,

@@ -17,6 +17,7 @@ internal static class CommandLine
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
+          chronoguard healthcheck     [--stats HOST:PORT] [--path /readyz]   (exit 0 when it answers 200)
           chronoguard --version | --help
         """;
 
@@ -39,6 +40,8 @@ internal static class CommandLine
                 return ExportCommand.Run(rest, stdout, stderr);
             case "policy":
                 return PolicyCommand.Run(rest, stdout, stderr);
+            case "healthcheck":
+                return await HealthcheckCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);
             case "hash-token":
                 return HashTokenCommand.Run(rest, Console.In, stdout, stderr);
             case "--version":

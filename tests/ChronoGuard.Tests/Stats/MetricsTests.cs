@@ -145,6 +145,9 @@ public sealed class MetricsTests
         Assert.Equal(1, stats.RootElement.GetProperty("decisionsByAgent").GetProperty("anonymous").GetProperty("ALLOW").GetInt64());
         Assert.True(stats.RootElement.GetProperty("audit").GetProperty("healthy").GetBoolean());
 
+        Assert.Equal(0, await ChronoGuard.Sidecar.Cli.HealthcheckCommand.RunAsync(["--stats", sidecar.StatsEndPoint.ToString()], TextWriter.Null, TextWriter.Null));
+        Assert.Equal(1, await ChronoGuard.Sidecar.Cli.HealthcheckCommand.RunAsync(["--stats", sidecar.StatsEndPoint.ToString(), "--path", "/nope"], TextWriter.Null, TextWriter.Null));
+
         using var post = await http.PostAsync(new Uri("/metrics", UriKind.Relative), new StringContent("x"));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
     }
