@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Markdown report for a perf/compare run (stdlib only).
+
+Usage: perf/report.py RUN_DIR OUTPUT.md
+RUN_DIR holds meta.tsv, cpu.tsv, resources.tsv and the LoadGen outputs <scenario>-<target>.json/.csv.
+"""
+import json
+import os
+import statistics
+import sys
+
+SCENARIOS = {
+    "forward": "plain HTTP keep-alive GET of a 1 KiB file",
+    "connect": "new CONNECT tunnel per request, one plain GET inside (Connection: close)",
+    "connect-tls": "new CONNECT tunnel per request, TLS handshake + one GET inside",
+    "tunnel": "one long-lived CONNECT tunnel to an echo server, writes as fast as possible",
+}
+PROXIES = ("chronoguard", "squid", "tinyproxy")
+
+
+def seconds(text):
+    """LoadGen-style duration ("500ms", "3s", "2m", "3") in seconds."""
+    t = text.strip()
+    for suffix, scale in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if t.endswith(suffix):
+            return float(t[:-len(suffix)]) * scale
+    return float(t)
+
+
+def read_tsv(path, columns):
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= columns:
+                    rows.append(parts[:columns - 1] + ["\t".join(parts[columns - 1:])])
+    return rows
+
+
+def fmt_int(v):
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def fmt_num(v, digits=1):
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def errors_text(r):
+    if r is None:
+        return "run failed"
+    if not r["errors"]:
+        return "0"
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(r["errors_by_kind"].items()))
+    return f"{r['errors']:,} ({kinds})"
+
+
+def main():
+    run_dir, output = sys.argv[1], sys.argv[2]
+    name = os.path.basename(os.path.normpath(run_dir))
+    meta = dict(read_tsv(os.path.join(run_dir, "meta.tsv"), 2))
+    cpu = {(s, t): int(ms) for s, t, ms in read_tsv(os.path.join(run_dir, "cpu.tsv"), 3)}
+    res = {}
+    for who, key, value in read_tsv(os.path.join(run_dir, "resources.tsv"), 3):
+        res.setdefault(who, {})[key] = value
+    scenarios = meta.get("scenarios", " ".join(SCENARIOS)).split()
+    targets = meta.get("targets", "direct " + " ".join(PROXIES)).split()
+
+    runs = {}
+    for s in scenarios:
+        for t in targets:
+            p = os.path.join(run_dir, f"{s}-{t}.json")
+            if os.path.exists(p):
+                with open(p, encoding="utf-8") as f:
+                    runs[(s, t)] = json.load(f)
+
+    def cpu_per_unit(s, t):
+        r = runs.get((s, t))
+        if r is None or (s, t) not in cpu:
+            return None
+        if s == "tunnel":
+            gb = (r["bytes_read"] + r["bytes_written"]) / 1e9
+            return cpu[(s, t)] / gb if gb > 0 else None
+        return cpu[(s, t)] / r["requests"] * 1000 if r["requests"] > 0 else None
+
+    md = []
+    w = md.append
+    short = seconds(meta.get("duration", "10s")) < 10
+    w(f"# chronoguard vs squid vs tinyproxy — {name}")
+    w("")
+    if short:
+        w(f"> **Short validation run** ({meta.get('duration')} per measurement, {meta.get('warmup')} warm-up, "
+          f"{res.get('meta', {}).get('idle_tunnels_used', '?')} idle tunnels) on a 2-core machine shared with other "
+          "work. It proves the harness end to end; the figures are indicative only. The full-length run is "
+          "`perf/compare` with its defaults (10 s, 2 s warm-up, 10,000 idle tunnels).")
+        w("")
+    if meta.get("note"):
+        w(f"> {meta['note']}")
+        w("")
+    w("Produced by `perf/compare` (raw LoadGen JSON and percentile CSVs in "
+      f"[`{name}/`]({name}/)). Everything on loopback on one machine: the load generator, the origin "
+      "(nginx), the echo server and the proxy under test share the same cores, so the proxy's figures "
+      "include contention with its own client and origin.")
+    w("")
+    w("## Machine and versions")
+    w("")
+    w("| | |")
+    w("| --- | --- |")
+    for key, label in (("date", "date"), ("nproc", "cores (nproc)"), ("cpu", "CPU"), ("kernel", "kernel"),
+                       ("os", "OS"), ("mem", "memory"), ("loadavg_before", "load average before the run"),
+                       ("loadavg_after", "load average after the run"), ("chronoguard", "chronoguard"),
+                       ("dotnet", "dotnet SDK"), ("git", "commit"), ("squid", "squid"),
+                       ("tinyproxy", "tinyproxy"), ("nginx", "nginx (origin)")):
+        if key in meta:
+            w(f"| {label} | {meta[key]} |")
+    w("")
+    w("## Parameters")
+    w("")
+    mode = meta.get("cg_mode", "enforce")
+    w(f"- `DURATION={meta.get('duration')} WARMUP={meta.get('warmup')} CONCURRENCY={meta.get('concurrency')} "
+      f"IDLE_TUNNELS={meta.get('idle_tunnels_requested')} TUNNEL_SIZE={meta.get('tunnel_size')} CG_MODE={mode}`; "
+      f"descriptor limit {meta.get('fd_limit')}.")
+    if mode == "enforce":
+        w("- chronoguard: `run --listen 127.0.0.1:0 --stats 127.0.0.1:0 --audit-dir DIR --policy policy.json` — "
+          "enforce mode, one agent authenticated with `Proxy-Authorization: Basic` on every request/CONNECT, "
+          "allow-list: destination `127.0.0.1/32` (`allowedCidrs`), the origin/TLS/echo ports (`allowedPorts`), "
+          "domain `127.0.0.1`; audit log on (default `batched` durability). "
+          "`Proxy:MaxConnections` and `MaxTunnelsPerAgent` raised for the idle-tunnel test.")
+    else:
+        w("- chronoguard: `run --listen 127.0.0.1:0 --stats 127.0.0.1:0 --audit-dir DIR`, **no policy: observe "
+          "mode** (allow all, audit all, no credentials); audit log on (default `batched` durability).")
+    w("- squid: `squid -N -f squid.conf`: `http_access` allows source 127.0.0.1 to destination 127.0.0.1/32 "
+      "on exactly the origin/TLS/echo ports (CONNECT included), everything else denied; `cache deny all`, "
+      "no `cache_dir`, `workers 1`, `access_log` on (stdio file). No authentication.")
+    w("- tinyproxy: `tinyproxy -d -c tinyproxy.conf`: `Allow 127.0.0.1`, `ConnectPort` = the three ports, "
+      "host filter `^127\\.0\\.0\\.1$` with `FilterDefaultDeny Yes`, "
+      f"`LogLevel {meta.get('tinyproxy_loglevel', 'Info')}` to a file, `MaxClients 200`. No authentication. "
+      "tinyproxy 1.11 calls `fsync` on its log file after every line it writes (src/log.c), under a global "
+      "mutex; at `LogLevel Info` that is several fsyncs per request on this disk, which bounds its rate "
+      "far more than its proxying does (`TINYPROXY_LOGLEVEL=Warning` shows the difference).")
+    if "tinyproxy-quiet" in targets:
+        w("- tinyproxy-quiet: the same tinyproxy configuration at `LogLevel Warning` (nothing logged per "
+          "request, so no per-request fsync).")
+    w("- origin: nginx, 1 worker, keep-alive, `/1k.txt` (1,024 bytes) on plain HTTP and on TLS "
+      "(self-signed ECDSA P-256 certificate for `origin.test` / `127.0.0.1`; the client uses `--insecure`). "
+      "Tunnel target: the LoadGen's `echo-server`.")
+    w("- CPU: utime+stime (+ reaped children) of the proxy's process tree from `/proc/PID/stat`, sampled "
+      "over the measured window only (from the end of the warm-up to the end of the measurement), "
+      f"{meta.get('clk_tck', '100')} Hz ticks.")
+    w("- Latency: closed loop, each worker sends its next request when the previous one completes; "
+      "at saturation, latency at c=32 is mostly queueing (≈ concurrency ÷ throughput), so p99 at c=32 "
+      "reflects throughput as much as per-request cost.")
+    w("")
+
+    for s in scenarios:
+        w(f"## {s}: {SCENARIOS.get(s, s)}")
+        w("")
+        cg = runs.get((s, "chronoguard"))
+        if s == "tunnel":
+            w("Concurrency 1 (one tunnel). MB/s = 10^6 bytes per second read back through the tunnel "
+              "(the echo returns every byte written). CPU per GB counts bytes both ways.")
+            w("")
+            w("| target | MB/s down | MB/s up | setup p50 µs | errors | proxy CPU ms/GB | chronoguard/peer MB/s | chronoguard/peer CPU |")
+            w("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+            for t in targets:
+                r = runs.get((s, t))
+                c = cpu_per_unit(s, t)
+                cg_c = cpu_per_unit(s, "chronoguard")
+                is_cg = t == "chronoguard"
+                w(f"| {t} | {fmt_num(r and r['mb_per_second_down'])} | {fmt_num(r and r['mb_per_second_up'])} | "
+                  f"{fmt_int(r and r['latency_us']['p50'])} | {errors_text(r)} | {fmt_int(c)} | "
+                  f"{'' if is_cg else ratio(cg and cg['mb_per_second_down'], r and r['mb_per_second_down'])} | "
+                  f"{'' if is_cg or t == 'direct' else ratio(cg_c, c)} |")
+        else:
+            w(f"Concurrency {cg['concurrency'] if cg else meta.get('concurrency')}. Latency in µs. "
+              "Ratios: chronoguard's value divided by the peer's (req/s: above 1 is chronoguard faster; "
+              "p99 and CPU: below 1 is chronoguard better).")
+            w("")
+            w("| target | req/s | p50 | p99 | p99.9 | errors | proxy CPU ms/1k req | cg/peer req/s | cg/peer p99 | cg/peer CPU |")
+            w("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+            for t in targets:
+                r = runs.get((s, t))
+                lat = r["latency_us"] if r else {}
+                c = cpu_per_unit(s, t)
+                cg_c = cpu_per_unit(s, "chronoguard")
+                is_cg = t == "chronoguard"
+                w(f"| {t} | {fmt_int(r and r['requests_per_second'])} | {fmt_int(lat.get('p50'))} | "
+                  f"{fmt_int(lat.get('p99'))} | {fmt_int(lat.get('p99_9'))} | {errors_text(r)} | {fmt_num(c)} | "
+                  f"{'' if is_cg else ratio(cg and cg['requests_per_second'], r and r['requests_per_second'])} | "
+                  f"{'' if is_cg else ratio(cg and cg['latency_us']['p99'], lat.get('p99'))} | "
+                  f"{'' if is_cg or t == 'direct' else ratio(cg_c, c)} |")
+        w("")
+        svg = f"{name}-{s}.svg"
+        if os.path.exists(os.path.join(os.path.dirname(os.path.normpath(run_dir)), svg)):
+            w(f"![{s} latency distribution]({svg})")
+            w("")
+            if s == "tunnel":
+                w("With one tunnel the only latency sample is its set-up (the first connection of the "
+                  "LoadGen process, so it includes its JIT warm-up); the plot is there for completeness, "
+                  "not as a comparison.")
+                w("")
+
+    req_scen = [s for s in scenarios if s != "tunnel"]
+    if "direct" in targets and req_scen:
+        w(f"## Added p99 latency vs direct (c={meta.get('concurrency')})")
+        w("")
+        w("p99 through the proxy minus p99 without it, µs (closed loop at the same concurrency).")
+        w("")
+        w("| proxy | " + " | ".join(req_scen) + " |")
+        w("| --- | " + " | ".join("---:" for _ in req_scen) + " |")
+        for t in targets:
+            if t == "direct":
+                continue
+            cells = []
+            for s in req_scen:
+                r, d = runs.get((s, t)), runs.get((s, "direct"))
+                cells.append("–" if not r or not d else f"{r['latency_us']['p99'] - d['latency_us']['p99']:+,}")
+            w(f"| {t} | " + " | ".join(cells) + " |")
+        w("")
+
+    w("## Resources")
+    w("")
+    used = res.get("meta", {}).get("idle_tunnels_used")
+    w(f"Idle RSS: VmRSS of a freshly started instance 1 s after it listens, before any load. Idle tunnels: "
+      f"{used} CONNECT tunnels to the echo server opened one after another by a Python client, each proved "
+      "with a 1-byte echo and then left idle; RSS read 1 s after the last one. These use dedicated "
+      "instances, separate from the ones that served the load scenarios.")
+    requested = meta.get("idle_tunnels_requested")
+    if used and requested and used != requested:
+        w("")
+        w(f"IDLE_TUNNELS={requested} was requested, but each tunnel holds two descriptors in the proxy and the "
+          f"hard descriptor limit here is {meta.get('fd_limit')} (raising it needs CAP_SYS_RESOURCE), so "
+          f"{used} were opened.")
+    w("")
+    cols = [p for p in ("chronoguard", "squid") if p + "-res" in res or p in res]
+    w("| | " + " | ".join(cols) + " |")
+    w("| --- | " + " | ".join("---:" for _ in cols) + " |")
+
+    def kib(v):
+        return "–" if v in (None, "") else f"{int(v) / 1024:,.1f} MiB"
+
+    def row(label, fn):
+        w(f"| {label} | " + " | ".join(fn(p) for p in cols) + " |")
+
+    rr = lambda p, k: res.get(p + "-res", {}).get(k)
+    rl = lambda p, k: res.get(p, {}).get(k)
+    row("idle RSS", lambda p: kib(rr(p, "rss_idle_kib")))
+    row("tunnels opened", lambda p: f"{int(rr(p, 'tunnels_opened')):,}" + (
+        "" if rr(p, "tunnels_status") == "ok" else f" ({rr(p, 'tunnels_status')})") if rr(p, "tunnels_opened") else "–")
+    row("RSS with the idle tunnels", lambda p: kib(rr(p, "rss_tunnels_kib")))
+
+    def per_tunnel(p):
+        try:
+            n = int(rr(p, "tunnels_opened"))
+            return f"{(int(rr(p, 'rss_tunnels_kib')) - int(rr(p, 'rss_idle_kib'))) / n:.1f} KiB" if n else "–"
+        except (TypeError, ValueError):
+            return "–"
+    row("per idle tunnel (RSS_with − RSS_idle) / N", per_tunnel)
+    row("time to open them", lambda p: f"{int(rr(p, 'tunnels_open_ms')):,} ms" if rr(p, "tunnels_open_ms") else "–")
+    row("RSS of the load instance before the scenarios", lambda p: kib(rl(p, "rss_before_load_kib")))
+    row("RSS of the load instance after the scenarios", lambda p: kib(rl(p, "rss_after_load_kib")))
+    row("peak RSS (VmHWM) of the load instance", lambda p: kib(rl(p, "hwm_kib")))
+    starts = res.get("chronoguard", {}).get("start_ms_all", "").split()
+    if starts:
+        vals = [float(x) for x in starts]
+        w(f"| exec → \"proxy listening\" log line, same flags and policy, fresh audit dir (best of {len(vals)}; median {statistics.median(vals):.1f} ms; "
+          f"all: {', '.join(starts)}) | {min(vals):.1f} ms | – |")
+    size = res.get("chronoguard", {}).get("binary_bytes")
+    if size:
+        w(f"| binary size (`artifacts/chronoguard`, NativeAOT) | {int(size) / 1e6:.1f} MB ({int(size):,} bytes) | – |")
+    w("")
+    w("Sanity: chronoguard audit head after the scenarios "
+      f"`{res.get('chronoguard', {}).get('audit_head', '–')}`; squid access.log lines "
+      f"{res.get('squid', {}).get('access_log_lines', '–')}; tinyproxy log lines "
+      f"{res.get('tinyproxy', {}).get('log_lines', '–')}.")
+    w("")
+    with open(output, "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
