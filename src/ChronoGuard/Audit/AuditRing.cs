@@ -8,7 +8,10 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal sealed class AuditRing
 {
-    private readonly Slot[] _slots;
+    // Sequences and records in separate arrays: initializing the sequences must not touch the record
+    // pages (1.4 KiB each), so an idle sidecar does not hold the whole ring resident.
+    private readonly long[] _sequences;
+    private readonly AuditRecord[] _records;
     private readonly int _mask;
     private PaddedLong _tail;
     private PaddedLong _head;
@@ -16,20 +19,21 @@ internal sealed class AuditRing
     public AuditRing(int capacity, long firstSeq)
     {
         var size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, capacity));
-        _slots = new Slot[size];
+        _sequences = new long[size];
+        _records = new AuditRecord[size];
         _mask = size - 1;
         // A recovered log starts the ring mid-lap: each slot holds the first position that maps to it.
         for (var i = 0; i < size; i++)
         {
             var pos = firstSeq + i;
-            _slots[pos & _mask].Sequence = pos;
+            _sequences[pos & _mask] = pos;
         }
 
         _tail.Value = firstSeq;
         _head.Value = firstSeq;
     }
 
-    public int Capacity => _slots.Length;
+    public int Capacity => _sequences.Length;
 
     /// <summary>Records appended and not yet taken by the consumer.</summary>
     public long Depth => Volatile.Read(ref _tail.Value) - Volatile.Read(ref _head.Value);
@@ -43,16 +47,16 @@ internal sealed class AuditRing
         var pos = Volatile.Read(ref _tail.Value);
         while (true)
         {
-            ref var slot = ref _slots[pos & _mask];
-            var dif = Volatile.Read(ref slot.Sequence) - pos;
+            ref var sequence = ref _sequences[pos & _mask];
+            var dif = Volatile.Read(ref sequence) - pos;
             if (dif == 0)
             {
                 if (Interlocked.CompareExchange(ref _tail.Value, pos + 1, pos) == pos)
                 {
                     record.Seq = pos;
-                    slot.Record = record;
+                    _records[pos & _mask] = record;
                     // Publish after the copy: the consumer reads the record only once it sees pos + 1.
-                    Volatile.Write(ref slot.Sequence, pos + 1);
+                    Volatile.Write(ref sequence, pos + 1);
                     seq = pos;
                     return true;
                 }
@@ -71,25 +75,18 @@ internal sealed class AuditRing
     public bool TryPeek(out long seq)
     {
         seq = _head.Value;
-        ref var slot = ref _slots[seq & _mask];
-        return Volatile.Read(ref slot.Sequence) == seq + 1;
+        return Volatile.Read(ref _sequences[seq & _mask]) == seq + 1;
     }
 
     /// <summary>Consumer only: the record at the head (after <see cref="TryPeek"/> said it is there).</summary>
-    public ref AuditRecord Head => ref _slots[_head.Value & _mask].Record;
+    public ref AuditRecord Head => ref _records[_head.Value & _mask];
 
     /// <summary>Consumer only: frees the head slot for the producer one lap ahead.</summary>
     public void Advance()
     {
         var pos = _head.Value;
-        Volatile.Write(ref _slots[pos & _mask].Sequence, pos + _mask + 1);
+        Volatile.Write(ref _sequences[pos & _mask], pos + _mask + 1);
         Volatile.Write(ref _head.Value, pos + 1);
-    }
-
-    private struct Slot
-    {
-        public long Sequence;
-        public AuditRecord Record;
     }
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]

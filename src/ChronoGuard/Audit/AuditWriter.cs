@@ -142,15 +142,20 @@ internal sealed class AuditWriter : IDisposable
         var settings = new FasterLogSettings
         {
             LogDevice = device,
-            // The metadata file is rewritten only every 1,000 commits; in between, fast commit records
-            // in the log carry it, and recovery scans forward from the last file to the last record.
-            LogCommitManager = new DeviceLogCommitCheckpointManager(
-                new LocalStorageNamedDeviceFactory(),
-                new DefaultCheckpointNamingScheme(directory),
-                removeOutdated: true,
-                fastCommitThrottleFreq: 1000),
-            PageSizeBits = 20,
-            MemorySizeBits = 22,
+            // The metadata file is rewritten every 1,000 commits and whenever the segment changes; in
+            // between, fast commit records in the log carry it, and recovery scans forward from the last
+            // file to the last record.
+            LogCommitManager = new SegmentAwareCommitManager(
+                new DeviceLogCommitCheckpointManager(
+                    new LocalStorageNamedDeviceFactory(),
+                    new DefaultCheckpointNamingScheme(directory),
+                    removeOutdated: true,
+                    fastCommitThrottleFreq: 1000),
+                segmentSizeBits),
+            // 256 KiB pages, 1 MiB in memory: FASTER pins and zeroes its page buffers, so this is
+            // resident from the start; an entry (< 1.5 KiB) fits a page many times over.
+            PageSizeBits = 18,
+            MemorySizeBits = 20,
             SegmentSizeBits = segmentSizeBits,
             ReadOnlyMode = readOnly,
             // Fast commit writes the commit metadata into the log itself (one device write per group

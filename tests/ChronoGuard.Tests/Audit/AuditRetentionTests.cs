@@ -11,7 +11,7 @@ public sealed class AuditRetentionTests
     {
         using var dir = new TempDir();
         var auditDir = dir.File("audit");
-        // 1 MiB segments (the smallest FASTER allows with 1 MiB pages) so a few thousand records span several.
+        // 1 MiB segments so a few thousand records span several.
         var options = new AuditOptions { Directory = auditDir, SegmentSizeBits = 20, RetainSegments = 2, QueueCapacity = 1024 };
         var dropped = new List<(long Seq, byte[] PrevHash)>();
         using (var writer = AuditWriter.Open(options, TimeProvider.System))
