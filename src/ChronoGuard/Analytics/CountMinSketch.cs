@@ -125,6 +125,8 @@ internal sealed class CountMinSketch
         var counters = _counters;
         var depth = _depth;
         var h1 = (uint)hash;
+
+        // Never 0, which would put the key in the same column of every row.
         var h2 = (uint)(hash >> 32) | 1u;
         Span<long> seen = stackalloc long[MaxDepth];
         while (true)

@@ -95,7 +95,7 @@ internal sealed class TopK
             Table next;
             if (slots.Length < Capacity)
             {
-                // Filling up: every new key gets in, the bar stays 0 until the set is full.
+                // Until the set is full there is no weakest candidate to beat: every newcomer gets in.
                 name ??= Encoding.ASCII.GetString(domain);
                 var grown = new Slot[slots.Length + 1];
                 slots.CopyTo(grown, 0);
