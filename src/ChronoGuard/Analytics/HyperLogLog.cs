@@ -46,6 +46,8 @@ internal sealed class HyperLogLog
             var seen = Interlocked.CompareExchange(ref register, rank, current);
             if (seen == current)
             {
+                // Rare once warm (a register rises at most 51 times): tells Estimate to recompute.
+                Interlocked.Increment(ref _version);
                 return;
             }
 
@@ -72,6 +74,28 @@ internal sealed class HyperLogLog
     /// behaves like linear counting at small counts (100 keys: 0.5 low on average; 10 keys: exact).</para>
     /// </remarks>
     public long Estimate()
+    {
+        // A scrape reads one HLL per agent; scanning 16,384 registers each time is what costs, and most
+        // agents' registers have not moved since the last scrape. A racing Add bumps the version after
+        // its CAS, so a stale cache is refreshed on the next call.
+        var version = Volatile.Read(ref _version);
+        var cached = Volatile.Read(ref _cached);
+        if (cached is not null && cached.Version == version)
+        {
+            return cached.Value;
+        }
+
+        var value = Compute();
+        Volatile.Write(ref _cached, new CachedEstimate(version, value));
+        return value;
+    }
+
+    private sealed record CachedEstimate(long Version, long Value);
+
+    private long _version;
+    private CachedEstimate? _cached;
+
+    private long Compute()
     {
         Span<int> histogram = stackalloc int[MaxRank + 1];
         histogram.Clear();

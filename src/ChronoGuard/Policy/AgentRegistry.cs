@@ -6,6 +6,8 @@ namespace ChronoGuard.Policy;
 internal sealed class AgentRegistry
 {
     private readonly ConcurrentDictionary<string, AgentRuntime> _agents = new(StringComparer.Ordinal);
+    private int _lastIndex;
 
-    public AgentRuntime Get(string id) => _agents.GetOrAdd(id, static i => new AgentRuntime(i));
+    /// <summary>The agent's runtime, created with the next stable index (1, 2, …; 0 is "no agent") on first use.</summary>
+    public AgentRuntime Get(string id) => _agents.GetOrAdd(id, static (i, self) => new AgentRuntime(i, Interlocked.Increment(ref self._lastIndex)), this);
 }

@@ -13,12 +13,16 @@ internal sealed class AgentRuntime
     private EgressDay? _egress;
     private FanOutHour? _fanOut;
 
-    public AgentRuntime(string id)
+    public AgentRuntime(string id, int index = 0)
     {
         Id = id;
+        Index = index;
     }
 
     public string Id { get; }
+
+    /// <summary>Stable for the life of the process (kept across reloads): the agent's slot in the sketches.</summary>
+    public int Index { get; }
 
     /// <summary>Decisions and domain sketches for the stats endpoint.</summary>
     public Stats.AgentMetrics Metrics { get; } = new();

@@ -63,6 +63,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         verdict.Allowed = verdict.Result.IsAllow || policy.IsObserve;
         verdict.Refusal = ToRefusal(verdict.Result);
         _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
+        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute);
     }
 
     public override void OnUpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);

@@ -1,3 +1,5 @@
+using ChronoGuard.Analytics;
+
 namespace ChronoGuard.Stats;
 
 /// <summary>
@@ -10,6 +12,38 @@ internal sealed class ProxyMetrics
     private long _bytesDown;
     private long _reloadsOk;
     private long _reloadsRejected;
+
+    /// <summary>Requests per domain (Count-Min) and the busiest domains (top 20).</summary>
+    public DomainStats Domains { get; } = new();
+
+    /// <summary>Distinct domains overall and per agent index (HyperLogLog).</summary>
+    public DistinctDomains Distinct { get; } = new(64);
+
+    /// <summary>Per agent index, domains first reached in the last five minutes.</summary>
+    public NewDomainWindow NewDomains { get; } = new(64);
+
+    /// <summary>
+    /// Feeds one request's destination to the sketches: the host lowercased without a trailing dot,
+    /// hashed once. <paramref name="agentIndex"/> is 0 when no agent was authenticated.
+    /// </summary>
+    public void RecordDomain(ReadOnlySpan<byte> host, int agentIndex, long nowMinute)
+    {
+        if (!host.IsEmpty && host[^1] == (byte)'.')
+        {
+            host = host[..^1];
+        }
+
+        if (host.IsEmpty || host.Length > 255)
+        {
+            return;
+        }
+
+        Span<byte> lower = stackalloc byte[host.Length];
+        System.Text.Ascii.ToLower(host, lower, out _);
+        var hash = Domains.Record(lower);
+        Distinct.Record(agentIndex, hash);
+        NewDomains.Record(agentIndex, hash, nowMinute);
+    }
 
     /// <summary>Requests refused before an agent was known (no or bad credentials, malformed requests).</summary>
     public AgentMetrics Unauthenticated { get; } = new();

@@ -66,6 +66,31 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_backpressure_total").Value(audit?.BackPressureTotal ?? 0);
         w.Histogram(metrics.AuditCommit);
 
+        var minute = policy.Time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
+        w.Family("chronoguard_distinct_domains", "gauge", "Distinct domains each agent has requested since start (HyperLogLog, 2^14 registers, standard error 0.81%).");
+        w.Sample("chronoguard_distinct_domains").Label("agent", string.Empty).Value(metrics.Distinct.EstimateForAgent(0));
+        foreach (var (id, runtime) in agents)
+        {
+            w.Sample("chronoguard_distinct_domains").Label("agent", id).Value(metrics.Distinct.EstimateForAgent(runtime!.Index));
+        }
+
+        w.Family("chronoguard_new_domains_5m", "gauge", "Domains each agent reached for the first time in the last 5 minutes: a sudden rise is fan-out (scanning, exfiltration) before any quota trips.");
+        w.Sample("chronoguard_new_domains_5m").Label("agent", string.Empty).Value(metrics.NewDomains.Count(0, minute));
+        foreach (var (id, runtime) in agents)
+        {
+            w.Sample("chronoguard_new_domains_5m").Label("agent", id).Value(metrics.NewDomains.Count(runtime!.Index, minute));
+        }
+
+        var top = metrics.Domains.Snapshot();
+        w.Family("chronoguard_top_domain_requests", "gauge", $"Requests to the {TopDomains} busiest domains since start (Count-Min estimate: never below the truth, above it by at most the error bound with 98% probability).");
+        for (var i = 0; i < top.Length && i < TopDomains; i++)
+        {
+            w.Sample("chronoguard_top_domain_requests").Label("domain", top[i].Domain).Value(top[i].Estimate);
+        }
+
+        w.Family("chronoguard_top_domain_error_bound", "gauge", "The Count-Min error bound of chronoguard_top_domain_requests (e/width of all requests).");
+        w.Sample("chronoguard_top_domain_error_bound").Value(metrics.Domains.Sketch.ErrorBound);
+
         w.Family("chronoguard_policy_reloads_total", "counter", "Policy reloads by result.");
         w.Sample("chronoguard_policy_reloads_total").Label("result", "ok").Value(metrics.ReloadsOk);
         w.Sample("chronoguard_policy_reloads_total").Label("result", "rejected").Value(metrics.ReloadsRejected);
@@ -93,9 +118,9 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
             UptimeSeconds = (long)Stopwatch.GetElapsedTime(_started).TotalSeconds,
             Connections = new ConnectionStats(proxy?.ActiveConnections ?? 0, proxy?.AcceptedTotal ?? 0),
             DecisionsByAgent = decisions,
-            TopDomains = [],
-            DistinctDomains = new DistinctDomainStats(new DistinctEstimate(0, 0), []),
-            NewDomains5m = [],
+            TopDomains = TopDomainList(),
+            DistinctDomains = Distinct(agents),
+            NewDomains5m = NewDomains(agents),
             Bytes = new ByteStats(metrics.BytesUp, metrics.BytesDown),
             Audit = new AuditStats(audit?.Healthy ?? false, audit?.Options.Durability ?? string.Empty, audit?.QueueDepth ?? 0, audit?.RecordsTotal ?? 0, audit?.BackPressureTotal ?? 0, new AuditHead(seq, Convert.ToHexStringLower(hash))),
             Policy = new PolicyStats(policy.Path, current.SourceSha256, current.IsObserve, policy.Version, metrics.ReloadsOk, metrics.ReloadsRejected),
@@ -103,6 +128,45 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         using var json = new Utf8JsonWriter(body);
         JsonSerializer.Serialize(json, document, StatsJsonContext.Default.StatsDocument);
         return (200, "application/json");
+    }
+
+    private TopDomainStats[] TopDomainList()
+    {
+        var top = metrics.Domains.Snapshot();
+        var list = new TopDomainStats[Math.Min(top.Length, TopDomains)];
+        for (var i = 0; i < list.Length; i++)
+        {
+            list[i] = new TopDomainStats(top[i].Domain, top[i].Estimate, top[i].ErrorBound);
+        }
+
+        return list;
+    }
+
+    private DistinctDomainStats Distinct((string Id, AgentRuntime? Runtime)[] agents)
+    {
+        var rse = Analytics.HyperLogLog.RelativeStandardError;
+        var byAgent = new Dictionary<string, DistinctEstimate>(StringComparer.Ordinal)
+        {
+            [string.Empty] = new(metrics.Distinct.EstimateForAgent(0), rse),
+        };
+        foreach (var (id, runtime) in agents)
+        {
+            byAgent[id] = new(metrics.Distinct.EstimateForAgent(runtime!.Index), rse);
+        }
+
+        return new DistinctDomainStats(new DistinctEstimate(metrics.Distinct.Global.Estimate(), rse), byAgent);
+    }
+
+    private Dictionary<string, long> NewDomains((string Id, AgentRuntime? Runtime)[] agents)
+    {
+        var minute = policy.Time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal) { [string.Empty] = metrics.NewDomains.Count(0, minute) };
+        foreach (var (id, runtime) in agents)
+        {
+            counts[id] = metrics.NewDomains.Count(runtime!.Index, minute);
+        }
+
+        return counts;
     }
 
     private static Dictionary<string, long> Decisions(AgentMetrics m)
