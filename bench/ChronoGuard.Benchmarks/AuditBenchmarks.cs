@@ -20,7 +20,7 @@ public class AuditAppendBenchmarks
     public void Setup()
     {
         _dir = Path.Combine(Path.GetTempPath(), "cg-bench-audit-" + Guid.NewGuid().ToString("N"));
-        _writer = AuditWriter.Open(new AuditOptions { Directory = _dir, QueueCapacity = 1 << 20 }, TimeProvider.System);
+        _writer = AuditWriter.Open(new AuditOptions { Directory = _dir, QueueCapacity = 1 << 14 }, TimeProvider.System);
         _record.Kind = AuditKind.Decision;
         _record.Set(AuditText.Agent, "research-bot");
         _record.Set(AuditText.SourceIp, "127.0.0.1");
