@@ -31,6 +31,21 @@ internal struct AuditRecord
     /// <summary>Per field, in <see cref="AuditText"/> order: agent, sourceIp, method, host, path, decision, reason, policy, rule.</summary>
     public static ReadOnlySpan<int> Limits => LimitTable;
 
+    /// <summary>Clears a reused ring slot: every fixed field and every text length, not the text bytes.</summary>
+    public void Reset()
+    {
+        Seq = 0;
+        TimestampNs = 0;
+        ConnectionId = 0;
+        BytesUp = 0;
+        BytesDown = 0;
+        DurationMs = 0;
+        Port = 0;
+        Status = 0;
+        Kind = default;
+        ((Span<ushort>)_lengths).Clear();
+    }
+
     public void Set(AuditText field, scoped ReadOnlySpan<byte> utf8)
     {
         var limit = LimitTable[(int)field];

@@ -71,6 +71,41 @@ internal sealed class AuditRing
         }
     }
 
+    /// <summary>
+    /// Claims the next position without copying anything: the caller fills <see cref="At"/> in place
+    /// and must then <see cref="Publish"/> it (the consumer waits on an unpublished position, so a claim
+    /// that is never published stalls the ring). False when full.
+    /// </summary>
+    public bool TryClaim(out long seq)
+    {
+        var pos = Volatile.Read(ref _tail.Value);
+        while (true)
+        {
+            var dif = Volatile.Read(ref _sequences[pos & _mask]) - pos;
+            if (dif == 0)
+            {
+                if (Interlocked.CompareExchange(ref _tail.Value, pos + 1, pos) == pos)
+                {
+                    seq = pos;
+                    return true;
+                }
+            }
+            else if (dif < 0)
+            {
+                seq = -1;
+                return false;
+            }
+
+            pos = Volatile.Read(ref _tail.Value);
+        }
+    }
+
+    /// <summary>The slot of a claimed position (producer, between claim and publish).</summary>
+    public ref AuditRecord At(long seq) => ref _records[seq & _mask];
+
+    /// <summary>Hands a claimed, filled position to the consumer.</summary>
+    public void Publish(long seq) => Volatile.Write(ref _sequences[seq & _mask], seq + 1);
+
     /// <summary>Consumer only: the next record if it has been published.</summary>
     public bool TryPeek(out long seq)
     {

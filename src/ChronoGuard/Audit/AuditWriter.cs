@@ -16,6 +16,9 @@ internal sealed class AuditWriter : IDisposable
     private readonly FasterLog _log;
     private readonly IDevice _device;
     private readonly AuditRing _ring;
+
+    // Where Claim points when the writer is gone: racy writes from many threads, never read.
+    private AuditRecord _scratch;
     private readonly int _maxBatch;
     private readonly AuditChain _chain;
     private readonly TimeProvider _time;
@@ -227,6 +230,56 @@ internal sealed class AuditWriter : IDisposable
         }
 
         return seq;
+    }
+
+    /// <summary>
+    /// The allocation- and copy-free append for the request path: claims the next seq (waiting while
+    /// the ring is full) and returns its slot, cleared and stamped, to fill in place; the caller must
+    /// call <see cref="Publish"/> with <paramref name="seq"/>, in a finally. When the writer has failed
+    /// or stopped, seq is -1 and the slot is a scratch record that is never written out.
+    /// </summary>
+    public ref AuditRecord Claim(out long seq)
+    {
+        var spin = default(SpinWait);
+        var waited = false;
+        while (!_ring.TryClaim(out seq))
+        {
+            if (!waited)
+            {
+                waited = true;
+                Interlocked.Increment(ref _backPressure);
+            }
+
+            Wake();
+            if (_faulted || _stopping)
+            {
+                seq = -1;
+                return ref _scratch;
+            }
+
+            spin.SpinOnce(sleep1Threshold: 20);
+        }
+
+        ref var record = ref _ring.At(seq);
+        record.Reset();
+        record.Seq = seq;
+        record.TimestampNs = (_time.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+        return ref record;
+    }
+
+    /// <summary>Hands a slot filled after <see cref="Claim"/> to the writer.</summary>
+    public void Publish(long seq)
+    {
+        if (seq < 0)
+        {
+            return;
+        }
+
+        _ring.Publish(seq);
+        if (Volatile.Read(ref _sleeping) != 0)
+        {
+            Wake();
+        }
     }
 
     /// <summary>Completes when <paramref name="seq"/> is durably committed.</summary>
