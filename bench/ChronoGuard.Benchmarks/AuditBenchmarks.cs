@@ -53,13 +53,7 @@ public class AuditAppendBenchmarks
         {
             _record.TimestampNs = (TimeProvider.System.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
             _ring.TryAppend(ref _record, out seq);
-            if ((i & 1023) == 1023)
-            {
-                while (_ring.TryPeek(out _))
-                {
-                    _ring.Advance();
-                }
-            }
+            DrainEvery1024(i);
         }
 
         return seq;
@@ -82,13 +76,7 @@ public class AuditAppendBenchmarks
             r.TimestampNs = (TimeProvider.System.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
             Fill(ref r);
             _ring.Publish(seq);
-            if ((i & 1023) == 1023)
-            {
-                while (_ring.TryPeek(out _))
-                {
-                    _ring.Advance();
-                }
-            }
+            DrainEvery1024(i);
         }
 
         return seq;
@@ -107,13 +95,7 @@ public class AuditAppendBenchmarks
             r.Seq = seq;
             r.TimestampNs = (TimeProvider.System.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
             _ring.Publish(seq);
-            if ((i & 1023) == 1023)
-            {
-                while (_ring.TryPeek(out _))
-                {
-                    _ring.Advance();
-                }
-            }
+            DrainEvery1024(i);
         }
 
         return seq;
@@ -130,16 +112,22 @@ public class AuditAppendBenchmarks
             r.TimestampNs = (TimeProvider.System.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
             Fill(ref r);
             _ring.TryAppend(ref r, out seq);
-            if ((i & 1023) == 1023)
-            {
-                while (_ring.TryPeek(out _))
-                {
-                    _ring.Advance();
-                }
-            }
+            DrainEvery1024(i);
         }
 
         return seq;
+    }
+
+    /// <summary>Stands in for a writer that keeps up: frees the slots every 1,024 appends.</summary>
+    private void DrainEvery1024(int i)
+    {
+        if ((i & 1023) == 1023)
+        {
+            while (_ring.TryPeek(out _))
+            {
+                _ring.Advance();
+            }
+        }
     }
 
     private static void Fill(ref AuditRecord r)
