@@ -27,6 +27,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
     public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
     {
         var started = Stopwatch.GetTimestamp();
+        var now = time.GetUtcNow();
         var policy = engine.Current;
         var auth = policy.Authenticate(head.Span(head.ProxyAuthorization), out var agent);
         verdict.Agent = agent;
@@ -46,7 +47,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
                 head.Span(head.UserAgent),
                 connection.Remote?.Address,
                 head.IsConnect);
-            verdict.Result = policy.Decide(agent!, facts, time.GetUtcNow(), Stopwatch.GetTimestamp());
+            verdict.Result = policy.Decide(agent!, facts, now, started);
             if (verdict.Result.IsAllow && head.IsConnect)
             {
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
@@ -63,7 +64,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         verdict.Allowed = verdict.Result.IsAllow || policy.IsObserve;
         verdict.Refusal = ToRefusal(verdict.Result);
         _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
-        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute);
+        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
     }
 
     public override void OnUpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
