@@ -3,19 +3,20 @@ using System.Collections.Concurrent;
 namespace ChronoGuard.Http;
 
 /// <summary>
-/// Request heads are needed only while a head is read and decided; a tunnel then runs for minutes
-/// with no use for its ~35 KiB head (buffer plus offset tables). Returning heads here is what keeps an
-/// idle tunnel down to its sockets and pipes.
+/// Heads are needed only while a message head is read, decided and relayed; between requests a
+/// keep-alive connection and for minutes a tunnel have no use for their ~35 KiB (buffer plus offset
+/// tables). Returning heads here is what keeps an idle connection down to its sockets and pipes.
+/// One pool per head shape (request heads, response heads), so they never evict each other.
 /// </summary>
-internal static class HttpHeadPool
+internal sealed class HttpHeadPool
 {
     private const int MaxPooled = 1024;
-    private static readonly ConcurrentQueue<HttpHead> Pool = new();
-    private static int _count;
+    private readonly ConcurrentQueue<HttpHead> _pool = new();
+    private int _count;
 
-    public static HttpHead Rent(int maxHeadBytes, int maxHeaders)
+    public HttpHead Rent(int maxHeadBytes, int maxHeaders)
     {
-        while (Pool.TryDequeue(out var head))
+        while (_pool.TryDequeue(out var head))
         {
             Interlocked.Decrement(ref _count);
             if (head.MaxHeadBytes == maxHeadBytes && head.HeaderNames.Length == maxHeaders)
@@ -27,10 +28,12 @@ internal static class HttpHeadPool
             head.Dispose();
         }
 
-        return new HttpHead(maxHeadBytes, maxHeaders);
+        var fresh = new HttpHead(maxHeadBytes, maxHeaders);
+        fresh.Reset();
+        return fresh;
     }
 
-    public static void Return(HttpHead head)
+    public void Return(HttpHead head)
     {
         if (Interlocked.Increment(ref _count) > MaxPooled)
         {
@@ -39,6 +42,6 @@ internal static class HttpHeadPool
             return;
         }
 
-        Pool.Enqueue(head);
+        _pool.Enqueue(head);
     }
 }

@@ -6,6 +6,7 @@ internal static class Reasons
     public const string Allowed = "allowed";
     public const string ObserveMode = "observe_mode";
     public const string Unauthenticated = "unauthenticated";
+    public const string AuthRequired = "auth_required";
     public const string BadCredentials = "bad_credentials";
     public const string Suspended = "agent_suspended";
     public const string PortNotAllowed = "port_not_allowed";

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -11,10 +12,10 @@ namespace ChronoGuard.Proxy;
 
 /// <summary>
 /// The gate with a policy behind it: authenticates, decides in SPEC order, guards resolved addresses,
-/// checks the ClientHello, accounts tunnels and egress, and closes tunnels the policy no longer allows.
-/// In observe mode every decision is computed and reported, but bytes always flow.
+/// judges the ClientHello, accounts tunnels and egress, records, and closes tunnels the policy no
+/// longer allows. In observe mode every decision is computed and reported, but bytes always flow.
 /// </summary>
-internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : RequestGate
+internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : IRequestGate
 {
     private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics();
     private long _seenVersion = -1;
@@ -24,18 +25,30 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public ProxyMetrics Metrics => _metrics;
 
-    public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
+    public RequestDecision Decide(in ConnectionInfo connection, HttpHead head)
     {
         var started = Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
         var policy = engine.Current;
-        var auth = policy.Authenticate(head.Span(head.ProxyAuthorization), out var agent);
-        verdict.Agent = agent;
+        var decision = new RequestDecision();
+        var credentials = head.Span(head.ProxyAuthorization);
+        var auth = policy.Authenticate(credentials, out var agent);
+        decision.Agent = agent;
         if (auth != AuthOutcome.Ok)
         {
-            verdict.Result = auth == AuthOutcome.Suspended
-                ? DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended)
-                : DecisionResult.Refuse(Decision.Deny, 407, auth == AuthOutcome.Missing ? Reasons.Unauthenticated : Reasons.BadCredentials);
+            decision.Result = auth switch
+            {
+                AuthOutcome.Suspended => DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended),
+                // A request with no credentials is the first half of the normal 407 challenge round
+                // trip (clients send credentials only after it): told apart from a real denial.
+                AuthOutcome.Missing => DecisionResult.Refuse(Decision.Deny, 407, Reasons.AuthRequired),
+                _ => DecisionResult.Refuse(Decision.Deny, 407, Reasons.BadCredentials),
+            };
+            if (auth == AuthOutcome.Invalid)
+            {
+                decision.Agent = null;
+                decision.ClaimedAgent = ClaimedAgentId(credentials);
+            }
         }
         else
         {
@@ -47,58 +60,90 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
                 head.Span(head.UserAgent),
                 connection.Remote?.Address,
                 head.IsConnect);
-            verdict.Result = policy.Decide(agent!, facts, now, started);
-            if (verdict.Result.IsAllow && head.IsConnect)
+            decision.Result = policy.Decide(agent!, facts, now, started);
+            if (decision.Result.IsAllow && head.IsConnect)
             {
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
                 {
-                    verdict.HoldsTunnelSlot = true;
+                    decision.HoldsTunnelSlot = true;
                 }
                 else
                 {
-                    verdict.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
+                    decision.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
                 }
             }
         }
 
-        verdict.Allowed = verdict.Result.IsAllow || policy.IsObserve;
-        verdict.Refusal = ToRefusal(verdict.Result);
-        _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
-        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
-    }
-
-    public override void OnUpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
-
-    private void Count(in Verdict verdict) =>
-        ((verdict.Agent as AgentPlan)?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(verdict.Result.Decision);
-
-    public override bool AcceptAddress(ProxyConnection connection, ref Verdict verdict, IPAddress address)
-    {
-        var policy = engine.Current;
-        var check = policy.CheckResolved(address);
-        if (check.IsAllow)
+        if (decision.Result.IsAllow && audit is not null && !audit.Healthy && audit.CommitBeforeForward)
         {
-            return true;
+            // Nothing is forwarded that cannot be recorded first.
+            decision.Result = DecisionResult.Refuse(Decision.Deny, 503, ProxyReasons.AuditUnavailable);
         }
 
-        verdict.Result = check;
-        verdict.Refusal = ToRefusal(check);
-        return policy.IsObserve;
+        decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
+        _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
+        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
+        return decision;
     }
 
-    public override bool RequiresSniCheck(in Verdict verdict) =>
-        engine.Current.Network.RequireSniMatch && !IPAddress.TryParse(verdict.Host, out _);
-
-    public override SniVerdict CheckClientHello(ProxyConnection connection, ref Verdict verdict, in ReadOnlySequence<byte> firstBytes, bool complete)
+    /// <summary>The user part of a Basic credential that did not verify, kept for the record (failure path only).</summary>
+    private static string? ClaimedAgentId(ReadOnlySpan<byte> header)
     {
+        const int MaxClaimedBytes = 192;
+        if (!header.StartsWith("Basic "u8) || header.Length - 6 > MaxClaimedBytes * 2)
+        {
+            return null;
+        }
+
+        Span<byte> decoded = stackalloc byte[MaxClaimedBytes * 2];
+        if (Base64.DecodeFromUtf8(header[6..].Trim((byte)' '), decoded, out _, out var written) != OperationStatus.Done)
+        {
+            return null;
+        }
+
+        var user = decoded[..written];
+        var colon = user.IndexOf((byte)':');
+        user = colon >= 0 ? user[..colon] : user;
+        foreach (var b in user)
+        {
+            if (b is < 0x21 or > 0x7e)
+            {
+                return null;
+            }
+        }
+
+        return user.IsEmpty ? null : Encoding.ASCII.GetString(user[..Math.Min(user.Length, 64)]);
+    }
+
+    public void UpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
+
+    public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)
+    {
+        var policy = engine.Current;
+        judged = policy.CheckResolved(address);
+        return judged.IsAllow || policy.IsObserve;
+    }
+
+    public bool RequiresSniCheck(in RequestDecision decision) =>
+        engine.Current.Network.RequireSniMatch && !IPAddress.TryParse(decision.Host, out _);
+
+    public SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged)
+    {
+        judged = decision.Result;
         Span<byte> sni = stackalloc byte[256];
         var result = TlsClientHello.TryGetSni(firstBytes, sni, out var length);
         string? reason = result switch
         {
-            TlsClientHello.Result.NeedMore => complete ? Reasons.NotTls : null,
-            TlsClientHello.Result.NotTls => verdict.Port == 443 ? Reasons.NotTls : string.Empty,
+            TlsClientHello.Result.NeedMore => end switch
+            {
+                ClientHelloEnd.Open => null,
+                ClientHelloEnd.TimedOut => ProxyReasons.SniTimeout,
+                _ => firstBytes.IsEmpty && decision.Port != 443 ? string.Empty : Reasons.NotTls,
+            },
+            // Non-TLS bytes are only refused on 443 (SPEC §4); a tunnel on another port may carry any protocol.
+            TlsClientHello.Result.NotTls => decision.Port == 443 ? Reasons.NotTls : string.Empty,
             TlsClientHello.Result.NoSni => Reasons.SniMissing,
-            _ => Ascii.EqualsIgnoreCase(sni[..length], verdict.Host) ? string.Empty : Reasons.SniMismatch,
+            _ => Ascii.EqualsIgnoreCase(sni[..length], decision.Host) ? string.Empty : Reasons.SniMismatch,
         };
         if (reason is null)
         {
@@ -110,81 +155,59 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
             return SniVerdict.Pass;
         }
 
-        verdict.Result = DecisionResult.Refuse(Decision.Block, 403, reason);
-        verdict.Refusal = ToRefusal(verdict.Result);
-        OnSniRefused(connection, ref verdict);
+        judged = DecisionResult.Refuse(Decision.Block, 403, reason);
         return engine.Current.IsObserve ? SniVerdict.Pass : SniVerdict.Refuse;
     }
 
-    /// <summary>The SNI refusal is its own decision record (the CONNECT itself was already recorded as allowed).</summary>
-    protected virtual void OnSniRefused(ProxyConnection connection, ref Verdict verdict)
+    public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
-        Count(verdict);
+        Count(decision);
         if (audit is null)
         {
-            return;
-        }
-
-        ref var record = ref audit.Claim(out var seq);
-        try
-        {
-            FillDecision(ref record, connection, "CONNECT"u8, default, verdict, verdict.Result.Status);
-        }
-        finally
-        {
-            audit.Publish(seq);
-        }
-
-        verdict.AuditSeq = seq;
-    }
-
-    public override void Record(ProxyConnection connection, HttpHead head, ref Verdict verdict, int status)
-    {
-        Count(verdict);
-        if (audit is null)
-        {
-            return;
-        }
-
-        if (!verdict.Allowed || status != 200)
-        {
-            // The refusal the client sees (upstream failures included) is what the record says.
-            verdict.Result.Status = status;
-            if (verdict.Result.IsAllow && status != 200)
-            {
-                verdict.Result.Reason = verdict.Refusal.Reason;
-            }
+            return -1;
         }
 
         // Filled in place in the ring slot: no 1.4 KiB record built on the stack and copied in.
         ref var record = ref audit.Claim(out var seq);
         try
         {
-            FillDecision(ref record, connection, head.Span(head.Method), head.IsConnect ? default : head.Span(head.TargetPath), verdict, status);
+            record.Kind = AuditKind.Decision;
+            record.ConnectionId = connection.Id;
+            record.Port = decision.Port;
+            record.Status = status;
+            record.Set(AuditText.Agent, decision.Agent?.Id ?? decision.ClaimedAgent);
+            SetAddress(ref record, connection.Remote?.Address);
+            record.Set(AuditText.Method, method);
+            record.Set(AuditText.Host, decision.Host);
+            record.Set(AuditText.Path, path);
+            record.Set(AuditText.Decision, DecisionNames.Name(decision.Result.Decision));
+            record.Set(AuditText.Reason, decision.Result.Reason);
+            record.Set(AuditText.Policy, decision.Result.Policy);
+            record.Set(AuditText.Rule, decision.Result.Rule);
         }
         finally
         {
             audit.Publish(seq);
         }
 
-        verdict.AuditSeq = seq;
+        return seq;
     }
 
-    public override void OnProtocolRefusal(IPEndPoint? source, long connectionId, ref Refusal refusal)
+    public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
     {
         _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny);
         if (audit is null)
         {
-            return;
+            return -1;
         }
 
         ref var record = ref audit.Claim(out var seq);
         try
         {
             record.Kind = AuditKind.Decision;
-            record.ConnectionId = connectionId;
+            record.ConnectionId = connection.Id;
             record.Status = refusal.Status;
-            SetAddress(ref record, source?.Address);
+            SetAddress(ref record, connection.Remote?.Address);
             record.Set(AuditText.Decision, refusal.Decision);
             record.Set(AuditText.Reason, refusal.Reason);
         }
@@ -193,74 +216,28 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
             audit.Publish(seq);
         }
 
-        refusal = refusal with { AuditSeq = seq };
+        return seq;
     }
 
-    public override ValueTask WaitDurableAsync(long auditSeq) =>
-        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : default;
-
-    private static void FillDecision(ref AuditRecord record, ProxyConnection connection, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, in Verdict verdict, int status)
+    public async ValueTask<bool> WaitDurableAsync(long auditSeq)
     {
-        record.Kind = AuditKind.Decision;
-        record.ConnectionId = connection.Id;
-        record.Port = verdict.Port;
-        record.Status = status;
-        record.Set(AuditText.Agent, (verdict.Agent as AgentPlan)?.Id);
-        SetAddress(ref record, connection.Remote?.Address);
-        record.Set(AuditText.Method, method);
-        record.Set(AuditText.Host, verdict.Host);
-        record.Set(AuditText.Path, path);
-        record.Set(AuditText.Decision, DecisionNames.Name(verdict.Result.Decision));
-        record.Set(AuditText.Reason, verdict.Result.Reason);
-        record.Set(AuditText.Policy, verdict.Result.Policy);
-        record.Set(AuditText.Rule, verdict.Result.Rule);
-    }
-
-    private static void SetAddress(ref AuditRecord record, IPAddress? address)
-    {
-        Span<byte> text = stackalloc byte[64];
-        if (address is not null && address.TryFormat(text, out var n))
+        if (audit is not { CommitBeforeForward: true })
         {
-            record.Set(AuditText.SourceIp, text[..n]);
+            return true;
         }
-    }
 
-    public override bool NeedsRecheck()
-    {
-        var version = engine.Version;
-        var minute = time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
-        if (version == Interlocked.Exchange(ref _seenVersion, version) && minute == Interlocked.Exchange(ref _seenMinute, minute))
+        if (auditSeq < 0)
         {
             return false;
         }
 
-        return true;
+        await audit.WaitDurableAsync(auditSeq).ConfigureAwait(false);
+        return audit.Healthy || audit.CommittedSeq >= auditSeq;
     }
 
-    public override string? Recheck(ProxyConnection connection, in Verdict verdict)
+    public bool ChargeEgress(in RequestDecision decision, long bytes)
     {
-        var policy = engine.Current;
-        if (policy.IsObserve || verdict.Agent is not AgentPlan old)
-        {
-            return null;
-        }
-
-        if (!policy.AgentsById.TryGetValue(old.Id, out var agent))
-        {
-            return Reasons.PolicyRevoked;
-        }
-
-        return policy.Recheck(agent, Encoding.ASCII.GetBytes(verdict.Host), verdict.Port, time.GetUtcNow()) switch
-        {
-            TunnelVerdict.PolicyRevoked => Reasons.PolicyRevoked,
-            TunnelVerdict.WindowClosed => Reasons.WindowClosed,
-            _ => null,
-        };
-    }
-
-    public override bool OnEgress(in Verdict verdict, long bytes)
-    {
-        if (verdict.Agent is not AgentPlan agent || agent.EgressBytesPerDay is not { } budget)
+        if (decision.Agent is not { EgressBytesPerDay: { } budget } agent)
         {
             return true;
         }
@@ -268,16 +245,15 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         return agent.Runtime.AddEgress(CompiledPolicy.Day(time.GetUtcNow()), bytes) <= budget || engine.Current.IsObserve;
     }
 
-    public override void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)
+    public void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals)
     {
-        if (verdict.HoldsTunnelSlot && verdict.Agent is AgentPlan agent)
+        if (decision.HoldsTunnelSlot)
         {
-            agent.Runtime.CloseTunnel();
+            decision.Agent!.Runtime.CloseTunnel();
         }
 
-        _metrics.AddBytes(bytesUp, bytesDown);
-
-        if (audit is null)
+        _metrics.AddBytes(totals.BytesUp, totals.BytesDown);
+        if (audit is null || !totals.Established)
         {
             return;
         }
@@ -287,14 +263,14 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         {
             record.Kind = AuditKind.Close;
             record.ConnectionId = connection.Id;
-            record.Port = verdict.Port;
-            record.BytesUp = bytesUp;
-            record.BytesDown = bytesDown;
-            record.DurationMs = durationMs;
-            record.Set(AuditText.Agent, (verdict.Agent as AgentPlan)?.Id);
+            record.Port = decision.Port;
+            record.BytesUp = totals.BytesUp;
+            record.BytesDown = totals.BytesDown;
+            record.DurationMs = totals.DurationMs;
+            record.Set(AuditText.Agent, decision.Agent?.Id);
             SetAddress(ref record, connection.Remote?.Address);
-            record.Set(AuditText.Host, verdict.Host);
-            record.Set(AuditText.Reason, reason);
+            record.Set(AuditText.Host, decision.Host);
+            record.Set(AuditText.Reason, totals.Reason);
         }
         finally
         {
@@ -302,10 +278,46 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         }
     }
 
-    internal static Refusal ToRefusal(in DecisionResult r) => new(r.Status, DecisionNames.Name(r.Decision), r.Reason)
+    public bool NeedsRecheck()
     {
-        RetryAfterSeconds = r.RetryAfterSeconds,
-        RetryAt = r.RetryAt,
-        ChallengeBasic = r.Status == 407,
-    };
+        var version = engine.Version;
+        var minute = time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
+        // Both exchanges run (no short circuit) so each remembers what this beat saw.
+        var sameVersion = version == Interlocked.Exchange(ref _seenVersion, version);
+        var sameMinute = minute == Interlocked.Exchange(ref _seenMinute, minute);
+        return !(sameVersion & sameMinute);
+    }
+
+    public string? Recheck(in RequestDecision decision)
+    {
+        var policy = engine.Current;
+        if (policy.IsObserve || decision.Agent is not { } old)
+        {
+            return null;
+        }
+
+        if (!policy.AgentsById.TryGetValue(old.Id, out var agent))
+        {
+            return Reasons.PolicyRevoked;
+        }
+
+        return policy.Recheck(agent, Encoding.ASCII.GetBytes(decision.Host), decision.Port, time.GetUtcNow()) switch
+        {
+            TunnelVerdict.PolicyRevoked => Reasons.PolicyRevoked,
+            TunnelVerdict.WindowClosed => Reasons.WindowClosed,
+            _ => null,
+        };
+    }
+
+    private void Count(in RequestDecision decision) =>
+        (decision.Agent?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(decision.Result.Decision);
+
+    private static void SetAddress(ref AuditRecord record, IPAddress? address)
+    {
+        Span<byte> text = stackalloc byte[64];
+        if (address is not null && address.TryFormat(text, out var n))
+        {
+            record.Set(AuditText.SourceIp, text[..n]);
+        }
+    }
 }

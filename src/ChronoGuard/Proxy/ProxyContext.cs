@@ -5,25 +5,29 @@ namespace ChronoGuard.Proxy;
 /// <summary>What every connection shares: options copied once at start, resolver, clock, logger, gate.</summary>
 internal sealed class ProxyContext
 {
-    public ProxyContext(ProxyOptions options, IDnsResolver resolver, TimeProvider time, ILogger logger, RequestGate gate)
+    private readonly long _timestampsPerMs;
+
+    public ProxyContext(ProxyOptions options, IDnsResolver resolver, TimeProvider time, ILogger logger, IRequestGate gate)
     {
         Options = options;
         Resolver = resolver;
         Time = time;
         Logger = logger;
-        Hooks = gate;
-        Connector = new UpstreamConnector(resolver, options.ConnectTimeoutMs);
+        Gate = gate;
+        _timestampsPerMs = Math.Max(1, time.TimestampFrequency / 1000);
     }
 
     public ProxyOptions Options { get; }
 
     public IDnsResolver Resolver { get; }
 
-    public UpstreamConnector Connector { get; }
-
+    /// <summary>Connection phases, timeouts and deadlines all read this clock, so tests can drive them.</summary>
     public TimeProvider Time { get; }
 
     public ILogger Logger { get; }
 
-    public RequestGate Hooks { get; }
+    public IRequestGate Gate { get; }
+
+    /// <summary>Monotonic milliseconds from <see cref="Time"/> (divided, not multiplied: no overflow).</summary>
+    public long NowMs() => Time.GetTimestamp() / _timestampsPerMs;
 }

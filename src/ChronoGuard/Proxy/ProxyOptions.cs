@@ -18,6 +18,9 @@ public sealed class ProxyOptions
     /// <summary>Time for a request head to arrive once it has started; past it the client gets 408.</summary>
     public int HeaderTimeoutMs { get; set; } = 10_000;
 
+    /// <summary>A request body that sends no byte for this long is refused (408) and its upstream closed.</summary>
+    public int BodyTimeoutMs { get; set; } = 30_000;
+
     /// <summary>A tunnel or keep-alive connection with no bytes either way for this long is closed.</summary>
     public int IdleTimeoutMs { get; set; } = 300_000;
 

@@ -8,7 +8,7 @@ namespace ChronoGuard.Proxy;
 
 /// <summary>
 /// The listener: accepts, admits up to <see cref="ProxyOptions.MaxConnections"/>, runs one
-/// <see cref="ProxyConnection"/> per client, enforces time limits from one heartbeat, and drains.
+/// <see cref="ClientConnection"/> per client, enforces time limits from one heartbeat, and drains.
 /// </summary>
 internal sealed class ProxyServer : IAsyncDisposable
 {
@@ -16,7 +16,7 @@ internal sealed class ProxyServer : IAsyncDisposable
     // cannot turn refusals into the unbounded queue that MaxConnections exists to prevent.
     private const int MaxLingeringRefusals = 256;
 
-    private readonly ConcurrentDictionary<long, ProxyConnection> _connections = new();
+    private readonly ConcurrentDictionary<long, ClientConnection> _connections = new();
     private readonly TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Socket? _listener;
     private Task _acceptLoop = Task.CompletedTask;
@@ -100,13 +100,13 @@ internal sealed class ProxyServer : IAsyncDisposable
                 continue;
             }
 
-            var connection = new ProxyConnection(this, socket, Interlocked.Increment(ref _nextId));
+            var connection = new ClientConnection(this, socket, Interlocked.Increment(ref _nextId));
             _connections[connection.Id] = connection;
             ThreadPool.UnsafeQueueUserWorkItem(connection, preferLocal: false);
         }
     }
 
-    internal void OnClosed(ProxyConnection connection)
+    internal void OnClosed(ClientConnection connection)
     {
         _connections.TryRemove(connection.Id, out _);
         if (Interlocked.Decrement(ref _active) == 0 && _draining)
@@ -117,8 +117,8 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     private void RefuseOverCapacity(Socket socket)
     {
-        var refusal = new Refusal(503, "DENY", "max_connections");
-        Context.Hooks.OnProtocolRefusal(socket.RemoteEndPoint as IPEndPoint, 0, ref refusal);
+        var refusal = new Refusal(503, "DENY", ProxyReasons.MaxConnections);
+        refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) };
         if (Interlocked.Increment(ref _lingeringRefusals) > MaxLingeringRefusals)
         {
             Interlocked.Decrement(ref _lingeringRefusals);
@@ -173,8 +173,8 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     private void Heartbeat()
     {
-        var now = Environment.TickCount64;
-        var recheck = Context.Hooks.NeedsRecheck();
+        var now = Context.NowMs();
+        var recheck = Context.Gate.NeedsRecheck();
         foreach (var pair in _connections)
         {
             pair.Value.OnHeartbeat(now, _draining, recheck);

@@ -5,6 +5,7 @@ internal enum TimeoutKind
     None,
     Header,
     Idle,
+    Body,
     Drain,
     Linger,
     Revoked,

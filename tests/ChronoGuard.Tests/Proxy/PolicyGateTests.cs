@@ -125,7 +125,7 @@ public sealed class PolicyGateTests
         var json = PolicyJson(echo.Port).Replace("\"requireSniMatch\": true", "\"requireSniMatch\": false", StringComparison.Ordinal);
         var (engine, path, dir) = Engine(json);
         using var _d = dir;
-        var gate = new RecordingPolicyGate(engine);
+        var gate = RecordingPolicyGate(engine);
         await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback, ["localhost"] = IPAddress.Loopback });
         async Task<RawClient> Open(string host)
         {
@@ -141,8 +141,7 @@ public sealed class PolicyGateTests
         Assert.True(engine.Reload().Ok);
 
         Assert.Empty(await revoked.ReadToEndAsync(timeoutMs: 10_000));
-        await gate.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal("policy_revoked", gate.CloseReason);
+        Assert.Equal("policy_revoked", await CloseReasonOf(gate, "allowed.test"));
         await kept.SendAsync("still open");
         Assert.Equal("still open", Encoding.ASCII.GetString(await kept.ReadExactlyAsync(10)));
     }
@@ -161,7 +160,7 @@ public sealed class PolicyGateTests
         File.WriteAllText(path, json.Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
         var engine = new PolicyEngine(path, 512, clock);
         Assert.True(engine.Reload().Ok);
-        var gate = new RecordingPolicyGate(engine, clock);
+        var gate = RecordingPolicyGate(engine, clock);
         await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback });
         using var tunnel = await RawClient.ConnectAsync(proxy.EndPoint);
         await tunnel.SendAsync($"CONNECT allowed.test:{echo.Port} HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
@@ -172,8 +171,7 @@ public sealed class PolicyGateTests
         clock.Advance(TimeSpan.FromMinutes(1));
 
         Assert.Empty(await tunnel.ReadToEndAsync(timeoutMs: 10_000));
-        await gate.Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.Equal("window_closed", gate.CloseReason);
+        Assert.Equal("window_closed", await CloseReasonOf(gate, "allowed.test"));
     }
 
     [Fact]
@@ -214,20 +212,24 @@ public sealed class PolicyGateTests
         Assert.True(reloads > 10, $"only {reloads} reloads happened during the load");
     }
 
-    private sealed class RecordingPolicyGate(PolicyEngine engine, TimeProvider? time = null) : PolicyGate(engine, time ?? TimeProvider.System)
+    private static RecordingGate RecordingPolicyGate(PolicyEngine engine, TimeProvider? time = null) => new(new PolicyGate(engine, time ?? TimeProvider.System));
+
+    private static async Task<string> CloseReasonOf(RecordingGate gate, string host)
     {
-        public TaskCompletionSource Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public string? CloseReason { get; private set; }
-
-        public override void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
         {
-            base.OnClosed(connection, verdict, bytesUp, bytesDown, durationMs, reason);
-            if (verdict.Host == "allowed.test")
+            foreach (var close in gate.Closes)
             {
-                CloseReason = reason;
-                Closed.TrySetResult();
+                if (close.Host == host)
+                {
+                    return close.Reason;
+                }
             }
+
+            await Task.Delay(20);
         }
+
+        throw new TimeoutException($"no close for {host}");
     }
 }

@@ -1,49 +1,96 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using ChronoGuard.Http;
+using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 
 namespace ChronoGuard.Tests.Support;
 
-/// <summary>A gate that allows everything and records what the proxy reports to it, with sequence numbers.</summary>
-internal sealed class RecordingGate : RequestGate
+/// <summary>
+/// A gate that passes every call to an inner gate (allow-all by default, or a real <see cref="PolicyGate"/>)
+/// and records what the proxy reports to it, with sequence numbers of its own when the inner gate has no audit.
+/// </summary>
+internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 {
+    private readonly IRequestGate _inner = inner ?? AllowAllGate.Instance;
     private long _seq = -1;
 
     public ConcurrentQueue<(long Seq, int Status, string Decision, string Reason)> Records { get; } = new();
 
-    public ConcurrentQueue<(long BytesUp, long BytesDown, string Reason)> Closes { get; } = new();
+    public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established)> Closes { get; } = new();
 
     public TaskCompletionSource FirstClose { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Requests decided whose scope has not exited yet: what they hold is not given back.</summary>
+    public int Open => (int)(Interlocked.Read(ref _decided) - Interlocked.Read(ref _completed));
+
+    private long _decided;
+    private long _completed;
+
     public Func<IPAddress, bool> AddressFilter { get; set; } = _ => true;
 
-    public override bool AcceptAddress(ProxyConnection connection, ref Verdict verdict, IPAddress address)
+    public RequestDecision Decide(in ConnectionInfo connection, HttpHead head)
     {
-        if (AddressFilter(address))
+        Interlocked.Increment(ref _decided);
+        return _inner.Decide(connection, head);
+    }
+
+    public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)
+    {
+        if (!AddressFilter(address))
         {
-            return true;
+            judged = DecisionResult.Refuse(ChronoGuard.Policy.Decision.Block, 403, Reasons.PrivateDestination);
+            return false;
         }
 
-        verdict.Refusal = new Refusal(403, "BLOCK", "private_destination");
-        return false;
+        return _inner.AcceptAddress(decision, address, out judged);
     }
 
-    public override void Record(ProxyConnection connection, HttpHead head, ref Verdict verdict, int status)
+    public bool RequiresSniCheck(in RequestDecision decision) => _inner.RequiresSniCheck(decision);
+
+    public SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged) =>
+        _inner.CheckClientHello(decision, firstBytes, end, out judged);
+
+    public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
-        verdict.AuditSeq = Interlocked.Increment(ref _seq);
-        Records.Enqueue((verdict.AuditSeq, status, verdict.Allowed && status == 200 ? "ALLOW" : verdict.Refusal.Decision, verdict.Allowed && status == 200 ? "allowed" : verdict.Refusal.Reason));
+        var seq = _inner.Record(connection, decision, method, path, status);
+        if (seq < 0)
+        {
+            seq = Interlocked.Increment(ref _seq);
+        }
+
+        Records.Enqueue((seq, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason));
+        return seq;
     }
 
-    public override void OnProtocolRefusal(IPEndPoint? source, long connectionId, ref Refusal refusal)
-    {
-        refusal = refusal with { AuditSeq = Interlocked.Increment(ref _seq) };
-        Records.Enqueue((refusal.AuditSeq, refusal.Status, refusal.Decision, refusal.Reason));
-    }
+    public ValueTask<bool> WaitDurableAsync(long auditSeq) => _inner.WaitDurableAsync(auditSeq);
 
-    public override void OnClosed(ProxyConnection connection, in Verdict verdict, long bytesUp, long bytesDown, long durationMs, string reason)
+    public bool ChargeEgress(in RequestDecision decision, long bytes) => _inner.ChargeEgress(decision, bytes);
+
+    public void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals)
     {
-        Closes.Enqueue((bytesUp, bytesDown, reason));
+        _inner.Complete(connection, decision, totals);
+        Closes.Enqueue((decision.Host, totals.BytesUp, totals.BytesDown, totals.Reason, totals.Established));
+        Interlocked.Increment(ref _completed);
         FirstClose.TrySetResult();
     }
+
+    public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
+    {
+        var seq = _inner.RecordRefusal(connection, refusal);
+        if (seq < 0)
+        {
+            seq = Interlocked.Increment(ref _seq);
+        }
+
+        Records.Enqueue((seq, refusal.Status, refusal.Decision, refusal.Reason));
+        return seq;
+    }
+
+    public void UpstreamConnected(long elapsedTicks) => _inner.UpstreamConnected(elapsedTicks);
+
+    public bool NeedsRecheck() => _inner.NeedsRecheck();
+
+    public string? Recheck(in RequestDecision decision) => _inner.Recheck(decision);
 }

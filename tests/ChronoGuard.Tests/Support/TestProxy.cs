@@ -18,11 +18,11 @@ internal sealed class TestProxy : IAsyncDisposable
 
     public Uri Uri => new($"http://127.0.0.1:{EndPoint.Port}");
 
-    public static TestProxy Start(Action<ProxyOptions>? configure = null, RequestGate? gate = null, IDnsResolver? resolver = null)
+    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null)
     {
         var options = new ProxyOptions { Listen = "127.0.0.1:0" };
         configure?.Invoke(options);
-        var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, TimeProvider.System, NullLogger.Instance, gate ?? RequestGate.AllowAll);
+        var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, time ?? TimeProvider.System, NullLogger.Instance, gate ?? AllowAllGate.Instance);
         var server = new ProxyServer(context);
         server.Start();
         return new TestProxy(server);

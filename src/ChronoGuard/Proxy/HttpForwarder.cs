@@ -1,0 +1,352 @@
+using System.IO.Pipelines;
+using ChronoGuard.Http;
+using ChronoGuard.Policy;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// The plain-HTTP front end: decide, reuse the kept upstream (after the guard accepts its address
+/// again) or dial, record, then one exchange: the rewritten head and the body go up while the
+/// response comes back, each relayed as it arrives.
+/// </summary>
+internal static class HttpForwarder
+{
+    private static readonly TimeSpan BodyGrace = TimeSpan.FromSeconds(2);
+
+    private enum Exchange
+    {
+        /// <summary>Both sides may carry another request.</summary>
+        KeepAlive,
+
+        /// <summary>The client may go on; the upstream must close.</summary>
+        KeepClientOnly,
+
+        /// <summary>The response was relayed but the client connection must close.</summary>
+        Close,
+
+        /// <summary>The upstream closed or failed before any response byte arrived.</summary>
+        StaleUpstream,
+
+        /// <summary>The upstream sent something that is not an HTTP/1.x response; nothing was relayed.</summary>
+        BadResponse,
+
+        /// <summary>Failed midway through the response; nothing more can be sent.</summary>
+        Broken,
+
+        /// <summary>The request body failed on the client's side (framing, timeout, budget, reset).</summary>
+        BodyFailed,
+    }
+
+    /// <returns>True when the client connection may carry another request.</returns>
+    public static async Task<bool> RunAsync(RequestScope scope)
+    {
+        var connection = scope.Connection;
+        var head = scope.Head;
+        var kept = connection.Upstream;
+        var sameAuthority = kept is not null && kept.Serves(head.Span(head.TargetHost), head.TargetPort);
+        if (!scope.Decide(sameAuthority ? kept!.Host : null))
+        {
+            await scope.RefuseAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        // A kept upstream is judged again: the policy may have changed since it was dialed.
+        var reused = sameAuthority && scope.AcceptAddress(kept!.Address) && scope.Decision.Result.IsAllow;
+        if (reused)
+        {
+            scope.Decision.Dialed = kept!.Address;
+        }
+        else
+        {
+            connection.DropUpstream();
+            if (!scope.Decision.Allowed)
+            {
+                await scope.RefuseAsync().ConfigureAwait(false);
+                return false;
+            }
+
+            if (!await DialAsync(scope, recorded: false).ConfigureAwait(false))
+            {
+                return false;
+            }
+        }
+
+        if (!await scope.RecordAllowedAsync().ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        scope.Established();
+        var hasBody = head.Chunked || head.ContentLength > 0;
+        var (result, body, finalSent) = await ExchangeAsync(scope, connection.Upstream!, hasBody).ConfigureAwait(false);
+        if (result == Exchange.StaleUpstream && reused && !hasBody)
+        {
+            // A reused keep-alive upstream may have closed just before we wrote: retry once on a fresh
+            // connection. Only without a request body, which cannot be replayed.
+            connection.DropUpstream();
+            if (!await DialAsync(scope, recorded: true).ConfigureAwait(false))
+            {
+                return false;
+            }
+
+            (result, body, finalSent) = await ExchangeAsync(scope, connection.Upstream!, hasBody).ConfigureAwait(false);
+        }
+
+        switch (result)
+        {
+            case Exchange.KeepAlive:
+                scope.KeepUpstream();
+                scope.SetCloseReason(ProxyReasons.Complete);
+                return !connection.IsAborted;
+            case Exchange.KeepClientOnly:
+                scope.SetCloseReason(ProxyReasons.Complete);
+                return !connection.IsAborted;
+            case Exchange.BodyFailed:
+                await RefuseBodyAsync(scope, body, finalSent).ConfigureAwait(false);
+                return false;
+            case Exchange.StaleUpstream or Exchange.BadResponse when !connection.IsAborted && !finalSent:
+                await scope.FailAsync(502, result == Exchange.BadResponse ? ProxyReasons.BadUpstreamResponse : ProxyReasons.UpstreamClosed).ConfigureAwait(false);
+                return false;
+            default:
+                scope.SetCloseReason(connection.IsAborted ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+                return false;
+        }
+    }
+
+    /// <summary>Resolves, guards and dials; on failure the client has been answered.</summary>
+    private static async ValueTask<bool> DialAsync(RequestScope scope, bool recorded)
+    {
+        var (outcome, addresses, count) = await Upstream.ResolveAsync(scope).ConfigureAwait(false);
+        if (outcome == ConnectOutcome.NotAllowed && !recorded)
+        {
+            await scope.RefuseAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        Upstream? upstream = null;
+        if (outcome == ConnectOutcome.Connected)
+        {
+            (outcome, upstream) = await Upstream.ConnectAsync(scope, addresses, count).ConfigureAwait(false);
+        }
+
+        if (upstream is null)
+        {
+            var (status, reason) = outcome == ConnectOutcome.NotAllowed ? (403, scope.Decision.Result.Reason) : Upstream.Failure(outcome);
+            await scope.FailAsync(status, reason).ConfigureAwait(false);
+            return false;
+        }
+
+        scope.Connection.SetUpstream(upstream);
+        return true;
+    }
+
+    /// <summary>The request body failed on the client's side: answer if the response has not begun, audited.</summary>
+    private static Task RefuseBodyAsync(RequestScope scope, BodyResult body, bool finalSent)
+    {
+        var connection = scope.Connection;
+        if (finalSent || connection.IsAborted)
+        {
+            scope.SetCloseReason(connection.IsAborted ? RequestScope.CloseReasonOf(connection) : ProxyReasons.ClientClosed);
+            return Task.CompletedTask;
+        }
+
+        return body.Outcome switch
+        {
+            BodyOutcome.BadFraming => scope.RefuseProtocolAsync(ParseErrors.StatusCode(body.Error), "DENY", ParseErrors.Reason(body.Error)),
+            BodyOutcome.Cancelled when connection.Clock.Fired == TimeoutKind.Body => scope.RefuseProtocolAsync(408, "DENY", ProxyReasons.BodyTimeout),
+            BodyOutcome.BudgetSpent => scope.RefuseProtocolAsync(429, DecisionNames.Name(Decision.RateLimited), Reasons.EgressBudget),
+            _ => SetClosed(scope),
+        };
+
+        static Task SetClosed(RequestScope scope)
+        {
+            scope.SetCloseReason(ProxyReasons.ClientClosed);
+            return Task.CompletedTask;
+        }
+    }
+
+    private static async Task<(Exchange Result, BodyResult Body, bool FinalSent)> ExchangeAsync(RequestScope scope, Upstream upstream, bool hasBody)
+    {
+        var connection = scope.Connection;
+        var request = scope.Head;
+        var response = scope.ResponseHead;
+        var scratch = scope.Scratch;
+        var finalSent = false;
+        Task<BodyResult> body = Task.FromResult(BodyResult.Done);
+        try
+        {
+            var n = RequestRewriter.Write(request, scratch);
+            if (!scope.ChargeUpstream(n))
+            {
+                return (Exchange.BodyFailed, new BodyResult(BodyOutcome.BudgetSpent), false);
+            }
+
+            await SocketSend.SendAllAsync(upstream.Socket, scratch.AsMemory(0, n)).ConfigureAwait(false);
+            if (hasBody)
+            {
+                // Concurrently with reading the response: an origin may answer (or send 100 Continue)
+                // before it has read the whole body, and the client may be waiting for that answer.
+                body = CopyRequestBodyAsync(scope, upstream);
+            }
+
+            while (true)
+            {
+                var (status, sawBytes) = await ReadResponseHeadAsync(upstream.Input, response).ConfigureAwait(false);
+                if (status != HeadStatus.Complete)
+                {
+                    var failed = await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
+                    if (IsClientSide(failed))
+                    {
+                        return (Exchange.BodyFailed, failed, false);
+                    }
+
+                    return (sawBytes || status == HeadStatus.Error ? Exchange.BadResponse : Exchange.StaleUpstream, failed, false);
+                }
+
+                if (response.StatusCode is >= 100 and < 200)
+                {
+                    if (response.StatusCode == 101)
+                    {
+                        await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
+                        return (Exchange.BadResponse, BodyResult.Done, false);
+                    }
+
+                    // Interim responses (100 Continue, 103 Early Hints) go to the client as they are.
+                    if (request.VersionMinor >= 1)
+                    {
+                        await SocketSend.SendAllAsync(connection.Socket, response.Buffer.AsMemory(0, response.Length)).ConfigureAwait(false);
+                    }
+
+                    continue;
+                }
+
+                break;
+            }
+
+            var noBody = request.IsHead || response.StatusCode is 204 or 304;
+            var framed = noBody || response.Chunked || response.ContentLength >= 0;
+            var keepClient = request.KeepAlive && framed && !connection.IsDraining;
+            var headLength = ResponseRewriter.Write(response, request, keepClient, scratch);
+            await SocketSend.SendAllAsync(connection.Socket, scratch.AsMemory(0, headLength)).ConfigureAwait(false);
+            finalSent = true;
+            scope.SentDownstream(headLength);
+
+            var copied = noBody ? BodyResult.Done
+                : response.Chunked ? await BodyCopier.CopyChunkedAsync(upstream.Input, connection.Socket, scope, upstream: false).ConfigureAwait(false)
+                : response.ContentLength >= 0 ? await BodyCopier.CopyExactAsync(upstream.Input, connection.Socket, response.ContentLength, scope, upstream: false).ConfigureAwait(false)
+                : await BodyCopier.CopyToEndAsync(upstream.Input, connection.Socket, scope).ConfigureAwait(false);
+            if (!copied.IsComplete)
+            {
+                var failed = await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
+                return (framed ? Exchange.Broken : Exchange.Close, failed, true);
+            }
+
+            if (!body.IsCompleted)
+            {
+                // Usually the last body bytes are sent and only the copy's continuation is pending;
+                // an origin that answered early (413, 401) may never read the rest. Give it a moment.
+                await Task.WhenAny(body, Task.Delay(BodyGrace, scope.Context.Time)).ConfigureAwait(false);
+            }
+
+            if (!body.IsCompleted)
+            {
+                // The client's next bytes are still body, so neither connection can be reused.
+                await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
+                return (Exchange.Close, BodyResult.Done, true);
+            }
+
+            var sent = await body.ConfigureAwait(false);
+            if (!sent.IsComplete)
+            {
+                return (Exchange.Broken, sent, true);
+            }
+
+            var keepUpstream = response.KeepAlive && framed;
+            return (keepClient ? (keepUpstream ? Exchange.KeepAlive : Exchange.KeepClientOnly) : Exchange.Close, sent, true);
+        }
+        catch (Exception ex) when (BodyCopier.IsIoFailure(ex))
+        {
+            var failed = await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
+            return (finalSent ? Exchange.Broken : IsClientSide(failed) ? Exchange.BodyFailed : Exchange.StaleUpstream, failed, finalSent);
+        }
+    }
+
+    /// <summary>Failures of the client's body, which the upstream did not cause.</summary>
+    private static bool IsClientSide(BodyResult body) =>
+        body.Outcome is BodyOutcome.BadFraming or BodyOutcome.Cancelled or BodyOutcome.BudgetSpent or BodyOutcome.SourceEnded or BodyOutcome.SourceFailed;
+
+    /// <summary>
+    /// The request body, client to upstream. When it fails on the client's side (bad framing, body
+    /// timeout, spent budget, reset) the upstream is aborted at once, so the exchange waiting for the
+    /// response ends now instead of when the origin gives up.
+    /// </summary>
+    private static async Task<BodyResult> CopyRequestBodyAsync(RequestScope scope, Upstream upstream)
+    {
+        var connection = scope.Connection;
+        var head = scope.Head;
+        connection.Clock.Enter(ConnectionPhase.ReadingBody);
+        var result = head.Chunked
+            ? await BodyCopier.CopyChunkedAsync(connection.Input, upstream.Socket, scope, upstream: true).ConfigureAwait(false)
+            : await BodyCopier.CopyExactAsync(connection.Input, upstream.Socket, head.ContentLength, scope, upstream: true).ConfigureAwait(false);
+        if (IsClientSide(result))
+        {
+            upstream.Abort();
+        }
+
+        connection.Clock.Enter(ConnectionPhase.Busy);
+        return result;
+    }
+
+    /// <summary>Ends a body copy still running (it reads the client) and waits for it, so no one else reads the client pipe concurrently.</summary>
+    private static async Task<BodyResult> AbandonBodyAsync(RequestScope scope, Upstream upstream, Task<BodyResult> body)
+    {
+        if (!body.IsCompleted)
+        {
+            upstream.Abort();
+            scope.Connection.Input.CancelPendingRead();
+        }
+
+        try
+        {
+            return await body.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (BodyCopier.IsIoFailure(ex))
+        {
+            return new BodyResult(BodyOutcome.SinkFailed);
+        }
+    }
+
+    private static async ValueTask<(HeadStatus Status, bool SawBytes)> ReadResponseHeadAsync(PipeReader input, HttpHead response)
+    {
+        response.Reset();
+        while (true)
+        {
+            var result = await input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return (HeadStatus.Incomplete, response.Length > 0 || !buffer.IsEmpty);
+            }
+
+            var status = HeadReader.TryRead(buffer, response, out var end, out _);
+            if (status == HeadStatus.Complete)
+            {
+                input.AdvanceTo(end);
+                return HttpHeadParser.ParseResponse(response) == ParseError.None ? (HeadStatus.Complete, true) : (HeadStatus.Error, true);
+            }
+
+            if (status == HeadStatus.Error)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return (HeadStatus.Error, true);
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted)
+            {
+                return (HeadStatus.Incomplete, !buffer.IsEmpty);
+            }
+        }
+    }
+}

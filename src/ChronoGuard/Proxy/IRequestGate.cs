@@ -1,0 +1,53 @@
+using System.Buffers;
+using System.Net;
+using ChronoGuard.Http;
+using ChronoGuard.Policy;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// Where a request meets policy, audit and analytics. Front ends (the HTTP/1.1 listener today; the
+/// inspected-TLS inner requests and SOCKS5 next) call it only through <see cref="RequestScope"/>,
+/// which calls each method at its one place: decide, judge each address before it is dialed, judge
+/// the ClientHello before anything is dialed, record once, charge egress, complete once.
+/// Every method takes values and returns values; none sees the connection.
+/// </summary>
+internal interface IRequestGate
+{
+    /// <summary>Authenticates and decides; may take a tunnel slot (released by <see cref="Complete"/>).</summary>
+    RequestDecision Decide(in ConnectionInfo connection, HttpHead head);
+
+    /// <summary>The network guard on an address about to be dialed: false means do not dial it.
+    /// <paramref name="judged"/> is the refusal to audit when the guard objects (also in observe mode, where this returns true).</summary>
+    bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged);
+
+    /// <summary>Whether the first client bytes of this tunnel must be a ClientHello naming its host.</summary>
+    bool RequiresSniCheck(in RequestDecision decision);
+
+    /// <summary>Judges the reassembled ClientHello (or its absence) before anything is dialed.</summary>
+    SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged);
+
+    /// <summary>Writes the request's one decision record with its final status; returns its audit seq (-1 without audit).</summary>
+    long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status);
+
+    /// <summary>Completes when the record is durable (commit-before-forward), at once otherwise; false when it never will be.</summary>
+    ValueTask<bool> WaitDurableAsync(long auditSeq);
+
+    /// <summary>The one egress account: bytes sent upstream; false once the agent's budget is spent.</summary>
+    bool ChargeEgress(in RequestDecision decision, long bytes);
+
+    /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could flow.</summary>
+    void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals);
+
+    /// <summary>Audits a refusal the proxy made itself (malformed input, capacity, bad body framing); returns its seq.</summary>
+    long RecordRefusal(in ConnectionInfo connection, in Refusal refusal);
+
+    /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (Stopwatch ticks).</summary>
+    void UpstreamConnected(long elapsedTicks);
+
+    /// <summary>Once per heartbeat: whether open tunnels must be judged again (new policy, new minute).</summary>
+    bool NeedsRecheck();
+
+    /// <summary>Whether an open tunnel may go on; the close reason when not.</summary>
+    string? Recheck(in RequestDecision decision);
+}

@@ -1,0 +1,23 @@
+namespace ChronoGuard.Proxy;
+
+/// <summary>Reasons the proxy itself gives (the policy's are in <see cref="Policy.Reasons"/>): static strings, never formatted.</summary>
+internal static class ProxyReasons
+{
+    public const string AuditUnavailable = "audit_unavailable";
+    public const string HeaderTimeout = "header_timeout";
+    public const string BodyTimeout = "body_timeout";
+    public const string IdleTimeout = "idle_timeout";
+    public const string SniTimeout = "sni_timeout";
+    public const string Drain = "drain";
+    public const string Reset = "reset";
+    public const string Closed = "closed";
+    public const string Complete = "complete";
+    public const string ClientClosed = "client_closed";
+    public const string MaxConnections = "max_connections";
+    public const string UpstreamTimeout = "upstream_timeout";
+    public const string UpstreamUnresolved = "upstream_unresolved";
+    public const string UpstreamRefused = "upstream_refused";
+    public const string UpstreamUnreachable = "upstream_unreachable";
+    public const string UpstreamClosed = "upstream_closed";
+    public const string BadUpstreamResponse = "bad_upstream_response";
+}

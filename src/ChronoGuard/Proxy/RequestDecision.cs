@@ -1,0 +1,34 @@
+using System.Net;
+using ChronoGuard.Policy;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// The gate's answer for one request, as a value: what was decided, whether bytes may flow, what the
+/// request holds. Only <see cref="RequestScope"/> changes it after <see cref="IRequestGate.Decide"/>.
+/// </summary>
+internal struct RequestDecision
+{
+    /// <summary>Whether bytes may flow (true in observe mode even when <see cref="Result"/> is a refusal).</summary>
+    public bool Allowed;
+
+    /// <summary>The decision as audited; an upstream failure keeps the decision and changes status and reason.</summary>
+    public DecisionResult Result;
+
+    /// <summary>The authenticated agent, or for <c>bad_credentials</c> none (see <see cref="ClaimedAgent"/>).</summary>
+    public AgentPlan? Agent;
+
+    /// <summary>The agent id a request with wrong credentials claimed; recorded as unauthenticated.</summary>
+    public string? ClaimedAgent;
+
+    /// <summary>A tunnel slot was taken in <see cref="IRequestGate.Decide"/>; the scope's exit gives it back.</summary>
+    public bool HoldsTunnelSlot;
+
+    public string Host;
+    public int Port;
+
+    /// <summary>The address dialed, or the one the network guard refused.</summary>
+    public IPAddress? Dialed;
+
+    public long AuditSeq;
+}

@@ -1,0 +1,316 @@
+using System.Buffers;
+using System.Net;
+using System.Text;
+using ChronoGuard.Http;
+using ChronoGuard.Policy;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// One request, from its parsed head to its end, and everything it holds: the gate's decision (and
+/// with it a tunnel slot), its one decision record, egress charges, byte counts, the close record and
+/// its buffers. Front ends act through it; <see cref="Exit"/>, called from one <c>finally</c> for every
+/// path (refusal, failed dial, exception, drain, revoke), is the only place any of it is released.
+/// </summary>
+internal sealed class RequestScope
+{
+    private const int MaxResponseHeadBytes = 64 * 1024;
+    private const int MaxResponseHeaders = 256;
+    private const int RewriteSlack = 1024;
+
+    private static readonly HttpHeadPool ResponseHeads = new();
+
+    private readonly ClientConnection _connection;
+    private readonly IRequestGate _gate;
+    private HttpHead? _head;
+    private HttpHead? _response;
+    private byte[]? _scratch;
+    private long _bytesUp;
+    private long _bytesDown;
+    private long _establishedMs = -1;
+    private bool _decided;
+    private bool _recorded;
+    private bool _keepUpstream;
+    private bool _exited;
+    private string? _closeReason;
+
+    /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
+    public RequestDecision Decision;
+
+    public RequestScope(ClientConnection connection, HttpHead head)
+    {
+        _connection = connection;
+        _gate = connection.Context.Gate;
+        _head = head;
+        IsConnect = head.IsConnect;
+        Decision.AuditSeq = -1;
+    }
+
+    public ClientConnection Connection => _connection;
+
+    public ProxyContext Context => _connection.Context;
+
+    public bool IsConnect { get; }
+
+    /// <summary>The request head, until a tunnel gives it back (<see cref="ReleaseHead"/>).</summary>
+    public HttpHead Head => _head ?? throw new InvalidOperationException("the request head was released");
+
+    public long BytesUp => Volatile.Read(ref _bytesUp);
+
+    /// <summary>The origin's response head, rented on first use and returned at exit.</summary>
+    public HttpHead ResponseHead => _response ??= ResponseHeads.Rent(MaxResponseHeadBytes, MaxResponseHeaders);
+
+    /// <summary>Room for a rewritten request or response head.</summary>
+    public byte[] Scratch => _scratch ??= ArrayPool<byte>.Shared.Rent(Math.Max(Context.Options.MaxHeaderBytes, MaxResponseHeadBytes) + RewriteSlack);
+
+    /// <summary>Asks the gate; false when the request is refused (send it with <see cref="RefuseAsync"/>).</summary>
+    public bool Decide(string? knownHost = null)
+    {
+        var head = Head;
+        Decision = _gate.Decide(_connection.Info, head);
+        _decided = true;
+        Decision.Host = knownHost ?? Encoding.ASCII.GetString(head.Span(head.TargetHost));
+        Decision.Port = head.TargetPort;
+        Decision.AuditSeq = -1;
+        return Decision.Allowed;
+    }
+
+    /// <summary>The network guard on one address; false when it must not be dialed (the refusal is kept for the record).</summary>
+    public bool AcceptAddress(IPAddress address)
+    {
+        var dial = _gate.AcceptAddress(Decision, address, out var judged);
+        if (!judged.IsAllow)
+        {
+            Decision.Result = judged;
+            Decision.Dialed = address;
+            Decision.Allowed = dial;
+        }
+
+        return dial;
+    }
+
+    public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision);
+
+    public SniVerdict CheckClientHello(in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end)
+    {
+        var verdict = _gate.CheckClientHello(Decision, firstBytes, end, out var judged);
+        if (verdict != SniVerdict.NeedMore && !judged.IsAllow)
+        {
+            Decision.Result = judged;
+            Decision.Allowed = verdict == SniVerdict.Pass;
+        }
+
+        return verdict;
+    }
+
+    /// <summary>The upstream was dialed (or refused at the TCP level).</summary>
+    public void Dialed(IPAddress? address, long elapsedTicks, bool connected)
+    {
+        Decision.Dialed = address;
+        if (connected)
+        {
+            _gate.UpstreamConnected(elapsedTicks);
+        }
+    }
+
+    /// <summary>The request's one decision record, with the status the client is answered.</summary>
+    private void Record(int status)
+    {
+        if (_recorded)
+        {
+            return;
+        }
+
+        _recorded = true;
+        var head = _head;
+        var method = IsConnect ? "CONNECT"u8 : head is null ? default : head.Span(head.Method);
+        var path = IsConnect || head is null ? default : head.Span(head.TargetPath);
+        Decision.AuditSeq = _gate.Record(_connection.Info, Decision, method, path, status);
+    }
+
+    /// <summary>
+    /// Records the allowed request and waits until the record is durable when the mode says so. False
+    /// when it never will be: the request is then refused 503 <c>audit_unavailable</c> (sent here when
+    /// <paramref name="answer"/>), and nothing goes upstream.
+    /// </summary>
+    public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
+    {
+        Record(200);
+        if (await _gate.WaitDurableAsync(Decision.AuditSeq).ConfigureAwait(false))
+        {
+            return true;
+        }
+
+        _closeReason = ProxyReasons.AuditUnavailable;
+        if (answer)
+        {
+            await _connection.RefuseAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable), audit: true).ConfigureAwait(false);
+        }
+
+        return false;
+    }
+
+    /// <summary>Records the refusal in <see cref="Decision"/> and sends it.</summary>
+    public Task RefuseAsync()
+    {
+        Record(Decision.Result.Status);
+        return _connection.RefuseAsync(ToRefusal(Decision.Result, Decision.AuditSeq), audit: false);
+    }
+
+    /// <summary>Records a refusal judged after the client was answered 200 (the ClientHello check): nothing more is sent.</summary>
+    public void RecordRefusal()
+    {
+        if (!Decision.Result.IsAllow)
+        {
+            Record(Decision.Result.Status);
+        }
+    }
+
+    /// <summary>
+    /// The decision stands but the request failed on the way (upstream unreachable, bad upstream
+    /// response): the record (if not yet written) carries this status and reason, and the client is
+    /// answered with them unless <paramref name="answer"/> is false (the client already has a 200).
+    /// </summary>
+    public Task FailAsync(int status, string reason, bool answer = true)
+    {
+        _closeReason ??= reason;
+        if (!_recorded)
+        {
+            Decision.Result.Status = status;
+            Decision.Result.Reason = reason;
+            Record(status);
+        }
+
+        return answer
+            ? _connection.RefuseAsync(new Refusal(status, DecisionNames.Name(Decision.Result.Decision), reason) { AuditSeq = Decision.AuditSeq }, audit: false)
+            : Task.CompletedTask;
+    }
+
+    /// <summary>A refusal of the proxy's own after the request was recorded (bad body framing, body timeout): audited as its own record.</summary>
+    public Task RefuseProtocolAsync(int status, string decision, string reason)
+    {
+        _closeReason ??= reason;
+        return _connection.RefuseAsync(new Refusal(status, decision, reason), audit: true);
+    }
+
+    /// <summary>From here bytes may flow: the exit writes a close record.</summary>
+    public void Established()
+    {
+        _establishedMs = Context.NowMs();
+    }
+
+    /// <summary>
+    /// The one egress account: every byte about to be sent upstream, heads included, on every path,
+    /// is charged here first.
+    /// </summary>
+    /// <returns>False when these bytes would overspend the agent's egress budget: do not send them.</returns>
+    public bool ChargeUpstream(long bytes)
+    {
+        _connection.Clock.Touch();
+        Interlocked.Add(ref _bytesUp, bytes);
+        if (_gate.ChargeEgress(Decision, bytes))
+        {
+            return true;
+        }
+
+        _closeReason ??= Reasons.EgressBudget;
+        return false;
+    }
+
+    public void SentDownstream(long bytes)
+    {
+        _connection.Clock.Touch();
+        Interlocked.Add(ref _bytesDown, bytes);
+    }
+
+    /// <summary>The close record's reason, unless an earlier cause was already set.</summary>
+    public void SetCloseReason(string reason) => _closeReason ??= reason;
+
+    /// <summary>The connection's upstream may carry the next request.</summary>
+    public void KeepUpstream() => _keepUpstream = true;
+
+    /// <summary>A tunnel no longer needs its head; giving it back early keeps an open tunnel small.</summary>
+    public void ReleaseHead()
+    {
+        if (!_recorded)
+        {
+            return;
+        }
+
+        ClientConnection.ReturnHead(_head);
+        _head = null;
+    }
+
+    /// <summary>
+    /// The one exit. A decided request always has its record (a path that ended without one, such as
+    /// an exception or a client gone mid-way, is recorded here with status 499), then the gate gives
+    /// back the tunnel slot and writes the close record, the upstream is dropped unless kept for the
+    /// next request, and every buffer goes back.
+    /// </summary>
+    public void Exit()
+    {
+        if (_exited)
+        {
+            return;
+        }
+
+        _exited = true;
+        try
+        {
+            if (_decided)
+            {
+                if (!_recorded)
+                {
+                    var reason = _closeReason ?? (_connection.IsAborted ? CloseReasonOf(_connection) : ProxyReasons.ClientClosed);
+                    _closeReason = reason;
+                    Decision.Result.Reason = Decision.Result.IsAllow ? reason : Decision.Result.Reason;
+                    Record(499);
+                }
+
+                var established = _establishedMs >= 0;
+                var duration = established ? Context.NowMs() - _establishedMs : 0;
+                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed"));
+            }
+        }
+        finally
+        {
+            if (!_keepUpstream)
+            {
+                _connection.DropUpstream();
+            }
+
+            ClientConnection.ReturnHead(_head);
+            _head = null;
+            if (_response is not null)
+            {
+                ResponseHeads.Return(_response);
+                _response = null;
+            }
+
+            if (_scratch is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_scratch);
+                _scratch = null;
+            }
+        }
+    }
+
+    /// <summary>The close reason for a connection the heartbeat or the server ended.</summary>
+    public static string CloseReasonOf(ClientConnection connection) => connection.Clock.Fired switch
+    {
+        TimeoutKind.Idle => ProxyReasons.IdleTimeout,
+        TimeoutKind.Drain => ProxyReasons.Drain,
+        TimeoutKind.Body => ProxyReasons.BodyTimeout,
+        TimeoutKind.Header => ProxyReasons.HeaderTimeout,
+        TimeoutKind.Revoked => connection.RevokedReason ?? Reasons.PolicyRevoked,
+        _ => ProxyReasons.Reset,
+    };
+
+    internal static Refusal ToRefusal(in DecisionResult r, long auditSeq) => new(r.Status, DecisionNames.Name(r.Decision), r.Reason)
+    {
+        AuditSeq = auditSeq,
+        RetryAfterSeconds = r.RetryAfterSeconds,
+        RetryAt = r.RetryAt,
+        ChallengeBasic = r.Status == 407,
+    };
+}

@@ -1,0 +1,228 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using ChronoGuard.Http;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>
+/// The CONNECT front end: decide, resolve and guard, judge the ClientHello before anything is dialed
+/// (when the gate asks for it), dial, record, then relay both ways until both directions end.
+/// </summary>
+internal static class TunnelRelay
+{
+    // One receive's worth: large enough that a bulk tunnel moves 64 KiB per syscall pair, and rented
+    // only while bytes are in flight, so an idle tunnel holds none.
+    private const int BufferBytes = 64 * 1024;
+
+    /// <returns>Always false: a tunnel is the connection's last request.</returns>
+    public static async Task<bool> RunAsync(RequestScope scope)
+    {
+        var connection = scope.Connection;
+        if (!scope.Decide())
+        {
+            await scope.RefuseAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        var (outcome, addresses, count) = await Upstream.ResolveAsync(scope).ConfigureAwait(false);
+        if (outcome == ConnectOutcome.NotAllowed)
+        {
+            await scope.RefuseAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        if (outcome != ConnectOutcome.Connected)
+        {
+            var (status, reason) = Upstream.Failure(outcome);
+            await scope.FailAsync(status, reason).ConfigureAwait(false);
+            return false;
+        }
+
+        ReadResult hello = default;
+        var early = scope.RequiresSniCheck();
+        if (early)
+        {
+            // The ClientHello comes only after our 200, and it is judged before anything is dialed: so
+            // the 200 goes first, and a dial failure after it can only close the tunnel (the record
+            // says which failure). Name resolution and the guard have already answered above.
+            await SocketSend.SendAllAsync(connection.Socket, ResponseWriter.ConnectEstablishedBytes).ConfigureAwait(false);
+            if (await ReadClientHelloAsync(scope).ConfigureAwait(false) is not { } judged)
+            {
+                scope.RecordRefusal();
+                return false;
+            }
+
+            hello = judged;
+        }
+
+        var (dialed, upstream) = await Upstream.ConnectAsync(scope, addresses, count).ConfigureAwait(false);
+        if (upstream is null)
+        {
+            ReleaseHello(connection.Input, hello, early);
+            var (status, reason) = Upstream.Failure(dialed);
+            await scope.FailAsync(status, reason, answer: !early).ConfigureAwait(false);
+            return false;
+        }
+
+        connection.SetUpstream(upstream);
+        if (!await scope.RecordAllowedAsync(answer: !early).ConfigureAwait(false))
+        {
+            ReleaseHello(connection.Input, hello, early);
+            return false;
+        }
+
+        if (!early)
+        {
+            await SocketSend.SendAllAsync(connection.Socket, ResponseWriter.ConnectEstablishedBytes).ConfigureAwait(false);
+        }
+
+        scope.ReleaseHead();
+        scope.Established();
+        connection.Clock.Enter(ConnectionPhase.Tunnel);
+        if (!await RelayBufferedAsync(scope, upstream, hello, early).ConfigureAwait(false))
+        {
+            scope.SetCloseReason(RequestScope.CloseReasonOf(connection));
+            return false;
+        }
+
+        var up = PumpAsync(scope, connection.Socket, upstream.Socket, upstream: true);
+        var down = PumpAsync(scope, upstream.Socket, connection.Socket, upstream: false);
+        await Task.WhenAll(up, down).ConfigureAwait(false);
+        scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+        return false;
+    }
+
+    /// <summary>
+    /// Reads the client's first bytes without consuming them until the gate can judge them (a whole
+    /// ClientHello, reassembled across records), under the header timeout. On a pass the bytes are
+    /// still held in the pipe, to be relayed once the upstream is dialed; null when refused.
+    /// </summary>
+    private static async ValueTask<ReadResult?> ReadClientHelloAsync(RequestScope scope)
+    {
+        var connection = scope.Connection;
+        var input = connection.Input;
+        connection.Clock.Enter(ConnectionPhase.ReadingHead);
+        while (true)
+        {
+            var result = await input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var end = result.IsCanceled || connection.IsAborted
+                ? (connection.Clock.Fired == TimeoutKind.Header ? ClientHelloEnd.TimedOut : ClientHelloEnd.Eof)
+                : result.IsCompleted ? ClientHelloEnd.Eof : ClientHelloEnd.Open;
+            if (connection.IsAborted)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return null;
+            }
+
+            var verdict = scope.CheckClientHello(buffer, end);
+            if (verdict == SniVerdict.Pass)
+            {
+                connection.Clock.Enter(ConnectionPhase.Busy);
+                return result;
+            }
+
+            input.AdvanceTo(buffer.Start, buffer.End);
+            if (verdict == SniVerdict.Refuse || end != ClientHelloEnd.Open)
+            {
+                return null;
+            }
+        }
+    }
+
+    private static void ReleaseHello(PipeReader input, in ReadResult hello, bool held)
+    {
+        if (held)
+        {
+            input.AdvanceTo(hello.Buffer.End);
+        }
+    }
+
+    /// <summary>
+    /// Relays what the client sent before the tunnel began (the judged ClientHello, or bytes right
+    /// behind the CONNECT head), then leaves the pipe: from here the two sockets are relayed directly.
+    /// </summary>
+    private static async ValueTask<bool> RelayBufferedAsync(RequestScope scope, Upstream upstream, ReadResult held, bool isHeld)
+    {
+        var input = scope.Connection.Input;
+        var result = held;
+        if (!isHeld && !input.TryRead(out result))
+        {
+            return true;
+        }
+
+        var buffer = result.Buffer;
+        try
+        {
+            if (!buffer.IsEmpty)
+            {
+                if (!scope.ChargeUpstream(buffer.Length))
+                {
+                    input.AdvanceTo(buffer.End);
+                    scope.Connection.Revoke(Policy.Reasons.EgressBudget);
+                    return false;
+                }
+
+                await SocketSend.SendAllAsync(upstream.Socket, buffer).ConfigureAwait(false);
+            }
+
+            input.AdvanceTo(buffer.End);
+            if (result.IsCompleted)
+            {
+                upstream.Socket.Shutdown(SocketShutdown.Send);
+            }
+
+            return !result.IsCanceled;
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            scope.Connection.Abort(TimeoutKind.None);
+            return false;
+        }
+    }
+
+    /// <returns>True when this direction ended with an orderly EOF.</returns>
+    private static async Task<bool> PumpAsync(RequestScope scope, Socket from, Socket to, bool upstream)
+    {
+        try
+        {
+            while (true)
+            {
+                // Wait for readability with no buffer: this is where an idle tunnel spends its life.
+                await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(BufferBytes);
+                try
+                {
+                    var n = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        to.Shutdown(SocketShutdown.Send);
+                        return true;
+                    }
+
+                    if (upstream && !scope.ChargeUpstream(n))
+                    {
+                        scope.Connection.Revoke(Policy.Reasons.EgressBudget);
+                        return false;
+                    }
+
+                    await SocketSend.SendAllAsync(to, buffer.AsMemory(0, n)).ConfigureAwait(false);
+                    if (!upstream)
+                    {
+                        scope.SentDownstream(n);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            scope.Connection.Abort(TimeoutKind.None);
+            return false;
+        }
+    }
+}
