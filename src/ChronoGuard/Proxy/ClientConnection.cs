@@ -291,12 +291,11 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
                 return;
             default:
                 // Header, idle keep-alive, drain, linger, body: wake the one pending client read; the
-                // code awaiting it sees the cancellation and the fired timeout, and ends in order.
-                if (Clock.TryFire(due))
-                {
-                    Input.CancelPendingRead();
-                }
-
+                // code awaiting it sees the cancellation and the first timeout that fired, and ends in
+                // order. Cancelled on every beat that finds one due, not only the first: a refusal
+                // sent for one timeout lingers, and its linger must still end.
+                Clock.TryFire(due);
+                Input.CancelPendingRead();
                 return;
         }
     }

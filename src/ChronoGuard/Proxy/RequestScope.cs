@@ -207,9 +207,9 @@ internal sealed class RequestScope
     public bool ChargeUpstream(long bytes)
     {
         _connection.Clock.Touch();
-        Interlocked.Add(ref _bytesUp, bytes);
         if (_gate.ChargeEgress(Decision, bytes))
         {
+            Interlocked.Add(ref _bytesUp, bytes);
             return true;
         }
 
