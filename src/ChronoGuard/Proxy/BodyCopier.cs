@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using ChronoGuard.Http;
@@ -5,15 +6,27 @@ using ChronoGuard.Http;
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// Copies message bodies as they arrive, never buffering one whole: exactly Content-Length bytes,
-/// chunked framing validated as it streams (only the bytes before the first bad one are relayed), or
-/// up to EOF. Every byte is accounted through the scope; bytes towards the upstream are egress.
+/// Copies message bodies as they arrive, never buffering one whole: one loop, three framings (exactly
+/// Content-Length bytes; chunked, validated as it streams so only the bytes before the first bad one
+/// are relayed; up to EOF). Every byte is accounted through the scope; bytes towards the upstream are
+/// egress, charged before they are sent.
 /// </summary>
 internal static class BodyCopier
 {
-    public static async ValueTask<BodyResult> CopyExactAsync(PipeReader from, Socket to, long length, RequestScope scope, bool upstream)
+    public static ValueTask<BodyResult> CopyExactAsync(PipeReader from, Socket to, long length, RequestScope scope, bool upstream) =>
+        CopyAsync(from, to, scope, upstream, new ExactFraming(length));
+
+    public static ValueTask<BodyResult> CopyChunkedAsync(PipeReader from, Socket to, RequestScope scope, bool upstream) =>
+        CopyAsync(from, to, scope, upstream, new ChunkedFraming());
+
+    /// <summary>A response framed by the close of the connection: it ends with the source, never complete.</summary>
+    public static ValueTask<BodyResult> CopyToEndAsync(PipeReader from, Socket to, RequestScope scope) =>
+        CopyAsync(from, to, scope, upstream: false, new ExactFraming(long.MaxValue));
+
+    private static async ValueTask<BodyResult> CopyAsync<TFraming>(PipeReader from, Socket to, RequestScope scope, bool upstream, TFraming framing)
+        where TFraming : struct, IBodyFraming
     {
-        while (length > 0)
+        while (!framing.IsDone)
         {
             ReadResult result;
             try
@@ -32,48 +45,8 @@ internal static class BodyCopier
                 return new BodyResult(BodyOutcome.Cancelled);
             }
 
-            var chunk = buffer.Length > length ? buffer.Slice(0, length) : buffer;
-            var sent = await SendAsync(chunk, to, scope, upstream).ConfigureAwait(false);
-            from.AdvanceTo(chunk.End);
-            if (!sent.IsComplete)
-            {
-                return sent;
-            }
-
-            length -= chunk.Length;
-            if (length > 0 && result.IsCompleted)
-            {
-                return new BodyResult(BodyOutcome.SourceEnded);
-            }
-        }
-
-        return BodyResult.Done;
-    }
-
-    public static async ValueTask<BodyResult> CopyChunkedAsync(PipeReader from, Socket to, RequestScope scope, bool upstream)
-    {
-        var scanner = default(ChunkedScanner);
-        while (!scanner.IsDone)
-        {
-            ReadResult result;
-            try
-            {
-                result = await from.ReadAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (IsIoFailure(ex))
-            {
-                return new BodyResult(BodyOutcome.SourceFailed);
-            }
-
-            var buffer = result.Buffer;
-            if (result.IsCanceled)
-            {
-                from.AdvanceTo(buffer.Start, buffer.End);
-                return new BodyResult(BodyOutcome.Cancelled);
-            }
-
-            var error = scanner.Scan(buffer, out var consumed);
-            var valid = buffer.Slice(0, consumed);
+            var error = framing.Take(buffer, out var validLength);
+            var valid = buffer.Slice(0, validLength);
             var sent = await SendAsync(valid, to, scope, upstream).ConfigureAwait(false);
             from.AdvanceTo(valid.End);
             if (!sent.IsComplete)
@@ -86,7 +59,7 @@ internal static class BodyCopier
                 return new BodyResult(BodyOutcome.BadFraming, error);
             }
 
-            if (!scanner.IsDone && result.IsCompleted)
+            if (!framing.IsDone && result.IsCompleted)
             {
                 return new BodyResult(BodyOutcome.SourceEnded);
             }
@@ -95,37 +68,7 @@ internal static class BodyCopier
         return BodyResult.Done;
     }
 
-    /// <summary>A response framed by the close of the connection.</summary>
-    public static async ValueTask<BodyResult> CopyToEndAsync(PipeReader from, Socket to, RequestScope scope)
-    {
-        while (true)
-        {
-            ReadResult result;
-            try
-            {
-                result = await from.ReadAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (IsIoFailure(ex))
-            {
-                return new BodyResult(BodyOutcome.SourceFailed);
-            }
-
-            var buffer = result.Buffer;
-            var sent = await SendAsync(buffer, to, scope, upstream: false).ConfigureAwait(false);
-            from.AdvanceTo(buffer.End);
-            if (!sent.IsComplete)
-            {
-                return sent;
-            }
-
-            if (result.IsCompleted || result.IsCanceled)
-            {
-                return result.IsCanceled ? new BodyResult(BodyOutcome.Cancelled) : new BodyResult(BodyOutcome.SourceEnded);
-            }
-        }
-    }
-
-    private static async ValueTask<BodyResult> SendAsync(System.Buffers.ReadOnlySequence<byte> data, Socket to, RequestScope scope, bool upstream)
+    private static async ValueTask<BodyResult> SendAsync(ReadOnlySequence<byte> data, Socket to, RequestScope scope, bool upstream)
     {
         if (data.IsEmpty)
         {
@@ -156,4 +99,36 @@ internal static class BodyCopier
     }
 
     internal static bool IsIoFailure(Exception ex) => ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException;
+
+    /// <summary>How much of what has arrived belongs to the body, and whether the body is over.</summary>
+    private interface IBodyFraming
+    {
+        bool IsDone { get; }
+
+        /// <summary>The body's bytes at the start of <paramref name="buffer"/>; an error stops at the first bad byte.</summary>
+        ParseError Take(in ReadOnlySequence<byte> buffer, out long valid);
+    }
+
+    private struct ExactFraming(long remaining) : IBodyFraming
+    {
+        private long _remaining = remaining;
+
+        public readonly bool IsDone => _remaining <= 0;
+
+        public ParseError Take(in ReadOnlySequence<byte> buffer, out long valid)
+        {
+            valid = Math.Min(buffer.Length, _remaining);
+            _remaining -= valid;
+            return ParseError.None;
+        }
+    }
+
+    private struct ChunkedFraming : IBodyFraming
+    {
+        private ChunkedScanner _scanner;
+
+        public readonly bool IsDone => _scanner.IsDone;
+
+        public ParseError Take(in ReadOnlySequence<byte> buffer, out long valid) => _scanner.Scan(buffer, out valid);
+    }
 }

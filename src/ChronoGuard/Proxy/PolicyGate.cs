@@ -171,17 +171,12 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         ref var record = ref audit.Claim(out var seq);
         try
         {
-            record.Kind = AuditKind.Decision;
-            record.ConnectionId = connection.Id;
+            FillDecision(ref record, connection, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason);
             record.Port = decision.Port;
-            record.Status = status;
             record.Set(AuditText.Agent, decision.Agent?.Id ?? decision.ClaimedAgent);
-            SetAddress(ref record, connection.Remote?.Address);
             record.Set(AuditText.Method, method);
             record.Set(AuditText.Host, decision.Host);
             record.Set(AuditText.Path, path);
-            record.Set(AuditText.Decision, DecisionNames.Name(decision.Result.Decision));
-            record.Set(AuditText.Reason, decision.Result.Reason);
             record.Set(AuditText.Policy, decision.Result.Policy);
             record.Set(AuditText.Rule, decision.Result.Rule);
         }
@@ -204,12 +199,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         ref var record = ref audit.Claim(out var seq);
         try
         {
-            record.Kind = AuditKind.Decision;
-            record.ConnectionId = connection.Id;
-            record.Status = refusal.Status;
-            SetAddress(ref record, connection.Remote?.Address);
-            record.Set(AuditText.Decision, refusal.Decision);
-            record.Set(AuditText.Reason, refusal.Reason);
+            FillDecision(ref record, connection, refusal.Status, refusal.Decision, refusal.Reason);
         }
         finally
         {
@@ -311,6 +301,17 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
     private void Count(in RequestDecision decision) =>
         (decision.Agent?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(decision.Result.Decision);
+
+    /// <summary>What every decision record says, the request's own or a refusal of the proxy's.</summary>
+    private static void FillDecision(ref AuditRecord record, in ConnectionInfo connection, int status, string decision, string reason)
+    {
+        record.Kind = AuditKind.Decision;
+        record.ConnectionId = connection.Id;
+        record.Status = status;
+        SetAddress(ref record, connection.Remote?.Address);
+        record.Set(AuditText.Decision, decision);
+        record.Set(AuditText.Reason, reason);
+    }
 
     private static void SetAddress(ref AuditRecord record, IPAddress? address)
     {
