@@ -395,4 +395,34 @@ public sealed class PipelineTests
         Assert.Equal(504, (await c.ReadHeadAsync()).Status);
         Assert.Equal("upstream_timeout", Assert.Single(gate.Records).Reason);
     }
+
+    [Fact]
+    public async Task A_challenge_without_credentials_is_auth_required_and_wrong_credentials_keep_the_claimed_id()
+    {
+        using var policy = new PolicyEngines(Policy([443]));
+        var gate = new RecordingGate(new PolicyGate(policy.Engine, TimeProvider.System));
+        await using var proxy = TestProxy.Start(gate: gate);
+
+        using (var c = await RawClient.ConnectAsync(proxy.EndPoint))
+        {
+            await c.SendAsync("CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n");
+            var challenge = await c.ReadHeadAsync();
+            Assert.Equal(407, challenge.Status);
+            Assert.NotNull(challenge["Proxy-Authenticate"]);
+        }
+
+        using (var c = await RawClient.ConnectAsync(proxy.EndPoint))
+        {
+            var wrong = Encoding.ASCII.GetString(ChronoGuard.Tests.Policy.PolicyFixture.Basic("bot", "not-the-token"));
+            await c.SendAsync($"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\nProxy-Authorization: {wrong}\r\n\r\n");
+            Assert.Equal(407, (await c.ReadHeadAsync()).Status);
+        }
+
+        var records = gate.Records.ToArray();
+        Assert.Equal(("DENY", "auth_required", 407), (records[0].Decision, records[0].Reason, records[0].Status));
+        Assert.Equal(("DENY", "bad_credentials", 407), (records[1].Decision, records[1].Reason, records[1].Status));
+        var agents = gate.Agents.ToArray();
+        Assert.Equal((null, null), agents[0]);
+        Assert.Equal((null, "bot"), agents[1]);
+    }
 }

@@ -139,20 +139,22 @@ public sealed class TunnelTests
     }
 
     [Fact]
-    public async Task Idle_tunnel_is_closed_after_IdleTimeoutMs()
+    public async Task Idle_tunnel_is_closed_after_IdleTimeoutMs_on_the_manual_clock()
     {
         var gate = new RecordingGate();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var origin = TcpOrigin.Echo();
-        await using var proxy = TestProxy.Start(o =>
-        {
-            o.IdleTimeoutMs = 300;
-            o.HeaderTimeoutMs = 200;
-        }, gate);
+        await using var proxy = TestProxy.Start(o => o.IdleTimeoutMs = 60_000, gate, time: clock);
         using var client = await OpenTunnelAsync(proxy.EndPoint, origin.Port);
+        await client.SendAsync("ping");
+        Assert.Equal("ping", Encoding.ASCII.GetString(await client.ReadExactlyAsync(4)));
 
-        var rest = await client.ReadToEndAsync(timeoutMs: 10_000);
+        clock.Advance(TimeSpan.FromSeconds(30));
+        await client.SendAsync("pong");
+        Assert.Equal("pong", Encoding.ASCII.GetString(await client.ReadExactlyAsync(4)));
+        clock.Advance(TimeSpan.FromSeconds(61));
 
-        Assert.Empty(rest);
+        Assert.Empty(await client.ReadToEndAsync(timeoutMs: 10_000));
         await gate.FirstClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal("idle_timeout", Assert.Single(gate.Closes).Reason);
     }

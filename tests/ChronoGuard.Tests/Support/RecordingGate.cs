@@ -18,6 +18,9 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public ConcurrentQueue<(long Seq, int Status, string Decision, string Reason)> Records { get; } = new();
 
+    /// <summary>Per decision record: the authenticated agent, or the id a wrong credential claimed.</summary>
+    public ConcurrentQueue<(string? Agent, string? Claimed)> Agents { get; } = new();
+
     public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established)> Closes { get; } = new();
 
     public TaskCompletionSource FirstClose { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -61,6 +64,7 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
         }
 
         Records.Enqueue((seq, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason));
+        Agents.Enqueue((decision.Agent?.Id, decision.ClaimedAgent));
         return seq;
     }
 
