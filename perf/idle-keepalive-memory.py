@@ -193,6 +193,9 @@ async def main():
         if not r.at_eof():
             alive += 1
     result("held_alive_at_end", alive)
+    if alive < len(held):
+        result("error", f"{len(held) - alive} of {len(held)} idle connections were closed by the proxy during the run")
+        return 1
     for _, w in held:
         w.close()
     await asyncio.sleep(0.2)
