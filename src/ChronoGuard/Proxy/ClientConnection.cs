@@ -156,8 +156,13 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
             if (!buffer.IsEmpty && _head is null)
             {
                 // The next request has begun: rent its head now (an idle connection holds none), and
-                // from here its head must arrive within HeaderTimeoutMs.
-                Clock.Enter(ConnectionPhase.ReadingHead);
+                // from here its head must arrive within HeaderTimeoutMs. A new connection's first head
+                // is timed from the accept, so a byte every HeaderTimeoutMs cannot stretch it.
+                if (Clock.Phase == ConnectionPhase.Idle)
+                {
+                    Clock.Enter(ConnectionPhase.ReadingHead);
+                }
+
                 var head = RequestHeads.Rent(Context.Options.MaxHeaderBytes, MaxHeaders);
                 Volatile.Write(ref _head, head);
             }
