@@ -274,7 +274,7 @@ internal sealed class RequestScope
         }
         finally
         {
-            if (!_keepUpstream)
+            if (!_keepUpstream || _connection.Upstream?.TryPark() != true)
             {
                 _connection.DropUpstream();
             }

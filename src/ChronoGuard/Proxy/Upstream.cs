@@ -142,6 +142,27 @@ internal sealed class Upstream : IDisposable
         Interlocked.Exchange(ref _stream, null)?.Dispose();
     }
 
+    /// <summary>
+    /// Between keep-alive requests an upstream keeps its socket and nothing else: the pipe over it is
+    /// made again by the next request. False when the origin sent bytes past its response: they would
+    /// be read as the next response, so such an upstream is never reused.
+    /// </summary>
+    public bool TryPark()
+    {
+        if (_input is { } input && input.TryRead(out var leftover))
+        {
+            var clean = leftover.Buffer.IsEmpty && !leftover.IsCompleted && !leftover.IsCanceled;
+            input.AdvanceTo(leftover.Buffer.Start);
+            if (!clean)
+            {
+                return false;
+            }
+        }
+
+        DropPipe();
+        return true;
+    }
+
     /// <summary>From any thread: pending reads and sends on this upstream fail at once.</summary>
     public void Abort()
     {
