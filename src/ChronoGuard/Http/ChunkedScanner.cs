@@ -78,7 +78,7 @@ internal struct ChunkedScanner
                     // 15 hex digits is 2^60 bytes; more is an overflow attempt, not a real chunk.
                     if (++_digits > 15)
                     {
-                        return ParseError.BadChunk;
+                        return ParseError.BadChunkSize;
                     }
 
                     _remaining = (_remaining << 4) | (uint)v;
@@ -87,7 +87,7 @@ internal struct ChunkedScanner
 
                 if (_digits == 0)
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _lineBytes = _digits;
@@ -103,7 +103,7 @@ internal struct ChunkedScanner
                     return ParseError.None;
                 }
 
-                return ParseError.BadChunk;
+                return ParseError.BadChunkSize;
             case State.Extension:
                 if (b == (byte)'\r')
                 {
@@ -111,11 +111,11 @@ internal struct ChunkedScanner
                     return ParseError.None;
                 }
 
-                return (++_lineBytes > MaxLineBytes || IsInvalidLineByte(b)) ? ParseError.BadChunk : ParseError.None;
+                return (++_lineBytes > MaxLineBytes || IsInvalidLineByte(b)) ? ParseError.BadChunkSize : ParseError.None;
             case State.SizeLf:
                 if (b != (byte)'\n')
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _digits = 0;
@@ -124,7 +124,7 @@ internal struct ChunkedScanner
             case State.DataCr:
                 if (b != (byte)'\r')
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _state = State.DataLf;
@@ -132,7 +132,7 @@ internal struct ChunkedScanner
             case State.DataLf:
                 if (b != (byte)'\n')
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _state = State.Size;
@@ -157,7 +157,7 @@ internal struct ChunkedScanner
             case State.TrailerLf:
                 if (b != (byte)'\n')
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _state = State.TrailerStart;
@@ -165,18 +165,18 @@ internal struct ChunkedScanner
             case State.FinalLf:
                 if (b != (byte)'\n')
                 {
-                    return ParseError.BadChunk;
+                    return ParseError.BadChunkSize;
                 }
 
                 _state = State.Done;
                 return ParseError.None;
             default:
-                return ParseError.BadChunk;
+                return ParseError.BadChunkSize;
         }
     }
 
     private ParseError CountTrailer(byte b) =>
-        (++_trailerBytes > MaxTrailerBytes || IsInvalidLineByte(b)) ? ParseError.BadChunk : ParseError.None;
+        (++_trailerBytes > MaxTrailerBytes || IsInvalidLineByte(b)) ? ParseError.BadChunkSize : ParseError.None;
 
     private static bool IsInvalidLineByte(byte b) => (b < 0x20 && b != (byte)'\t') || b == 0x7F;
 

@@ -40,4 +40,22 @@ internal ref struct HeadWriter
         Append(value);
         Append("\r\n"u8);
     }
+
+    /// <summary>
+    /// Framing leaves as the parser understood it, once: the body is relayed by exactly this, so the
+    /// next hop cannot be told anything else (no header rule can drop or duplicate it).
+    /// </summary>
+    public void Framing(HttpHead h)
+    {
+        if (h.Chunked)
+        {
+            Append("Transfer-Encoding: chunked\r\n"u8);
+        }
+        else if (h.ContentLength >= 0)
+        {
+            Append("Content-Length: "u8);
+            Append(h.ContentLength);
+            Append("\r\n"u8);
+        }
+    }
 }
