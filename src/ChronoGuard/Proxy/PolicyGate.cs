@@ -98,6 +98,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
             TlsClientHello.Result.NeedMore => complete ? Reasons.NotTls : null,
             TlsClientHello.Result.NotTls => verdict.Port == 443 ? Reasons.NotTls : string.Empty,
             TlsClientHello.Result.NoSni => Reasons.SniMissing,
+            TlsClientHello.Result.Malformed => Reasons.NotTls, // refused on every port: TLS-shaped, but no client sends it
             _ => Ascii.EqualsIgnoreCase(sni[..length], verdict.Host) ? string.Empty : Reasons.SniMismatch,
         };
         if (reason is null)
