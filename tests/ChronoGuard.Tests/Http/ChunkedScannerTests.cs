@@ -200,6 +200,25 @@ public sealed class ChunkedScannerTests
         }
     }
 
+    [Fact]
+    public void Scanning_allocates_nothing()
+    {
+        var bytes = "5;a=\"b\"\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX: y\r\n\r\n"u8.ToArray();
+        var input = Segments.Split(bytes, 3, 11, 30);
+        var bad = Segments.Split("5\r\nhelloX"u8.ToArray(), 4);
+        Assert.Equal((ChunkedReference.Complete, (long)bytes.Length), ScanWhole(input));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            var scanner = default(ChunkedScanner);
+            scanner.Scan(input, out _);
+            scanner = default;
+            scanner.Scan(bad, out _);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     /// <summary>One Scan over the whole input: the outcome and, on an error, the offset of the bad byte.</summary>
     private static (string, long) ScanWhole(ReadOnlySequence<byte> input)
     {

@@ -259,6 +259,39 @@ public sealed class HttpHeadParserTests
     [InlineData("GET http://a.test/\u0000 HTTP/1.1\r\nHost: a.test\r\n\r\n", "bad_target")]
     public void Other_bad_heads_keep_their_reasons(string head, string reason) => Assert.Equal(reason, ParseErrors.Reason(Heads.Request(head)));
 
+    [Fact]
+    public void Reading_and_parsing_a_head_allocates_nothing()
+    {
+        var request = Segments.Split(Heads.Latin1(Post + "Connection: keep-alive, X-A\r\nX-A: 1\r\nContent-Length: 5\r\n\r\nhello"), 20, 60);
+        var refused = Segments.Split(Heads.Latin1(Post + "Connection: Content-Length\r\n\r\n"), 30);
+        var response = Segments.Split(Heads.Latin1("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n"), 9);
+        var h = Heads.NewHead();
+        var before = 0L;
+        var results = (HeadStatus.Error, ParseError.None, ParseError.None, ParseError.None);
+        for (var i = 0; i < 1001; i++)
+        {
+            if (i == 1)
+            {
+                before = GC.GetAllocatedBytesForCurrentThread();
+            }
+
+            // No assertion inside the loop: the assertion library allocates.
+            h.Reset();
+            results.Item1 = HeadReader.TryRead(request, h, out _, out _);
+            results.Item2 = HttpHeadParser.ParseRequest(h);
+            h.Reset();
+            HeadReader.TryRead(refused, h, out _, out _);
+            results.Item3 = HttpHeadParser.ParseRequest(h);
+            h.Reset();
+            HeadReader.TryRead(response, h, out _, out _);
+            results.Item4 = HttpHeadParser.ParseResponse(h);
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal((HeadStatus.Complete, ParseError.None, ParseError.FramingHeaderInConnection, ParseError.None), results);
+        Assert.Equal(0, allocated);
+    }
+
     private static string RewriteRequest(HttpHead h)
     {
         var buffer = new byte[8192];
