@@ -33,13 +33,13 @@ internal ref struct HeadWriter
     /// or a header only visible ASCII is safe (no CR/LF to split the head), and parentheses would end
     /// a "(chronoguard: ...)" early, so anything else becomes '_'.
     /// </summary>
-    public void AppendVisible(string value, int max)
+    public void AppendVisible(string? value, int max)
     {
-        var n = Math.Min(value.Length, max);
+        var n = Math.Min(value?.Length ?? 0, max);
         var destination = _buffer.Slice(_pos, n);
         for (var i = 0; i < n; i++)
         {
-            var c = value[i];
+            var c = value![i];
             destination[i] = c is > ' ' and < (char)0x7F and not '(' and not ')' ? (byte)c : (byte)'_';
         }
 

@@ -8,7 +8,9 @@ namespace ChronoGuard.Http;
 /// Parses a complete head (found by <see cref="HeadReader"/>) in place: request line or status line,
 /// then header lines, recording offsets. Strict where lenience enables smuggling: no obs-fold, no
 /// whitespace before the colon, no bare CR, one Host, Content-Length and Transfer-Encoding never
-/// together, only "chunked" as a transfer coding.
+/// together, only "chunked" as a transfer coding, one Content-Length in a request, and no Connection
+/// option naming a framing field. Framing headers are marked dropped: the rewriters write them from
+/// the parsed values, so no header rule can remove or duplicate what the body is cut by.
 /// </summary>
 internal static class HttpHeadParser
 {
@@ -519,7 +521,7 @@ internal static class HttpHeadParser
         return ParseError.None;
     }
 
-    /// <summary>Fields that frame or route the message (RFC 9110 §7.6.1 forbids naming them in Connection).</summary>
+    /// <summary>Fields that frame or route the message: every hop needs them (RFC 9110 §7.6.1 keeps such fields out of Connection).</summary>
     private static bool IsFramingField(ReadOnlySpan<byte> token) => token.Length switch
     {
         4 => Ascii.EqualsIgnoreCase(token, "host"u8),

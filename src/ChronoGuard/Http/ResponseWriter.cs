@@ -90,7 +90,7 @@ internal static class ResponseWriter
     }
 
     private static int DecisionAndReasonLength(in Refusal r) =>
-        Math.Min(r.Decision.Length, MaxDecisionChars) + (string.IsNullOrEmpty(r.Reason) ? 0 : 1 + Math.Min(r.Reason.Length, MaxReasonChars));
+        Math.Min(r.Decision?.Length ?? 0, MaxDecisionChars) + (string.IsNullOrEmpty(r.Reason) ? 0 : 1 + Math.Min(r.Reason.Length, MaxReasonChars));
 
     public static ReadOnlySpan<byte> ReasonPhrase(int status) => status switch
     {
