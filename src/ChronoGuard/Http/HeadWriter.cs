@@ -28,9 +28,22 @@ internal ref struct HeadWriter
         _pos += written;
     }
 
-    public void AppendAscii(string value)
+    /// <summary>
+    /// At most <paramref name="max"/> chars of text that may come from a policy file: in a status line
+    /// or a header only visible ASCII is safe (no CR/LF to split the head), and parentheses would end
+    /// a "(chronoguard: ...)" early, so anything else becomes '_'.
+    /// </summary>
+    public void AppendVisible(string? value, int max)
     {
-        _pos += System.Text.Encoding.ASCII.GetBytes(value, _buffer[_pos..]);
+        var n = Math.Min(value?.Length ?? 0, max);
+        var destination = _buffer.Slice(_pos, n);
+        for (var i = 0; i < n; i++)
+        {
+            var c = value![i];
+            destination[i] = c is > ' ' and < (char)0x7F and not '(' and not ')' ? (byte)c : (byte)'_';
+        }
+
+        _pos += n;
     }
 
     public void Header(scoped ReadOnlySpan<byte> name, scoped ReadOnlySpan<byte> value)
@@ -39,5 +52,23 @@ internal ref struct HeadWriter
         Append(": "u8);
         Append(value);
         Append("\r\n"u8);
+    }
+
+    /// <summary>
+    /// Framing leaves as the parser understood it, once: the body is relayed by exactly this, so the
+    /// next hop cannot be told anything else (no header rule can drop or duplicate it).
+    /// </summary>
+    public void Framing(HttpHead h)
+    {
+        if (h.Chunked)
+        {
+            Append("Transfer-Encoding: chunked\r\n"u8);
+        }
+        else if (h.ContentLength >= 0)
+        {
+            Append("Content-Length: "u8);
+            Append(h.ContentLength);
+            Append("\r\n"u8);
+        }
     }
 }

@@ -41,7 +41,7 @@ internal sealed class HttpHead : IDisposable
     public int HeaderCount;
     public readonly Seg[] HeaderNames;
     public readonly Seg[] HeaderValues;
-    /// <summary>Hop-by-hop or Proxy-* headers that never cross the proxy.</summary>
+    /// <summary>Hop-by-hop and Proxy-* headers that never cross the proxy, and framing, which the rewriters write.</summary>
     public readonly bool[] HeaderDropped;
     public readonly Seg[] ConnectionTokens;
     public int ConnectionTokenCount;

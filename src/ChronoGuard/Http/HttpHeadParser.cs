@@ -8,13 +8,12 @@ namespace ChronoGuard.Http;
 /// Parses a complete head (found by <see cref="HeadReader"/>) in place: request line or status line,
 /// then header lines, recording offsets. Strict where lenience enables smuggling: no obs-fold, no
 /// whitespace before the colon, no bare CR, one Host, Content-Length and Transfer-Encoding never
-/// together, only "chunked" as a transfer coding.
+/// together, only "chunked" as a transfer coding, one Content-Length in a request, and no Connection
+/// option naming a framing field. Framing headers are marked dropped: the rewriters write them from
+/// the parsed values, so no header rule can remove or duplicate what the body is cut by.
 /// </summary>
 internal static class HttpHeadParser
 {
-    private static readonly SearchValues<byte> TChars =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"u8);
-
     // CTLs other than HTAB, and DEL: a CR here is a bare CR, a NUL is never legitimate.
     private static readonly SearchValues<byte> InvalidValueBytes = SearchValues.Create(
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127]);
@@ -36,6 +35,10 @@ internal static class HttpHeadParser
         // Lines end at CRLF only: a CR elsewhere stays in the line, where the byte checks refuse it.
         var eol = s.IndexOf("\r\n"u8);
         var line = s[..eol];
+        if (line.IndexOf((byte)'\r') >= 0)
+        {
+            return ParseError.BareCr;
+        }
 
         var sp1 = line.IndexOf((byte)' ');
         if (sp1 <= 0)
@@ -44,7 +47,7 @@ internal static class HttpHeadParser
         }
 
         var method = line[..sp1];
-        if (method.IndexOfAnyExcept(TChars) >= 0)
+        if (method.IndexOfAnyExcept(HttpChars.TChars) >= 0)
         {
             return ParseError.BadMethod;
         }
@@ -302,18 +305,22 @@ internal static class HttpHeadParser
             }
 
             var name = line[..colon];
-            if (name.IndexOfAnyExcept(TChars) >= 0)
+            var bad = name.IndexOfAnyExcept(HttpChars.TChars);
+            if (bad >= 0)
             {
-                return name[^1] is (byte)' ' or (byte)'\t' ? ParseError.WhitespaceBeforeColon : ParseError.BadHeaderName;
+                return name[bad] == (byte)'\r' ? ParseError.BareCr
+                    : name[^1] is (byte)' ' or (byte)'\t' ? ParseError.WhitespaceBeforeColon
+                    : ParseError.BadHeaderName;
             }
 
             var valueStart = colon + 1;
             var value = line[valueStart..];
             var lead = value.Length - value.TrimStart(" \t"u8).Length;
             value = value.Trim(" \t"u8);
-            if (value.IndexOfAny(InvalidValueBytes) >= 0)
+            bad = value.IndexOfAny(InvalidValueBytes);
+            if (bad >= 0)
             {
-                return ParseError.BadHeaderValue;
+                return value[bad] == (byte)'\r' ? ParseError.BareCr : ParseError.BadHeaderValue;
             }
 
             if (h.HeaderCount == h.HeaderNames.Length)
@@ -357,7 +364,7 @@ internal static class HttpHeadParser
             }
             else if (Ascii.EqualsIgnoreCase(name, "proxy-connection"u8))
             {
-                return ParseConnection(h, value, valueSeg.Start, recordTokens: false);
+                return ParseConnection(h, value, valueSeg.Start, recordTokens: false, isRequest);
             }
 
             return ParseError.None;
@@ -397,7 +404,7 @@ internal static class HttpHeadParser
                 break;
             case 10 when Ascii.EqualsIgnoreCase(name, "connection"u8):
                 h.HeaderDropped[i] = true;
-                return ParseConnection(h, value, valueSeg.Start, recordTokens: true);
+                return ParseConnection(h, value, valueSeg.Start, recordTokens: true, isRequest);
             case 10 when Ascii.EqualsIgnoreCase(name, "keep-alive"u8):
                 h.HeaderDropped[i] = true;
                 break;
@@ -405,7 +412,10 @@ internal static class HttpHeadParser
                 h.UserAgent = valueSeg;
                 break;
             case 14 when Ascii.EqualsIgnoreCase(name, "content-length"u8):
-                return ParseContentLength(h, value);
+                // Framing is written by the rewriters from the parsed value, never copied: nothing a
+                // header says (a Connection token, a duplicate) can then change how the body is cut.
+                h.HeaderDropped[i] = true;
+                return ParseContentLength(h, value, isRequest);
             case 17 when Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8):
                 h.HeaderDropped[i] = true;
                 if (teSeen || !Ascii.EqualsIgnoreCase(value, "chunked"u8))
@@ -422,9 +432,16 @@ internal static class HttpHeadParser
         return ParseError.None;
     }
 
-    private static ParseError ParseContentLength(HttpHead h, ReadOnlySpan<byte> value)
+    private static ParseError ParseContentLength(HttpHead h, ReadOnlySpan<byte> value, bool isRequest)
     {
-        // A list ("5, 5") and repeated headers are tolerated only when every value agrees (RFC 9110 §8.6).
+        // RFC 9112 §6.3 lets a recipient refuse any repetition; a request that repeats it (as two headers
+        // or as "5, 5") is refused, as Kestrel does, because the agent controls it and has no reason to.
+        // An origin's identical repetitions are tolerated (RFC 9110 §8.6) and leave as one header.
+        if (isRequest && (h.ContentLength >= 0 || value.IndexOf((byte)',') >= 0))
+        {
+            return ParseError.DuplicateContentLength;
+        }
+
         while (true)
         {
             var comma = value.IndexOf((byte)',');
@@ -450,7 +467,7 @@ internal static class HttpHeadParser
         }
     }
 
-    private static ParseError ParseConnection(HttpHead h, ReadOnlySpan<byte> value, int valueStart, bool recordTokens)
+    private static ParseError ParseConnection(HttpHead h, ReadOnlySpan<byte> value, int valueStart, bool recordTokens, bool isRequest)
     {
         var offset = 0;
         while (offset <= value.Length)
@@ -462,9 +479,16 @@ internal static class HttpHeadParser
             var token = raw.Trim(" \t"u8);
             if (!token.IsEmpty)
             {
-                if (token.IndexOfAnyExcept(TChars) >= 0)
+                if (token.IndexOfAnyExcept(HttpChars.TChars) >= 0)
                 {
                     return ParseError.BadHeaderValue;
+                }
+
+                if (isRequest && IsFramingField(token))
+                {
+                    // Hop-by-hop removal must never take message framing with it: the proxy would cut
+                    // the body by a length the origin no longer sees (request smuggling).
+                    return ParseError.FramingHeaderInConnection;
                 }
 
                 if (Ascii.EqualsIgnoreCase(token, "close"u8))
@@ -496,6 +520,15 @@ internal static class HttpHeadParser
 
         return ParseError.None;
     }
+
+    /// <summary>Fields that frame or route the message: every hop needs them (RFC 9110 §7.6.1 keeps such fields out of Connection).</summary>
+    private static bool IsFramingField(ReadOnlySpan<byte> token) => token.Length switch
+    {
+        4 => Ascii.EqualsIgnoreCase(token, "host"u8),
+        14 => Ascii.EqualsIgnoreCase(token, "content-length"u8),
+        17 => Ascii.EqualsIgnoreCase(token, "transfer-encoding"u8),
+        _ => false,
+    };
 
     private static bool HostAgrees(HttpHead h)
     {

@@ -1,6 +1,6 @@
 namespace ChronoGuard.Http;
 
-/// <summary>Why a head was refused; the name is the audit reason and the status follows SPEC §4.</summary>
+/// <summary>Why a head or a chunked body was refused; the reason string is the audit reason, the status follows SPEC §4.</summary>
 internal enum ParseError : byte
 {
     None,
@@ -27,47 +27,37 @@ internal enum ParseError : byte
     HttpsRequiresConnect,
     UserInfoInTarget,
     BadStatusLine,
-    BadChunk,
     TruncatedHead,
-}
 
-internal static class ParseErrors
-{
-    public static int StatusCode(ParseError error) => error switch
-    {
-        ParseError.TooManyHeaders or ParseError.HeadTooLarge => 431,
-        _ => 400,
-    };
+    /// <summary>A Connection (or Proxy-Connection) header names Content-Length, Transfer-Encoding or Host.</summary>
+    FramingHeaderInConnection,
 
-    // Preallocated: the refusal path must not build strings per request.
-    public static string Reason(ParseError error) => error switch
-    {
-        ParseError.None => "none",
-        ParseError.BareLf => "bare_lf",
-        ParseError.BareCr => "bare_cr",
-        ParseError.ObsFold => "obs_fold",
-        ParseError.BadRequestLine => "bad_request_line",
-        ParseError.BadMethod => "bad_method",
-        ParseError.BadTarget => "bad_target",
-        ParseError.BadVersion => "bad_version",
-        ParseError.BadHeaderName => "bad_header_name",
-        ParseError.BadHeaderValue => "bad_header_value",
-        ParseError.WhitespaceBeforeColon => "whitespace_before_colon",
-        ParseError.TooManyHeaders => "too_many_headers",
-        ParseError.HeadTooLarge => "head_too_large",
-        ParseError.BadContentLength => "bad_content_length",
-        ParseError.DuplicateContentLength => "duplicate_content_length",
-        ParseError.ContentLengthWithTransferEncoding => "content_length_with_transfer_encoding",
-        ParseError.UnsupportedTransferEncoding => "unsupported_transfer_encoding",
-        ParseError.DuplicateHost => "duplicate_host",
-        ParseError.MissingHost => "missing_host",
-        ParseError.HostMismatch => "host_mismatch",
-        ParseError.NotAProxyRequest => "not_a_proxy_request",
-        ParseError.HttpsRequiresConnect => "https_requires_connect",
-        ParseError.UserInfoInTarget => "userinfo_in_target",
-        ParseError.BadStatusLine => "bad_status_line",
-        ParseError.BadChunk => "bad_chunk",
-        ParseError.TruncatedHead => "truncated_head",
-        _ => "malformed",
-    };
+    // Chunked bodies (ChunkedScanner), each reported at the first byte that cannot belong to the body.
+
+    /// <summary>No hex digit where a chunk size must start, or a byte after it that is not ';', BWS or CRLF.</summary>
+    BadChunkSize,
+
+    /// <summary>More than 16 hex digits (leading zeros included), or a value past 2^63 - 1.</summary>
+    ChunkSizeTooLarge,
+
+    /// <summary>An LF without its CR in a chunk line, after chunk data or in the trailer section.</summary>
+    ChunkBareLf,
+
+    /// <summary>A CR not followed by LF in a chunk line, after chunk data or in the trailer section.</summary>
+    ChunkBareCr,
+
+    /// <summary>Chunk data not followed by CRLF: the chunk carries more bytes than its size.</summary>
+    ChunkDataOverrun,
+
+    /// <summary>A chunk extension that is not <c>;name[=token|quoted-string]</c> (RFC 9112 §7.1.1).</summary>
+    BadChunkExtension,
+
+    /// <summary>Extensions over 4 KiB in one chunk line or 64 KiB in one body.</summary>
+    ChunkExtensionTooLong,
+
+    /// <summary>A trailer line that is not <c>token ":" value</c>, or an obs-fold in the trailers.</summary>
+    BadTrailer,
+
+    /// <summary>A trailer section over 16 KiB.</summary>
+    TrailerTooLarge,
 }

@@ -48,11 +48,7 @@ internal static class RequestRewriter
             w.Header(h.Span(h.HeaderNames[i]), h.Span(h.HeaderValues[i]));
         }
 
-        if (h.Chunked)
-        {
-            w.Append("Transfer-Encoding: chunked\r\n"u8);
-        }
-
+        w.Framing(h);
         w.Append("Via: 1.1 chronoguard\r\n\r\n"u8);
         return w.Length;
     }

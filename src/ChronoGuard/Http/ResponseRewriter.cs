@@ -17,10 +17,11 @@ internal static class ResponseRewriter
             }
         }
 
-        if (response.Chunked)
-        {
-            w.Append("Transfer-Encoding: chunked\r\n"u8);
-        }
+        // An origin's "Connection: Content-Length" is honoured for nothing: the body is relayed by the
+        // framing parsed here, so the same framing is what the client must be told (dropping it would
+        // leave a keep-alive response the client cannot delimit; refusing would discard a response
+        // whose request the origin has already executed).
+        w.Framing(response);
 
         if (!keepAlive)
         {

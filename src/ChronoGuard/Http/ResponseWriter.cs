@@ -7,7 +7,15 @@ internal static class ResponseWriter
 
     public static ReadOnlyMemory<byte> ConnectEstablishedBytes { get; } = "HTTP/1.1 200 Connection established\r\n\r\n"u8.ToArray();
 
-    /// <summary>Writes a complete refusal (headers and a short text body) that ends with the connection.</summary>
+    // Bounds that keep the worst refusal (every optional header, both strings at their bound, in the
+    // status line, a header and the body) within MaxRefusalBytes; real values are far shorter.
+    private const int MaxDecisionChars = 24;
+    private const int MaxReasonChars = 96;
+
+    /// <summary>
+    /// Writes a complete refusal (headers and a short text body) that ends with the connection. The
+    /// decision and reason are in the status line too: over CONNECT, clients show only that line.
+    /// </summary>
     public static int WriteRefusal(Span<byte> destination, in Refusal r)
     {
         var w = new HeadWriter(destination);
@@ -16,8 +24,12 @@ internal static class ResponseWriter
         w.Append(r.Status);
         w.Append(" "u8);
         w.Append(phrase);
-        w.Append("\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nX-ChronoGuard-Decision: "u8);
-        w.AppendAscii(r.Decision);
+        w.Append(" (chronoguard: "u8);
+        AppendDecisionAndReason(ref w, r);
+        w.Append(")\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nX-ChronoGuard-Decision: "u8);
+        w.AppendVisible(r.Decision, MaxDecisionChars);
+        w.Append("\r\nX-ChronoGuard-Reason: "u8);
+        w.AppendVisible(r.Reason, MaxReasonChars);
         w.Append("\r\n"u8);
         if (r.AuditSeq >= 0)
         {
@@ -54,7 +66,7 @@ internal static class ResponseWriter
         }
 
         // Body: "<status> <phrase>: <DECISION> <reason>\n"
-        var bodyLength = 3 + 1 + phrase.Length + 2 + r.Decision.Length + 1 + Math.Min(r.Reason.Length, 200) + 1;
+        var bodyLength = 3 + 1 + phrase.Length + 2 + DecisionAndReasonLength(r) + 1;
         w.Append("Content-Length: "u8);
         w.Append(bodyLength);
         w.Append("\r\n\r\n"u8);
@@ -62,12 +74,23 @@ internal static class ResponseWriter
         w.Append(" "u8);
         w.Append(phrase);
         w.Append(": "u8);
-        w.AppendAscii(r.Decision);
-        w.Append(" "u8);
-        w.AppendAscii(r.Reason.Length <= 200 ? r.Reason : r.Reason[..200]);
+        AppendDecisionAndReason(ref w, r);
         w.Append("\n"u8);
         return w.Length;
     }
+
+    private static void AppendDecisionAndReason(ref HeadWriter w, in Refusal r)
+    {
+        w.AppendVisible(r.Decision, MaxDecisionChars);
+        if (!string.IsNullOrEmpty(r.Reason))
+        {
+            w.Append(" "u8);
+            w.AppendVisible(r.Reason, MaxReasonChars);
+        }
+    }
+
+    private static int DecisionAndReasonLength(in Refusal r) =>
+        Math.Min(r.Decision?.Length ?? 0, MaxDecisionChars) + (string.IsNullOrEmpty(r.Reason) ? 0 : 1 + Math.Min(r.Reason.Length, MaxReasonChars));
 
     public static ReadOnlySpan<byte> ReasonPhrase(int status) => status switch
     {

@@ -30,7 +30,7 @@ public sealed class RefusalTests
         { "CONNECT a.test:99999 HTTP/1.1\r\n\r\n", "bad_target" },
         { "G(T http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", "bad_method" },
         { "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX: a\0b\r\n\r\n", "bad_header_value" },
-        { "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX: a\rb\r\n\r\n", "bad_header_value" },
+        { "GET http://a.test/ HTTP/1.1\r\nHost: a.test\r\nX: a\rb\r\n\r\n", "bare_cr" },
         { "\r\n\r\n", "bad_request_line" },
         { "\u0016\u0003\u0001\u0002\u0000\u0001\u0000\u0001\u00fc\u0003\u0003\r\n\r\n", "bad_request_line" },
     };
