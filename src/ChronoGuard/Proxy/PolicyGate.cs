@@ -35,7 +35,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
         {
             verdict.Result = auth == AuthOutcome.Suspended
                 ? DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended)
-                : DecisionResult.Refuse(Decision.Deny, 407, auth == AuthOutcome.Missing ? Reasons.Unauthenticated : Reasons.BadCredentials);
+                : DecisionResult.Refuse(Decision.Deny, 407, auth == AuthOutcome.Missing ? Reasons.AuthRequired : Reasons.BadCredentials);
         }
         else
         {
