@@ -442,6 +442,21 @@ internal sealed partial class CompiledPolicy
             : limits.TryTake(w.Agent.Buckets[position]!, w.NowTicks, out wait);
     }
 
+    /// <summary>A named policy's merged allowed (or blocked) patterns, read back from the masks (explain and tests; not the hot path).</summary>
+    internal string[] MergedList(EffectivePolicy policy, bool blocked)
+    {
+        var list = new List<string>();
+        for (var m = 0; m < Patterns.Length; m++)
+        {
+            if (Has(blocked ? BlockedMask : AllowedMask, m, policy))
+            {
+                list.Add(Patterns[m]);
+            }
+        }
+
+        return [.. list];
+    }
+
     private static int LocalMinuteOfWeek(EffectivePolicy policy, DateTimeOffset now)
     {
         if (policy.Window is { } w)
