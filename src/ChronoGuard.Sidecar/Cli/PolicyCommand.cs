@@ -39,7 +39,7 @@ internal static class PolicyCommand
 
         if (args[0] == "check")
         {
-            stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.Policies.Length} policies, {policy.Patterns.Length} domain patterns, mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
+            stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.DeclaredPolicies.Length} policies, {policy.Patterns.Length} domain patterns, mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
             return CommandLine.Ok;
         }
 
@@ -94,8 +94,8 @@ internal static class PolicyCommand
         trace.Step($"at {now.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}, target {target}, method {method ?? "CONNECT"}{(path is null ? string.Empty : ", path " + path)}");
         if (!policy.AgentsById.TryGetValue(agentId, out var agent))
         {
-            trace.Step($"agent {agentId}: unknown -> DENY 407 {Reasons.Unauthenticated}");
-            stdout.WriteLine("decision: DENY (407 unauthenticated)");
+            trace.Step($"agent {agentId}: unknown -> DENY 407 {Reasons.BadCredentials}");
+            stdout.WriteLine($"decision: DENY (407 {Reasons.BadCredentials})");
             return CommandLine.CheckFailed;
         }
 

@@ -19,6 +19,9 @@ internal sealed class AgentPlan
     /// <summary>Agent-scoped bucket state per entry of <see cref="Order"/> (null where a policy has no limits).</summary>
     public required BucketState?[] Buckets { get; init; }
 
+    /// <summary>Per entry of <see cref="Order"/>: its agent × domain bucket table (null unless the policy's scope is <c>agent_domain</c>).</summary>
+    public DomainBuckets?[] DomainBuckets { get; init; } = [];
+
     public required AgentRuntime Runtime { get; init; }
 
     /// <summary>The smallest egress budget among its policies, or null.</summary>

@@ -32,8 +32,8 @@ internal sealed class AgentRuntime
     /// <summary>Agent-scoped bucket sets, one per policy name.</summary>
     public ConcurrentDictionary<string, BucketState> Buckets { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Agent × domain bucket sets: (policy name, domain hash).</summary>
-    public ConcurrentDictionary<(string Policy, ulong Domain), BucketState> DomainBuckets { get; } = new();
+    /// <summary>Agent × domain bucket tables, one per policy name (bounded: see <see cref="Policy.DomainBuckets"/>).</summary>
+    public ConcurrentDictionary<string, DomainBuckets> DomainBuckets { get; } = new(StringComparer.Ordinal);
 
     public bool TryOpenTunnel(int max)
     {

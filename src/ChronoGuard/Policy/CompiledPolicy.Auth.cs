@@ -18,9 +18,22 @@ internal sealed partial class CompiledPolicy
     /// <summary>Agents by the lowercase hex SHA-256 of their token, for Bearer credentials.</summary>
     public required IReadOnlyDictionary<string, AgentPlan> AgentsByTokenHash { get; init; }
 
+    /// <summary>Longest claimed agent id given back by <see cref="Authenticate(ReadOnlySpan{byte}, Span{byte}, out AgentPlan?, out int)"/>.</summary>
+    public const int MaxClaimedIdBytes = 128;
+
     /// <summary>Identifies the agent from a Proxy-Authorization value (Basic id:token, or Bearer token).</summary>
-    public AuthOutcome Authenticate(ReadOnlySpan<byte> proxyAuthorization, out AgentPlan? agent)
+    public AuthOutcome Authenticate(ReadOnlySpan<byte> proxyAuthorization, out AgentPlan? agent) =>
+        Authenticate(proxyAuthorization, default, out agent, out _);
+
+    /// <summary>
+    /// As above; for <see cref="AuthOutcome.Invalid"/> Basic credentials, also copies the agent id
+    /// they claim (the part before ':', printable ASCII, '?' for anything else, at most
+    /// <paramref name="claimedId"/>'s length) so the record can keep it, marked unauthenticated.
+    /// <see cref="AuthOutcome.Missing"/> means no credentials at all: the client's normal 407 round trip.
+    /// </summary>
+    public AuthOutcome Authenticate(ReadOnlySpan<byte> proxyAuthorization, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
     {
+        claimedIdLength = 0;
         if (Anonymous is { } anonymous)
         {
             agent = anonymous;
@@ -42,7 +55,7 @@ internal sealed partial class CompiledPolicy
             return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
         }
 
-        var outcome = Verify(proxyAuthorization, out agent);
+        var outcome = Verify(proxyAuthorization, claimedId, out agent, out claimedIdLength);
         if (outcome is AuthOutcome.Ok or AuthOutcome.Suspended)
         {
             Volatile.Write(ref _credentials[slot], new CredentialEntry(proxyAuthorization.ToArray(), agent!));
@@ -51,9 +64,10 @@ internal sealed partial class CompiledPolicy
         return outcome;
     }
 
-    private AuthOutcome Verify(ReadOnlySpan<byte> value, out AgentPlan? agent)
+    private AuthOutcome Verify(ReadOnlySpan<byte> value, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
     {
         agent = null;
+        claimedIdLength = 0;
         Span<byte> digest = stackalloc byte[32];
         if (value.Length > 6 && Ascii.EqualsIgnoreCase(value[..6], "Basic "u8))
         {
@@ -70,6 +84,8 @@ internal sealed partial class CompiledPolicy
             {
                 return AuthOutcome.Invalid;
             }
+
+            claimedIdLength = CopyPrintable(pair[..colon], claimedId);
 
             if (!AgentsById.TryGetValue(Encoding.UTF8.GetString(pair[..colon]), out var candidate) || candidate.TokenHash is null)
             {
@@ -103,6 +119,17 @@ internal sealed partial class CompiledPolicy
         }
 
         return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
+    }
+
+    private static int CopyPrintable(ReadOnlySpan<byte> id, Span<byte> into)
+    {
+        var n = Math.Min(id.Length, into.Length);
+        for (var i = 0; i < n; i++)
+        {
+            into[i] = id[i] is >= 0x21 and <= 0x7e ? id[i] : (byte)'?';
+        }
+
+        return n;
     }
 
     private static int Hash(ReadOnlySpan<byte> value)

@@ -27,18 +27,25 @@ internal sealed partial class CompiledPolicy
 
     public required string[] Patterns { get; init; }
 
+    /// <summary>The policies agents name, merged with what they inherit (the others are never evaluated).</summary>
     public required EffectivePolicy[] Policies { get; init; }
+
+    /// <summary>Every policy of the file, by its position in <c>$.policies</c>.</summary>
+    public required string[] DeclaredPolicies { get; init; }
 
     public required AgentPlan[] Agents { get; init; }
 
     /// <summary>ulong words per pattern in the masks below.</summary>
     public required int Words { get; init; }
 
-    /// <summary>Per pattern: bit i when policy i's merged blocked list contains it.</summary>
+    /// <summary>Per pattern: bit i when <see cref="Policies"/>[i]'s merged blocked list contains it.</summary>
     public required ulong[] BlockedMask { get; init; }
 
-    /// <summary>Per pattern: bit i when policy i's merged allowed list contains it.</summary>
+    /// <summary>Per pattern: bit i when <see cref="Policies"/>[i]'s merged allowed list contains it.</summary>
     public required ulong[] AllowedMask { get; init; }
+
+    /// <summary>Per pattern: the declared policies whose own <c>blockedDomains</c> list it (null when none), to name who blocks.</summary>
+    public required int[]?[] BlockedBy { get; init; }
 
     /// <summary>Per pattern: the grants that name it (null when none).</summary>
     public required Grant[]?[] GrantsByPattern { get; init; }
@@ -86,82 +93,169 @@ internal sealed partial class CompiledPolicy
         };
     }
 
+    /// <summary>
+    /// SPEC §4 "Decision precedence", one step per line; the first step that decides wins. Identity
+    /// (credentials, suspension) was settled by <see cref="Authenticate"/> before this is called.
+    /// </summary>
     private DecisionResult Evaluate(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace)
     {
-        // Network guard on what is known before DNS: the port, and the host if it is an IP literal.
-        if (!Network.PortAllowed(facts.Port))
+        Span<int> matched = stackalloc int[MaxMatches];
+        Span<ulong> candidates = stackalloc ulong[RuleWords];
+        scoped var walk = new Walk(agent, facts, now, nowTicks, consume, trace);
+        if (RefusedByNetwork(ref walk, out var result) || OverBudget(ref walk, out result))
         {
-            trace?.Step($"network: port {facts.Port} is not in allowedPorts");
-            return DecisionResult.Refuse(Decision.Block, 403, Reasons.PortNotAllowed);
+            return result;
         }
 
-        if (TryParseLiteral(facts.Host, out var literal) && Network.Check(literal!) is { } guardReason)
+        walk.Matches = matched[..Automaton.Match(facts.Host, matched)];
+        TraceMatches(trace, walk.Matches);
+        if (Granted(ref walk, out result))
         {
-            trace?.Step($"network: {literal} refused ({guardReason})");
-            return DecisionResult.Refuse(Decision.Block, 403, guardReason);
+            return result;
         }
 
-        // Budgets: concurrent tunnels (the proxy takes the slot once allowed) and egress bytes today.
-        if (consume && facts.IsConnect && agent.Runtime.OpenTunnels >= MaxTunnelsPerAgent)
+        walk.AnyCandidate = RuleCandidates(walk.Matches, candidates);
+        walk.Candidates = candidates;
+        var blocked = FindBlock(ref walk);
+        foreach (var policy in agent.Order)
         {
-            trace?.Step($"budget: {agent.Runtime.OpenTunnels} tunnels open, limit {MaxTunnelsPerAgent}");
-            return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
+            trace?.Step($"policy {policy.Name} (priority {policy.Priority})");
+            if (RuleDecides(ref walk, policy, out result))
+            {
+                return result;
+            }
+
+            // Blocked wins over every allow, a rule's included: "a domain blocked anywhere in the
+            // merged set is blocked, whatever allows it".
+            if (blocked.Policy is not null)
+            {
+                return Blocked(ref walk, blocked);
+            }
+
+            if (walk.AllowRule is null && !Allows(policy, walk.Matches))
+            {
+                trace?.Step("  domain not in this policy's allowed list");
+                continue;
+            }
+
+            return AllowedUnderLimits(ref walk, policy);
         }
 
-        if (agent.EgressBytesPerDay is { } budget && agent.Runtime.EgressToday(Day(now)) >= budget)
+        return blocked.Policy is not null ? Blocked(ref walk, blocked) : Default(ref walk);
+    }
+
+    /// <summary>What one decision carries from step to step.</summary>
+    private ref struct Walk(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace)
+    {
+        public readonly AgentPlan Agent = agent;
+        public readonly RequestFacts Facts = facts;
+        public readonly DateTimeOffset Now = now;
+        public readonly long NowTicks = nowTicks;
+        public readonly bool Consume = consume;
+        public readonly IDecisionTrace? Trace = trace;
+        public ReadOnlySpan<int> Matches;
+        public ReadOnlySpan<ulong> Candidates;
+        public bool AnyCandidate;
+        public int LocalMinute = -1;
+        public string? LoggedRule;
+
+        /// <summary>The allow rule that matched in the policy being walked (it stands in for the allowed list).</summary>
+        public Rule? AllowRule;
+    }
+
+    /// <summary>Network guard on what is known before DNS: the port, and the host if it is an IP literal.</summary>
+    private bool RefusedByNetwork(ref Walk w, out DecisionResult result)
+    {
+        if (!Network.PortAllowed(w.Facts.Port))
         {
-            trace?.Step($"budget: egress today {agent.Runtime.EgressToday(Day(now))} >= {budget} bytes");
-            return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.EgressBudget, retryAfter: SecondsToNextDay(now));
+            w.Trace?.Step($"network: port {w.Facts.Port} is not in allowedPorts");
+            result = DecisionResult.Refuse(Decision.Block, 403, Reasons.PortNotAllowed);
+            return true;
         }
 
-        Span<int> matches = stackalloc int[MaxMatches];
-        var matchCount = Automaton.Match(facts.Host, matches);
-        matches = matches[..matchCount];
-        trace?.Step(matchCount == 0 ? "domain: no pattern matches" : "domain: matches " + string.Join(", ", matches.ToArray().Select(m => Patterns[m])));
-
-        // An unexpired grant for this agent and domain allows it outright.
-        foreach (var m in matches)
+        if (TryParseLiteral(w.Facts.Host, out var literal) && Network.Check(literal!) is { } guardReason)
         {
-            var grants = GrantsByPattern[m];
-            if (grants is null)
+            w.Trace?.Step($"network: {literal} refused ({guardReason})");
+            result = DecisionResult.Refuse(Decision.Block, 403, guardReason);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    /// <summary>Budgets: concurrent tunnels (the proxy takes the slot once allowed) and egress bytes today.</summary>
+    private bool OverBudget(ref Walk w, out DecisionResult result)
+    {
+        var runtime = w.Agent.Runtime;
+        if (w.Consume && w.Facts.IsConnect && runtime.OpenTunnels >= MaxTunnelsPerAgent)
+        {
+            w.Trace?.Step($"budget: {runtime.OpenTunnels} tunnels open, limit {MaxTunnelsPerAgent}");
+            result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
+            return true;
+        }
+
+        if (w.Agent.EgressBytesPerDay is { } budget && runtime.EgressToday(Day(w.Now)) is var spent && spent >= budget)
+        {
+            w.Trace?.Step($"budget: egress today {spent} >= {budget} bytes");
+            result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.EgressBudget, retryAfter: SecondsToNextDay(w.Now));
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    private void TraceMatches(IDecisionTrace? trace, ReadOnlySpan<int> matches) =>
+        trace?.Step(matches.IsEmpty ? "domain: no pattern matches" : "domain: matches " + string.Join(", ", matches.ToArray().Select(m => Patterns[m])));
+
+    /// <summary>
+    /// An unexpired grant for this agent and domain allows it, before the per-policy walk and so
+    /// before blocked lists. SPEC §4 orders the grant ahead of "a blocked domain → BLOCK" and says
+    /// the first step that applies wins; "blocked wins, whatever allows it" is about the merged
+    /// policy lists (a team policy cannot lift an org block), and a grant is not in them: it is the
+    /// operator's own time-boxed, per-agent exception, audited with its reason. So a grant may lift a
+    /// block, on purpose; the network guard and the budgets still come first.
+    /// </summary>
+    private bool Granted(ref Walk w, out DecisionResult result)
+    {
+        foreach (var m in w.Matches)
+        {
+            if (GrantsByPattern[m] is not { } grants)
             {
                 continue;
             }
 
             foreach (var g in grants)
             {
-                if (g.Expires > now && string.Equals(g.Agent, agent.Id, StringComparison.Ordinal))
+                if (g.Expires > w.Now && string.Equals(g.Agent, w.Agent.Id, StringComparison.Ordinal))
                 {
-                    trace?.Step($"grant: {Patterns[m]} until {g.Expires:O} ({g.AuditReason})");
-                    return DecisionResult.Allow(g.AuditReason);
+                    w.Trace?.Step($"grant: {Patterns[m]} until {g.Expires:O} ({g.AuditReason})");
+                    result = DecisionResult.Allow(g.AuditReason);
+                    return true;
                 }
 
-                trace?.Step($"grant: {Patterns[m]} for {g.Agent} does not apply (agent or expiry {g.Expires:O})");
+                w.Trace?.Step($"grant: {Patterns[m]} for {g.Agent} does not apply (agent or expiry {g.Expires:O})");
             }
         }
 
-        var blocked = false;
-        string? blockedBy = null;
-        foreach (var m in matches)
-        {
-            if (Intersects(BlockedMask.AsSpan(m * Words, Words), agent.PolicyMask))
-            {
-                blocked = true;
-                blockedBy = Patterns[m];
-                break;
-            }
-        }
+        result = default;
+        return false;
+    }
 
-        // Rules whose domain condition the automaton indexed are candidates only when one of their
-        // patterns matched this host; the rest are evaluated as written.
-        Span<ulong> candidates = stackalloc ulong[RuleWords];
+    /// <summary>
+    /// Rules whose domain condition the automaton indexed are candidates only when one of their
+    /// patterns matched this host; the rest are evaluated as written.
+    /// </summary>
+    private bool RuleCandidates(ReadOnlySpan<int> matches, Span<ulong> candidates)
+    {
         candidates.Clear();
-        var anyCandidate = false;
+        var any = false;
         foreach (var m in matches)
         {
             if (m < RulesByPattern.Length && RulesByPattern[m] is { } ruleIds)
             {
-                anyCandidate = true;
+                any = true;
                 foreach (var o in ruleIds)
                 {
                     candidates[o >> 6] |= 1UL << (o & 63);
@@ -169,127 +263,198 @@ internal sealed partial class CompiledPolicy
             }
         }
 
-        var loggedRule = (string?)null;
-        var localMinute = -1;
-        foreach (var policy in agent.Order)
+        return any;
+    }
+
+    /// <summary>
+    /// The policy's rules by priority: <c>deny</c> decides, <c>rate_limit</c> may refuse, <c>log</c>
+    /// annotates and goes on, <c>allow</c> ends the walk and stands in for the allowed list (it
+    /// lifts neither a block nor the policy's window, bucket and fan-out quota).
+    /// </summary>
+    private static bool RuleDecides(ref Walk w, EffectivePolicy policy, out DecisionResult result)
+    {
+        result = default;
+        w.AllowRule = null;
+        if (!w.AnyCandidate && policy.AllRulesIndexed)
         {
-            trace?.Step($"policy {policy.Name} (priority {policy.Priority})");
-            foreach (var rule in anyCandidate || !policy.AllRulesIndexed ? policy.Rules : [])
+            return false;
+        }
+
+        foreach (var rule in policy.Rules)
+        {
+            if (rule.Indexed && (w.Candidates[rule.Ordinal >> 6] & (1UL << (rule.Ordinal & 63))) == 0)
             {
-                if (rule.Indexed && (candidates[rule.Ordinal >> 6] & (1UL << (rule.Ordinal & 63))) == 0)
-                {
-                    continue;
-                }
-
-                if (localMinute < 0)
-                {
-                    localMinute = LocalMinuteOfWeek(policy, now);
-                }
-
-                if (!rule.Matches(facts, localMinute))
-                {
-                    continue;
-                }
-
-                trace?.Step($"  rule {rule.Name} ({rule.Origin}) matches: {rule.Action}");
-                switch (rule.Action)
-                {
-                    case RuleAction.Deny:
-                        return DecisionResult.Refuse(Decision.PolicyViolation, 403, Reasons.RuleDeny, policy.Name, rule.Name);
-                    case RuleAction.Allow:
-                        return DecisionResult.Allow(Reasons.RuleAllow, policy.Name, rule.Name);
-                    case RuleAction.Log:
-                        loggedRule ??= rule.Name;
-                        break;
-                    case RuleAction.RateLimit when policy.Limits is { } limits && consume:
-                        if (!TakeToken(agent, policy, limits, facts.Host, nowTicks, out var ruleWait))
-                        {
-                            trace?.Step($"  bucket empty: retry after {ruleWait} s");
-                            return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.RateLimit, policy.Name, rule.Name, ruleWait);
-                        }
-
-                        break;
-                }
-            }
-
-            if (blocked)
-            {
-                trace?.Step($"  {blockedBy} is blocked in this agent's policies (blocked wins)");
-                return DecisionResult.Refuse(Decision.Block, 403, Reasons.DomainBlocked, policy.Name, loggedRule);
-            }
-
-            var allowed = false;
-            foreach (var m in matches)
-            {
-                if ((AllowedMask[(m * Words) + (policy.Index >> 6)] & (1UL << (policy.Index & 63))) != 0)
-                {
-                    allowed = true;
-                    break;
-                }
-            }
-
-            if (!allowed)
-            {
-                trace?.Step("  domain not in this policy's allowed list");
                 continue;
             }
 
-            if (policy.Window is { } window && !window.IsOpen(now))
+            if (w.LocalMinute < 0)
             {
-                var opens = window.NextOpening(now);
-                trace?.Step($"  outside the time window ({window.Zone.Id}); opens {opens:O}");
-                var result = DecisionResult.Refuse(Decision.TimeRestricted, 403, Reasons.OutsideWindow, policy.Name, loggedRule,
-                    opens is { } o ? Math.Max(1, (long)Math.Ceiling((o - now).TotalSeconds)) : -1);
-                result.RetryAt = opens;
-                return result;
+                w.LocalMinute = LocalMinuteOfWeek(policy, w.Now);
             }
 
-            if (policy.Window is { } open)
+            if (!rule.Matches(w.Facts, w.LocalMinute))
             {
-                trace?.Step($"  time window ({open.Zone.Id}): open");
+                continue;
             }
 
-            if (consume && policy.Limits is { } policyLimits && !TakeToken(agent, policy, policyLimits, facts.Host, nowTicks, out var wait))
+            w.Trace?.Step($"  rule {rule.Name} ({rule.Origin}) matches: {rule.Action}");
+            switch (rule.Action)
             {
-                trace?.Step($"  bucket empty: retry after {wait} s");
-                return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.RateLimit, policy.Name, loggedRule, wait);
-            }
+                case RuleAction.Deny:
+                    result = DecisionResult.Refuse(Decision.PolicyViolation, 403, Reasons.RuleDeny, policy.Name, rule.Name);
+                    return true;
+                case RuleAction.Allow:
+                    w.AllowRule = rule;
+                    return false;
+                case RuleAction.Log:
+                    w.LoggedRule ??= rule.Name;
+                    break;
+                case RuleAction.RateLimit when policy.Limits is { } limits && w.Consume:
+                    if (!TakeToken(ref w, policy, limits, out var wait))
+                    {
+                        w.Trace?.Step($"  bucket empty: retry after {wait} s");
+                        result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.RateLimit, policy.Name, rule.Name, wait);
+                        return true;
+                    }
 
-            if (consume && policy.MaxNewDomainsPerHour is { } quota && !agent.Runtime.TryNoteDomain(Hour(now), DomainHash.Of(facts.Host), quota))
-            {
-                trace?.Step($"  {quota} new domains this hour already");
-                return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.FanOut, policy.Name, loggedRule, SecondsToNextHour(now));
+                    break;
             }
-
-            trace?.Step("  allowed");
-            return DecisionResult.Allow(Reasons.Allowed, policy.Name, loggedRule);
         }
 
-        if (blocked)
-        {
-            trace?.Step($"{blockedBy} is blocked (blocked wins)");
-            return DecisionResult.Refuse(Decision.Block, 403, Reasons.DomainBlocked, null, loggedRule);
-        }
-
-        trace?.Step($"nothing matched: defaultAction {(DefaultAllow ? "allow" : "deny")}");
-        return DefaultAllow
-            ? DecisionResult.Allow(Reasons.DefaultAllow, null, loggedRule)
-            : DecisionResult.Refuse(Decision.Deny, 403, Reasons.DefaultDeny, null, loggedRule);
+        return false;
     }
 
-    private static bool TakeToken(AgentPlan agent, EffectivePolicy policy, RateLimits limits, ReadOnlySpan<byte> host, long nowTicks, out long wait)
+    /// <summary>The first of the agent's policies (by priority) whose merged blocked list holds a matched pattern.</summary>
+    private (EffectivePolicy? Policy, int Pattern) FindBlock(ref Walk w)
     {
-        BucketState? state;
-        if (policy.PerDomainBuckets)
+        var any = false;
+        foreach (var m in w.Matches)
         {
-            state = agent.Runtime.DomainBuckets.GetOrAdd((policy.Name, DomainHash.Of(host)), static _ => new BucketState());
-        }
-        else
-        {
-            state = agent.Buckets[Array.IndexOf(agent.Order, policy)]!;
+            if (Intersects(BlockedMask.AsSpan(m * Words, Words), w.Agent.PolicyMask))
+            {
+                any = true;
+                break;
+            }
         }
 
-        return limits.TryTake(state, nowTicks, out wait);
+        if (!any)
+        {
+            return (null, -1);
+        }
+
+        foreach (var policy in w.Agent.Order)
+        {
+            foreach (var m in w.Matches)
+            {
+                if (Has(BlockedMask, m, policy))
+                {
+                    return (policy, m);
+                }
+            }
+        }
+
+        return (null, -1);
+    }
+
+    /// <summary>BLOCK, naming the policy whose own blockedDomains holds the pattern (the nearest in the blocking policy's lineage).</summary>
+    private DecisionResult Blocked(ref Walk w, (EffectivePolicy? Policy, int Pattern) block)
+    {
+        var by = block.Policy!;
+        var nearest = int.MaxValue;
+        foreach (var declared in BlockedBy[block.Pattern] ?? [])
+        {
+            if (by.LineagePosition.TryGetValue(declared, out var position) && position < nearest)
+            {
+                nearest = position;
+            }
+        }
+
+        var name = nearest == int.MaxValue ? by.Name : by.Lineage[nearest];
+        w.Trace?.Step($"  {Patterns[block.Pattern]} is blocked by policy {name}{(name == by.Name ? string.Empty : $" (inherited by {by.Name})")}: blocked wins");
+        return DecisionResult.Refuse(Decision.Block, 403, Reasons.DomainBlocked, name, w.LoggedRule);
+    }
+
+    private bool Allows(EffectivePolicy policy, ReadOnlySpan<int> matches)
+    {
+        foreach (var m in matches)
+        {
+            if (Has(AllowedMask, m, policy))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool Has(ulong[] mask, int pattern, EffectivePolicy policy) =>
+        (mask[(pattern * Words) + (policy.Index >> 6)] & (1UL << (policy.Index & 63))) != 0;
+
+    /// <summary>An allowed domain: outside the time window, bucket empty, fan-out quota spent, else ALLOW.</summary>
+    private static DecisionResult AllowedUnderLimits(ref Walk w, EffectivePolicy policy)
+    {
+        var (reason, rule) = w.AllowRule is { } allowRule ? (Reasons.RuleAllow, allowRule.Name) : (Reasons.Allowed, w.LoggedRule);
+        var now = w.Now;
+        if (policy.Window is { } window)
+        {
+            if (!window.IsOpen(now))
+            {
+                var opens = window.NextOpening(now);
+                w.Trace?.Step($"  outside the time window ({window.Zone.Id}); opens {opens:O}");
+                var closed = DecisionResult.Refuse(Decision.TimeRestricted, 403, Reasons.OutsideWindow, policy.Name, rule,
+                    opens is { } o ? Math.Max(1, (long)Math.Ceiling((o - now).TotalSeconds)) : -1);
+                closed.RetryAt = opens;
+                return closed;
+            }
+
+            w.Trace?.Step($"  time window ({window.Zone.Id}): open");
+        }
+
+        if (w.Consume && policy.Limits is { } limits && !TakeToken(ref w, policy, limits, out var wait))
+        {
+            w.Trace?.Step($"  bucket empty: retry after {wait} s");
+            return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.RateLimit, policy.Name, rule, wait);
+        }
+
+        if (w.Consume && policy.MaxNewDomainsPerHour is { } quota && !w.Agent.Runtime.TryNoteDomain(Hour(now), DomainHash.Of(w.Facts.Host), quota))
+        {
+            w.Trace?.Step($"  {quota} new domains this hour already");
+            return DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.FanOut, policy.Name, rule, SecondsToNextHour(now));
+        }
+
+        w.Trace?.Step(w.AllowRule is null ? "  allowed" : $"  allowed by rule {rule}");
+        return DecisionResult.Allow(reason, policy.Name, rule);
+    }
+
+    private DecisionResult Default(ref Walk w)
+    {
+        w.Trace?.Step($"nothing matched: defaultAction {(DefaultAllow ? "allow" : "deny")}");
+        return DefaultAllow
+            ? DecisionResult.Allow(Reasons.DefaultAllow, null, w.LoggedRule)
+            : DecisionResult.Refuse(Decision.Deny, 403, Reasons.DefaultDeny, null, w.LoggedRule);
+    }
+
+    private static bool TakeToken(ref Walk w, EffectivePolicy policy, RateLimits limits, out long wait)
+    {
+        var position = Array.IndexOf(w.Agent.Order, policy);
+        return policy.PerDomainBuckets
+            ? w.Agent.DomainBuckets[position]!.TryTake(limits, DomainHash.Of(w.Facts.Host), w.NowTicks, out wait)
+            : limits.TryTake(w.Agent.Buckets[position]!, w.NowTicks, out wait);
+    }
+
+    /// <summary>A named policy's merged allowed (or blocked) patterns, read back from the masks (explain and tests; not the hot path).</summary>
+    internal string[] MergedList(EffectivePolicy policy, bool blocked)
+    {
+        var list = new List<string>();
+        for (var m = 0; m < Patterns.Length; m++)
+        {
+            if (Has(blocked ? BlockedMask : AllowedMask, m, policy))
+            {
+                list.Add(Patterns[m]);
+            }
+        }
+
+        return [.. list];
     }
 
     private static int LocalMinuteOfWeek(EffectivePolicy policy, DateTimeOffset now)

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 
 namespace ChronoGuard.Policy;
 
-/// <summary>One compiled <c>when</c> condition: values pre-encoded to bytes, regexes built once.</summary>
+/// <summary>One compiled <c>when</c> condition: values pre-encoded to bytes, regexes built once (linear-time).</summary>
 internal sealed class Condition
 {
     public required RuleField Field { get; init; }
@@ -101,14 +101,10 @@ internal sealed class Condition
         var chars = value.Length <= 1024 ? stackalloc char[value.Length] : (rented = ArrayPool<char>.Shared.Rent(value.Length)).AsSpan(0, value.Length);
         try
         {
+            // Built with RegexOptions.NonBacktracking and no timeout (PolicyCompiler.CompileRegex):
+            // linear in the input, so there is no timeout to be mistaken for "no match".
             Encoding.Latin1.GetChars(value, chars);
             return Pattern!.IsMatch(chars);
-        }
-        catch (RegexMatchTimeoutException)
-        {
-            // A pathological input must not stall the proxy: a rule whose regex cannot decide in time
-            // does not match (deny rules fail open here, which the policy author is told in docs).
-            return false;
         }
         finally
         {

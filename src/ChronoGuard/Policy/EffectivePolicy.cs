@@ -7,7 +7,7 @@ internal sealed class EffectivePolicy
 
     public required int Priority { get; init; }
 
-    /// <summary>Position in <see cref="CompiledPolicy.Policies"/>: its bit in the per-pattern masks.</summary>
+    /// <summary>Position in <see cref="CompiledPolicy.Policies"/> (the policies agents name): its bit in the per-pattern masks.</summary>
     public required int Index { get; init; }
 
     /// <summary>Own and inherited rules, by ascending rule priority.</summary>
@@ -26,11 +26,12 @@ internal sealed class EffectivePolicy
 
     public int? MaxNewDomainsPerHour { get; init; }
 
-    /// <summary>Merged lists, for explain and for the compiler's checks.</summary>
-    public required string[] Allowed { get; init; }
-
-    public required string[] Blocked { get; init; }
-
     /// <summary>Self first, then ancestors in topological order.</summary>
     public required string[] Lineage { get; init; }
+
+    /// <summary>Its position in <c>$.policies</c>.</summary>
+    public required int DeclaredIndex { get; init; }
+
+    /// <summary>Declared index → position in <see cref="Lineage"/>: which ancestor's list an inherited entry comes from.</summary>
+    public required IReadOnlyDictionary<int, int> LineagePosition { get; init; }
 }

@@ -1,19 +1,18 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace ChronoGuard.Policy;
 
 internal static partial class PolicyCompiler
 {
-    private static List<Rule> CompileRules(PolicyEntry policy, string at, Func<string, string, Exception> fail)
+    private static List<Rule> CompileRules(PolicyEntry policy, string at)
     {
         var rules = policy.Rules ?? [];
         if (rules.Count > MaxRulesPerPolicy)
         {
-            throw fail($"{at}.rules", $"{rules.Count} rules; at most {MaxRulesPerPolicy}");
+            throw new PolicyProblem($"{at}.rules", $"{rules.Count} rules; at most {MaxRulesPerPolicy}");
         }
 
         var compiled = new List<Rule>(rules.Count);
@@ -27,18 +26,18 @@ internal static partial class PolicyCompiler
                 "deny" => RuleAction.Deny,
                 "log" => RuleAction.Log,
                 "rate_limit" => RuleAction.RateLimit,
-                _ => throw fail($"{path}.action", $"must be allow, deny, log or rate_limit (got \"{rule.Action}\")"),
+                _ => throw new PolicyProblem($"{path}.action", rule.Action is null ? "is required (allow, deny, log or rate_limit)" : $"must be allow, deny, log or rate_limit (got \"{rule.Action}\")"),
             };
             var when = rule.When ?? [];
             if (when.Count > MaxConditionsPerRule)
             {
-                throw fail($"{path}.when", $"{when.Count} conditions; at most {MaxConditionsPerRule}");
+                throw new PolicyProblem($"{path}.when", $"{when.Count} conditions; at most {MaxConditionsPerRule}");
             }
 
             var conditions = new Condition[when.Count];
             for (var c = 0; c < when.Count; c++)
             {
-                conditions[c] = CompileCondition(when[c], $"{path}.when[{c}]", fail);
+                conditions[c] = CompileCondition(when[c], $"{path}.when[{c}]", string.IsNullOrEmpty(rule.Name) ? $"{policy.Name}#{r}" : rule.Name);
             }
 
             compiled.Add(new Rule
@@ -54,7 +53,7 @@ internal static partial class PolicyCompiler
         return compiled;
     }
 
-    private static Condition CompileCondition(ConditionEntry c, string path, Func<string, string, Exception> fail)
+    private static Condition CompileCondition(ConditionEntry c, string path, string ruleName)
     {
         var field = c.Field switch
         {
@@ -66,7 +65,7 @@ internal static partial class PolicyCompiler
             "source_ip" => RuleField.SourceIp,
             "day_of_week" => RuleField.DayOfWeek,
             "hour" => RuleField.Hour,
-            _ => throw fail($"{path}.field", $"unknown field \"{c.Field}\" (domain, port, method, path, user_agent, source_ip, day_of_week, hour)"),
+            _ => throw new PolicyProblem($"{path}.field", c.Field is null ? "is required (domain, port, method, path, user_agent, source_ip, day_of_week, hour)" : $"unknown field \"{c.Field}\" (domain, port, method, path, user_agent, source_ip, day_of_week, hour)"),
         };
         var op = c.Op switch
         {
@@ -81,7 +80,7 @@ internal static partial class PolicyCompiler
             "cidr" => RuleOp.Cidr,
             "gt" => RuleOp.Gt,
             "lt" => RuleOp.Lt,
-            _ => throw fail($"{path}.op", $"unknown operator \"{c.Op}\""),
+            _ => throw new PolicyProblem($"{path}.op", c.Op is null ? "is required" : $"unknown operator \"{c.Op}\""),
         };
 
         var numeric = field is RuleField.Port or RuleField.Hour or RuleField.DayOfWeek;
@@ -95,10 +94,14 @@ internal static partial class PolicyCompiler
         };
         if (!valid)
         {
-            throw fail($"{path}.op", $"\"{c.Op}\" does not apply to field \"{c.Field}\"");
+            throw new PolicyProblem($"{path}.op", $"\"{c.Op}\" does not apply to field \"{c.Field}\"");
         }
 
-        var values = Values(c.Value, op is RuleOp.In or RuleOp.NotIn, $"{path}.value", fail);
+        var values = c.Values ?? throw new PolicyProblem($"{path}.value", "is required");
+        if (op is RuleOp.In or RuleOp.NotIn && !c.ValueIsArray)
+        {
+            throw new PolicyProblem($"{path}.value", $"\"{c.Op}\" takes an array");
+        }
         if (field == RuleField.SourceIp)
         {
             var nets = new IPNetwork[values.Count];
@@ -107,7 +110,7 @@ internal static partial class PolicyCompiler
                 var v = values[i];
                 if (!IPNetwork.TryParse(v.Contains('/', StringComparison.Ordinal) ? v : v + (v.Contains(':', StringComparison.Ordinal) ? "/128" : "/32"), out nets[i]))
                 {
-                    throw fail($"{path}.value", $"\"{v}\" is not an IP address or CIDR range");
+                    throw new PolicyProblem($"{path}.value", $"\"{v}\" is not an IP address or CIDR range");
                 }
             }
 
@@ -125,13 +128,13 @@ internal static partial class PolicyCompiler
                 }
                 else if (!long.TryParse(values[i], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out numbers[i]))
                 {
-                    throw fail($"{path}.value", $"\"{values[i]}\" is not a number{(field == RuleField.DayOfWeek ? " or a day" : string.Empty)}");
+                    throw new PolicyProblem($"{path}.value", $"\"{values[i]}\" is not a number{(field == RuleField.DayOfWeek ? " or a day" : string.Empty)}");
                 }
             }
 
             if (op is RuleOp.Gt or RuleOp.Lt && numbers.Length != 1)
             {
-                throw fail($"{path}.value", $"\"{c.Op}\" takes one number");
+                throw new PolicyProblem($"{path}.value", $"\"{c.Op}\" takes one number");
             }
 
             return new Condition { Field = field, Op = op, Numbers = numbers };
@@ -141,18 +144,10 @@ internal static partial class PolicyCompiler
         {
             if (values.Count != 1)
             {
-                throw fail($"{path}.value", "regex takes one pattern");
+                throw new PolicyProblem($"{path}.value", "regex takes one pattern");
             }
 
-            try
-            {
-                // Compiled once per load; the timeout bounds a pathological pattern on hostile input.
-                return new Condition { Field = field, Op = op, Pattern = new Regex(values[0], RegexOptions.CultureInvariant | RegexOptions.IgnoreCase, RegexTimeout) };
-            }
-            catch (ArgumentException ex)
-            {
-                throw fail($"{path}.value", $"invalid regex: {ex.Message}");
-            }
+            return new Condition { Field = field, Op = op, Pattern = CompileRegex(values[0], $"{path}.value", ruleName) };
         }
 
         var strings = new byte[values.Count][];
@@ -165,38 +160,57 @@ internal static partial class PolicyCompiler
         return new Condition { Field = field, Op = op, Strings = strings };
     }
 
-    private static List<string> Values(JsonElement value, bool list, string path, Func<string, string, Exception> fail)
+    /// <summary>Longest regex pattern accepted (the automaton is built from it at load).</summary>
+    internal const int MaxRegexLength = 1000;
+
+    /// <summary>
+    /// Linear-time matching (<see cref="RegexOptions.NonBacktracking"/>) so hostile input cannot buy CPU:
+    /// no match timeout is needed, so none can fire and be taken as "no match" (which fails a deny
+    /// rule open). A construct that needs backtracking is a load error naming the rule.
+    /// </summary>
+    private static Regex CompileRegex(string pattern, string path, string ruleName)
     {
-        static string Scalar(JsonElement e, string path, Func<string, string, Exception> fail) => e.ValueKind switch
+        if (pattern.Length > MaxRegexLength)
         {
-            JsonValueKind.String => e.GetString()!,
-            JsonValueKind.Number => e.GetRawText(),
-            _ => throw fail(path, $"expected a string or a number, got {e.ValueKind}"),
-        };
-
-        if (value.ValueKind == JsonValueKind.Array)
-        {
-            var items = new List<string>();
-            var i = 0;
-            foreach (var e in value.EnumerateArray())
-            {
-                items.Add(Scalar(e, $"{path}[{i++}]", fail));
-            }
-
-            if (items.Count == 0)
-            {
-                throw fail(path, "must not be empty");
-            }
-
-            return items;
+            throw new PolicyProblem(path, $"rule \"{ruleName}\": the regex is {pattern.Length} characters long; at most {MaxRegexLength}");
         }
 
-        if (value.ValueKind == JsonValueKind.Undefined)
+        try
         {
-            throw fail(path, "is required");
+            return new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking, Regex.InfiniteMatchTimeout);
+        }
+        catch (RegexParseException ex)
+        {
+            throw new PolicyProblem(path, $"rule \"{ruleName}\": invalid regex at character {ex.Offset}: {ParseError(ex.Error)}");
+        }
+        catch (NotSupportedException ex)
+        {
+            // The message names the construct ("... containing: 'backreference (\1)'."); say it plainly.
+            var construct = ex.Message.LastIndexOf(": '", StringComparison.Ordinal) is var at and >= 0 ? ex.Message[(at + 3)..].TrimEnd('.', '\'') : "a construct that needs backtracking";
+            throw new PolicyProblem(path, $"rule \"{ruleName}\": the regex uses {construct}, which linear-time matching cannot take (backreferences, lookarounds, atomic and conditional groups are not supported)");
+        }
+        catch (ArgumentException ex)
+        {
+            throw new PolicyProblem(path, $"rule \"{ruleName}\": invalid regex: {ex.Message}");
+        }
+    }
+
+    /// <summary>"InsufficientClosingParentheses" becomes "insufficient closing parentheses".</summary>
+    private static string ParseError(RegexParseError error)
+    {
+        var name = error.ToString();
+        var words = new StringBuilder(name.Length + 8);
+        foreach (var ch in name)
+        {
+            if (char.IsUpper(ch) && words.Length > 0)
+            {
+                words.Append(' ');
+            }
+
+            words.Append(char.ToLowerInvariant(ch));
         }
 
-        return list ? throw fail(path, "must be an array") : [Scalar(value, path, fail)];
+        return words.ToString();
     }
 
     /// <summary>Rules beyond this many are all evaluated on every decision (the candidate bit set lives on the stack).</summary>

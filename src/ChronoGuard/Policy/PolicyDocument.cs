@@ -1,10 +1,8 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
-
 namespace ChronoGuard.Policy;
 
-// The policy file as written (SPEC §4). Plain mutable DTOs for the source-generated deserializer;
-// PolicyValidator checks them and PolicyCompiler turns them into the immutable CompiledPolicy.
+// The policy file as written (SPEC §4). Plain DTOs filled by PolicyReader, which has already checked
+// every value's JSON type (so no list holds a null); PolicyCompiler checks what the values mean and
+// turns them into the immutable CompiledPolicy.
 
 internal sealed class PolicyDocument
 {
@@ -114,8 +112,11 @@ internal sealed class ConditionEntry
 
     public string? Op { get; set; }
 
-    /// <summary>A string, a number or an array of them, depending on the operator.</summary>
-    public JsonElement Value { get; set; }
+    /// <summary>The value's strings (a number as written); null when the key is absent.</summary>
+    public List<string>? Values { get; set; }
+
+    /// <summary>The value was written as an array (required by <c>in</c>/<c>not_in</c>).</summary>
+    public bool ValueIsArray { get; set; }
 }
 
 internal sealed class GrantEntry
@@ -128,11 +129,3 @@ internal sealed class GrantEntry
 
     public string? Reason { get; set; }
 }
-
-[JsonSourceGenerationOptions(
-    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
-    ReadCommentHandling = JsonCommentHandling.Skip,
-    AllowTrailingCommas = true,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow)]
-[JsonSerializable(typeof(PolicyDocument))]
-internal sealed partial class PolicyJsonContext : JsonSerializerContext;

@@ -41,29 +41,18 @@ internal sealed class PolicyEngine
         }
 
         // One reload at a time (file watcher and SIGHUP may coincide); requests never take this lock.
+        // TryLoad never throws, so a reload can only end in an outcome: the old policy stays unless
+        // the new one compiled, and the rejection carries the hash of the very bytes it judged.
         lock (_reloadLock)
         {
-            try
+            var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent);
+            if (outcome.Policy is { } compiled)
             {
-                var compiled = PolicyLoader.Load(Path, Registry, MaxTunnelsPerAgent, out var sha);
                 Volatile.Write(ref _current, compiled);
                 Interlocked.Increment(ref _version);
-                return new PolicyLoadOutcome(true, null, sha, compiled);
             }
-            catch (PolicyLoadException ex)
-            {
-                string sha;
-                try
-                {
-                    sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path)));
-                }
-                catch (IOException)
-                {
-                    sha = string.Empty;
-                }
 
-                return new PolicyLoadOutcome(false, ex.Message, sha, null);
-            }
+            return outcome;
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text.Json;
 
 namespace ChronoGuard.Policy;
 
@@ -11,47 +10,79 @@ internal static class PolicyLoader
     /// <exception cref="PolicyLoadException">The file is unreadable or invalid.</exception>
     public static CompiledPolicy Load(string path, AgentRegistry registry, int maxTunnelsPerAgent, out string sha256)
     {
+        var outcome = TryLoad(path, registry, maxTunnelsPerAgent);
+        sha256 = outcome.Sha256;
+        return outcome.Policy ?? throw new PolicyLoadException(outcome.Error!);
+    }
+
+    /// <summary>
+    /// Never throws: whatever the file holds, the outcome is the compiled policy or one line naming the
+    /// file, the place and the problem, with the SHA-256 of exactly the bytes that were judged.
+    /// </summary>
+    public static PolicyLoadOutcome TryLoad(string path, AgentRegistry registry, int maxTunnelsPerAgent)
+    {
         byte[] bytes;
         try
         {
-            var info = new FileInfo(path);
-            if (info.Exists && info.Length > MaxFileBytes)
-            {
-                throw new PolicyLoadException($"{path}: file is larger than {MaxFileBytes} bytes");
-            }
-
-            bytes = File.ReadAllBytes(path);
+            bytes = ReadBounded(path);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (PolicyProblem p)
         {
-            throw new PolicyLoadException($"{path}: cannot read: {ex.Message}");
+            return new PolicyLoadOutcome(false, $"{path}: {p.Where}: {p.Message}", string.Empty, null);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return new PolicyLoadOutcome(false, $"{path}: cannot read the file: {ex.Message}", string.Empty, null);
         }
 
-        sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        PolicyDocument? document;
+        var sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
         try
         {
-            document = JsonSerializer.Deserialize(bytes, PolicyJsonContext.Default.PolicyDocument);
+            var document = PolicyReader.Read(bytes);
+            var compiled = PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent);
+            return new PolicyLoadOutcome(true, null, sha256, compiled);
         }
-        catch (JsonException ex)
+        catch (PolicyProblem p)
         {
-            var where = ex.Path is { Length: > 0 } p ? p : "$";
-            var line = ex.LineNumber is { } l ? $" (line {l + 1})" : string.Empty;
-            throw new PolicyLoadException($"{path}: {where}{line}: {FirstSentence(ex.Message)}");
+            return new PolicyLoadOutcome(false, $"{path}: {p.Where}: {p.Message}", sha256, null);
         }
-
-        if (document is null)
+        catch (PolicyLoadException ex)
         {
-            throw new PolicyLoadException($"{path}: $: the file is empty or null");
+            return new PolicyLoadOutcome(false, ex.Message, sha256, null);
         }
-
-        return PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent);
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Every input shape is meant to be a PolicyProblem above; this keeps a reload alive (old
+            // policy kept, policy_reject recorded) if one was missed, and says so.
+            return new PolicyLoadOutcome(false, $"{path}: the policy could not be compiled ({ex.Message.ReplaceLineEndings(" ")}); please report this file", sha256, null);
+        }
     }
 
-    private static string FirstSentence(string message)
+    /// <summary>Reads at most <see cref="MaxFileBytes"/> + 1 bytes, so a file that grows while read cannot exceed the bound.</summary>
+    private static byte[] ReadBounded(string path)
     {
-        // System.Text.Json appends "Path: ... | LineNumber: ..." which the prefix already says.
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        return (cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ").Trim();
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+        var buffer = new byte[(int)Math.Min(MaxFileBytes + 1L, Math.Max(0, stream.CanSeek ? stream.Length : 0) + 1)];
+        var total = 0;
+        while (true)
+        {
+            if (total == buffer.Length)
+            {
+                if (buffer.Length > MaxFileBytes)
+                {
+                    throw new PolicyProblem("$", $"the file is larger than {MaxFileBytes} bytes");
+                }
+
+                Array.Resize(ref buffer, (int)Math.Min(MaxFileBytes + 1L, buffer.Length * 2L));
+            }
+
+            var n = stream.Read(buffer, total, buffer.Length - total);
+            if (n == 0)
+            {
+                return buffer[..total];
+            }
+
+            total += n;
+        }
     }
 }

@@ -35,27 +35,31 @@ internal sealed class RateLimits
 
     /// <summary>Takes one token from each bucket of <paramref name="state"/>, all or none.</summary>
     /// <returns>True when allowed; otherwise the wait in whole seconds (at least 1) until a retry can pass.</returns>
-    public bool TryTake(BucketState state, long now, out long retryAfterSeconds)
+    public bool TryTake(BucketState state, long now, out long retryAfterSeconds) =>
+        TryTake(ref state.MinuteTat, ref state.HourTat, ref state.DayTat, now, out retryAfterSeconds);
+
+    /// <summary>The same over three TATs held elsewhere (a slot of <see cref="DomainBuckets"/>).</summary>
+    public bool TryTake(ref long minuteTat, ref long hourTat, ref long dayTat, long now, out long retryAfterSeconds)
     {
         retryAfterSeconds = 0;
         long wait;
-        if (Day is { } day && !day.TryTake(ref state.DayTat, now, out wait))
+        if (Day is { } day && !day.TryTake(ref dayTat, now, out wait))
         {
             retryAfterSeconds = Seconds(wait);
             return false;
         }
 
-        if (Hour is { } hour && !hour.TryTake(ref state.HourTat, now, out wait))
+        if (Hour is { } hour && !hour.TryTake(ref hourTat, now, out wait))
         {
-            Day?.Refund(ref state.DayTat);
+            Day?.Refund(ref dayTat);
             retryAfterSeconds = Seconds(wait);
             return false;
         }
 
-        if (Minute is { } minute && !minute.TryTake(ref state.MinuteTat, now, out wait))
+        if (Minute is { } minute && !minute.TryTake(ref minuteTat, now, out wait))
         {
-            Day?.Refund(ref state.DayTat);
-            Hour?.Refund(ref state.HourTat);
+            Day?.Refund(ref dayTat);
+            Hour?.Refund(ref hourTat);
             retryAfterSeconds = Seconds(wait);
             return false;
         }

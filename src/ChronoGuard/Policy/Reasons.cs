@@ -6,6 +6,8 @@ internal static class Reasons
     public const string Allowed = "allowed";
     public const string ObserveMode = "observe_mode";
     public const string Unauthenticated = "unauthenticated";
+
+    /// <summary>No credentials at all: the 407 challenge a client answers (apart from <see cref="BadCredentials"/>).</summary>
     public const string AuthRequired = "auth_required";
     public const string BadCredentials = "bad_credentials";
     public const string Suspended = "agent_suspended";

@@ -18,7 +18,7 @@ public sealed class PolicyLoaderTests
     [InlineData("""{ "version": 1, "grants": [ { "agent": "ghost", "domains": ["a.com"], "expires": "2026-01-01T00:00:00Z" } ] }""", "$.grants[0].agent")]
     [InlineData("""{ "version": 1, "policies": [ { "name": "a", "bogus": 1 } ] }""", "$.policies[0]")]
     [InlineData("""{ "version": 1, "policies": [ { "name": "a", "priority": "high" } ] }""", "$.policies[0].priority")]
-    [InlineData("{ \"version\": 1,\n  \"policies\": [ { \"name\": \"a\" ", "(line 2)")]
+    [InlineData("{ \"version\": 1,\n  \"policies\": [ { \"name\": \"a\" ", "line 2, column ")]
     public void Errors_name_the_file_the_json_path_and_the_problem(string json, string expected)
     {
         var message = PolicyFixture.LoadError(json);
@@ -46,7 +46,7 @@ public sealed class PolicyLoaderTests
             // a comment
             { "version": 1, /* another */ "policies": [ { "name": "a", "allowedDomains": ["x.com",], }, ], }
             """);
-        Assert.Single(policy.Policies);
+        Assert.Single(policy.DeclaredPolicies);
         var example = Path.Combine(AppContext.BaseDirectory, "../../../../../examples/policy.json");
         Assert.NotNull(ChronoGuard.Policy.PolicyLoader.Load(example, new ChronoGuard.Policy.AgentRegistry(), 512, out var sha));
         Assert.Equal(64, sha.Length);

@@ -1,0 +1,40 @@
+namespace ChronoGuard.Policy;
+
+/// <summary>
+/// A policy document after the validation stage: every value checked and turned into its compiled
+/// form (pattern ids, rules, windows, limits, policy indices), so the later stages cannot fail on
+/// input. Indexed by the position of the policy in <c>$.policies</c>.
+/// </summary>
+internal sealed class PolicyInput
+{
+    public required bool Observe { get; init; }
+
+    public required bool DefaultAllow { get; init; }
+
+    public required NetworkGuard Network { get; init; }
+
+    public required PolicyEntry[] Entries { get; init; }
+
+    /// <summary>Per policy: the indices it extends, in the order written.</summary>
+    public required int[][] Parents { get; init; }
+
+    /// <summary>One id per distinct normalized pattern (the rule index adds more later).</summary>
+    public required List<string> Patterns { get; init; }
+
+    public required Dictionary<string, int> PatternIds { get; init; }
+
+    public required int[][] OwnAllowed { get; init; }
+
+    public required int[][] OwnBlocked { get; init; }
+
+    public required List<Rule>[] OwnRules { get; init; }
+
+    public required TimeWindow?[] Windows { get; init; }
+
+    public required RateLimits?[] Limits { get; init; }
+
+    public (string Agent, DateTimeOffset Expires, string AuditReason, int[] Patterns)[] Grants { get; set; } = [];
+
+    /// <summary>Agents with their distinct policy indices in the order written.</summary>
+    public (string Id, byte[] TokenHash, bool Suspended, int[] Policies)[] Agents { get; set; } = [];
+}
