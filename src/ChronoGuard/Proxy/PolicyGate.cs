@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Buffers.Text;
 using System.Diagnostics;
 using System.Net;
 using System.Text;
@@ -32,7 +31,8 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         var policy = engine.Current;
         var decision = new RequestDecision();
         var credentials = head.Span(head.ProxyAuthorization);
-        var auth = policy.Authenticate(credentials, out var agent);
+        Span<byte> claimed = stackalloc byte[CompiledPolicy.MaxClaimedIdBytes];
+        var auth = policy.Authenticate(credentials, claimed, out var agent, out var claimedLength);
         decision.Agent = agent;
         if (auth != AuthOutcome.Ok)
         {
@@ -44,10 +44,11 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
                 AuthOutcome.Missing => DecisionResult.Refuse(Decision.Deny, 407, Reasons.AuthRequired),
                 _ => DecisionResult.Refuse(Decision.Deny, 407, Reasons.BadCredentials),
             };
-            if (auth == AuthOutcome.Invalid)
+            if (auth == AuthOutcome.Invalid && claimedLength > 0)
             {
+                // Failure path only: the claimed id is kept for the record, marked unauthenticated.
                 decision.Agent = null;
-                decision.ClaimedAgent = ClaimedAgentId(credentials);
+                decision.ClaimedAgent = Encoding.ASCII.GetString(claimed[..claimedLength]);
             }
         }
         else
@@ -84,35 +85,6 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
         _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
         return decision;
-    }
-
-    /// <summary>The user part of a Basic credential that did not verify, kept for the record (failure path only).</summary>
-    private static string? ClaimedAgentId(ReadOnlySpan<byte> header)
-    {
-        const int MaxClaimedBytes = 192;
-        if (!header.StartsWith("Basic "u8) || header.Length - 6 > MaxClaimedBytes * 2)
-        {
-            return null;
-        }
-
-        Span<byte> decoded = stackalloc byte[MaxClaimedBytes * 2];
-        if (Base64.DecodeFromUtf8(header[6..].Trim((byte)' '), decoded, out _, out var written) != OperationStatus.Done)
-        {
-            return null;
-        }
-
-        var user = decoded[..written];
-        var colon = user.IndexOf((byte)':');
-        user = colon >= 0 ? user[..colon] : user;
-        foreach (var b in user)
-        {
-            if (b is < 0x21 or > 0x7e)
-            {
-                return null;
-            }
-        }
-
-        return user.IsEmpty ? null : Encoding.ASCII.GetString(user[..Math.Min(user.Length, 64)]);
     }
 
     public void UpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
