@@ -140,6 +140,11 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         {
             start();
         }
+        catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            // Another process (often a second sidecar) holds it; sharing would split traffic and probes.
+            throw new StartupException($"{endpoint} is in use", ex);
+        }
         catch (System.Net.Sockets.SocketException ex)
         {
             throw new StartupException($"{key}: cannot listen on {endpoint}: {ex.Message}", ex);

@@ -28,19 +28,7 @@ internal sealed class StatsServer : IAsyncDisposable
     public void Start(string listen)
     {
         var endpoint = Endpoints.Parse(listen, "Stats:Listen");
-        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(endpoint);
-            listener.Listen(128);
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
-
+        var listener = ListenSocket.Open(endpoint, backlog: 128);
         _listener = listener;
         LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _acceptLoop = AcceptLoopAsync(listener);
