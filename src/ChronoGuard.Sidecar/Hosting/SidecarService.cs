@@ -26,8 +26,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var auditOptions = new AuditOptions();
-        settings.Audit.Bind(auditOptions);
+        var auditOptions = settings.Audit;
         try
         {
             _audit = AuditWriter.Open(auditOptions, time);
