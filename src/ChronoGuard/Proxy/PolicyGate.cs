@@ -70,7 +70,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
     public override void OnUpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
 
     private void Count(in Verdict verdict) =>
-        ((verdict.Agent as AgentPlan)?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(verdict.Result.Decision);
+        ((verdict.Agent as AgentPlan)?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(verdict.Result.Decision, verdict.Result.Reason);
 
     public override bool AcceptAddress(ProxyConnection connection, ref Verdict verdict, IPAddress address)
     {
@@ -172,7 +172,7 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public override void OnProtocolRefusal(IPEndPoint? source, long connectionId, ref Refusal refusal)
     {
-        _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny);
+        _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny, refusal.Reason);
         if (audit is null)
         {
             return;
