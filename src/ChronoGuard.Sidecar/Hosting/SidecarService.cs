@@ -67,7 +67,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
-        _stats = new StatsServer();
+        _stats = new StatsServer(loggers.CreateLogger("chronoguard.stats"), time);
         _stats.Map("/healthz", static body =>
         {
             body.Write("ok\n"u8);
