@@ -11,6 +11,10 @@ internal static class RunArguments
         ("--audit-dir", "Audit:Directory"),
     ];
 
+    /// <summary>The flag that sets a configuration key, for error lines; null when no flag does.</summary>
+    public static string? FlagFor(string key) =>
+        Array.Find(Flags, f => string.Equals(f.Key, key, StringComparison.OrdinalIgnoreCase)).Flag;
+
     /// <returns>An error line, or null when the arguments are valid.</returns>
     public static string? TryParse(string[] args, out string? configFile, out Dictionary<string, string?> overrides)
     {

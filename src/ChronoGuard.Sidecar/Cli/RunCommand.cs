@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using ChronoGuard.Proxy;
 using ChronoGuard.Sidecar.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -35,13 +37,18 @@ internal static class RunCommand
                 ContentRootPath = Directory.GetCurrentDirectory(),
             });
             SidecarConfiguration.Add(builder.Configuration, configFile, overrides);
-            settings = SidecarSettings.Bind(builder.Configuration);
+            settings = SidecarSettings.Bind(builder.Configuration, configFile);
             builder.Logging.ClearProviders();
             builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
             builder.Logging.AddJsonConsole(o =>
             {
                 o.UseUtcTimestamp = true;
                 o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+                // The default encoder is HTML-safe and writes a quote as \u0022 (and ', <, >, &, + and
+                // every non-ASCII letter as escapes too), which log readers and grep then miss. These lines
+                // are JSON for log pipelines, never embedded in HTML; JSON's own escaping (\", \\,
+                // control characters) is still applied, so each line stays one valid JSON object.
+                o.JsonWriterOptions = new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
             });
             builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             // The host must outwait the drain, or it would abandon tunnels the drain promised to keep.
@@ -51,6 +58,11 @@ internal static class RunCommand
             builder.Services.AddSingleton<IDnsResolver>(SystemDnsResolver.Instance);
             builder.Services.AddHostedService<SidecarService>();
             host = builder.Build();
+        }
+        catch (StartupException ex)
+        {
+            await stderr.WriteLineAsync(ex.Message).ConfigureAwait(false);
+            return CommandLine.UsageError;
         }
         catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or ArgumentException)
         {

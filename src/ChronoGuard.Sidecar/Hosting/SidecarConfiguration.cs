@@ -18,7 +18,7 @@ internal static class SidecarConfiguration
 
     public static void Add(IConfigurationBuilder configuration, string? configFile, Dictionary<string, string?> overrides)
     {
-        configuration.AddInMemoryCollection(Defaults);
+        configuration.Add(new FixedConfigurationSource(FixedConfigurationProvider.Defaults, Defaults));
         if (configFile is not null)
         {
             configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
@@ -29,7 +29,7 @@ internal static class SidecarConfiguration
         }
 
         configuration.AddEnvironmentVariables(EnvironmentPrefix);
-        configuration.AddInMemoryCollection(overrides);
+        configuration.Add(new FixedConfigurationSource(FixedConfigurationProvider.Flags, overrides));
     }
 
     /// <summary>One line for stderr: which file or key, and what is wrong with it.</summary>

@@ -26,8 +26,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var auditOptions = new AuditOptions();
-        settings.Audit.Bind(auditOptions);
+        var auditOptions = settings.Audit;
         try
         {
             _audit = AuditWriter.Open(auditOptions, time);
@@ -68,7 +67,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
-        _stats = new StatsServer();
+        _stats = new StatsServer(loggers.CreateLogger("chronoguard.stats"), time);
         _stats.Map("/healthz", static body =>
         {
             body.Write("ok\n"u8);
@@ -139,6 +138,11 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         try
         {
             start();
+        }
+        catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            // Another process (often a second sidecar) holds it; sharing would split traffic and probes.
+            throw new StartupException($"{endpoint} is in use", ex);
         }
         catch (System.Net.Sockets.SocketException ex)
         {

@@ -1,9 +1,11 @@
+using System.Collections;
+using ChronoGuard.Audit;
 using ChronoGuard.Proxy;
 using Microsoft.Extensions.Configuration;
 
 namespace ChronoGuard.Sidecar.Hosting;
 
-/// <summary>The configuration, bound once at start (source-generated binder) and validated.</summary>
+/// <summary>The configuration, validated against <see cref="ConfigurationSchema"/> and bound once at start (source-generated binder).</summary>
 internal sealed class SidecarSettings
 {
     public required ProxyOptions Proxy { get; init; }
@@ -12,38 +14,26 @@ internal sealed class SidecarSettings
 
     public required PolicySection Policy { get; init; }
 
-    public required IConfigurationSection Audit { get; init; }
+    public required AuditOptions Audit { get; init; }
 
-    public static SidecarSettings Bind(IConfiguration configuration)
+    /// <summary>Validates, then binds; a bad value is a <see cref="StartupException"/> whose message is the one line to print.</summary>
+    /// <param name="environment">The process environment (tests pass their own), checked for near misses of the prefix.</param>
+    public static SidecarSettings Bind(IConfigurationRoot configuration, string? configFile = null, IDictionary? environment = null)
     {
+        if (ConfigurationValidator.Validate(configuration, configFile, environment ?? Environment.GetEnvironmentVariables()) is { } error)
+        {
+            throw new StartupException(error);
+        }
+
+        // Every value was checked above, so the binder cannot meet one it fails to convert.
         var proxy = new ProxyOptions();
         configuration.GetSection("Proxy").Bind(proxy);
         var stats = new StatsSection();
         configuration.GetSection("Stats").Bind(stats);
         var policy = new PolicySection();
         configuration.GetSection("Policy").Bind(policy);
-
-        Endpoints.Parse(proxy.Listen, "Proxy:Listen");
-        Endpoints.Parse(stats.Listen, "Stats:Listen");
-        Positive(proxy.MaxConnections, "Proxy:MaxConnections");
-        Positive(proxy.MaxTunnelsPerAgent, "Proxy:MaxTunnelsPerAgent");
-        Positive(proxy.ConnectTimeoutMs, "Proxy:ConnectTimeoutMs");
-        Positive(proxy.HeaderTimeoutMs, "Proxy:HeaderTimeoutMs");
-        Positive(proxy.IdleTimeoutMs, "Proxy:IdleTimeoutMs");
-        Positive(proxy.DrainTimeoutMs, "Proxy:DrainTimeoutMs");
-        if (proxy.MaxHeaderBytes is < 1024 or > 1024 * 1024)
-        {
-            throw new FormatException($"Proxy:MaxHeaderBytes: {proxy.MaxHeaderBytes} is outside 1024..1048576");
-        }
-
-        return new SidecarSettings { Proxy = proxy, Stats = stats, Policy = policy, Audit = configuration.GetSection("Audit") };
-    }
-
-    private static void Positive(int value, string key)
-    {
-        if (value <= 0)
-        {
-            throw new FormatException($"{key}: {value} must be greater than 0");
-        }
+        var audit = new AuditOptions();
+        configuration.GetSection("Audit").Bind(audit);
+        return new SidecarSettings { Proxy = proxy, Stats = stats, Policy = policy, Audit = audit };
     }
 }

@@ -163,7 +163,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
     public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
     {
-        _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny);
+        _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny, refusal.Reason);
         if (audit is null)
         {
             return -1;
@@ -273,7 +273,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     }
 
     private void Count(in RequestDecision decision) =>
-        (decision.Agent?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(decision.Result.Decision);
+        (decision.Agent?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(decision.Result.Decision, decision.Result.Reason);
 
     /// <summary>What every decision record says, the request's own or a refusal of the proxy's.</summary>
     private static void FillDecision(ref AuditRecord record, in ConnectionInfo connection, int status, string decision, string reason)

@@ -47,19 +47,7 @@ internal sealed class ProxyServer : IAsyncDisposable
     public void Start()
     {
         var endpoint = Endpoints.Parse(Context.Options.Listen, "Proxy:Listen");
-        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(endpoint);
-            listener.Listen(4096);
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
-
+        var listener = ListenSocket.Open(endpoint, backlog: 4096);
         _listener = listener;
         LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         var period = TimeSpan.FromMilliseconds(Math.Clamp(Context.Options.HeaderTimeoutMs / 4, 50, 1000));

@@ -14,6 +14,9 @@ internal sealed class StatsDocument
     /// <summary>Agent id → decision name → count; "" is requests refused before an agent was known.</summary>
     public required Dictionary<string, Dictionary<string, long>> DecisionsByAgent { get; init; }
 
+    /// <summary>Agent id → decision name → reason → count, for the pairs that occurred (reasons as in <c>/metrics</c>).</summary>
+    public required Dictionary<string, Dictionary<string, Dictionary<string, long>>> DecisionReasonsByAgent { get; init; }
+
     public required TopDomainStats[] TopDomains { get; init; }
 
     public required DistinctDomainStats DistinctDomains { get; init; }

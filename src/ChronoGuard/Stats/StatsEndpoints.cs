@@ -35,15 +35,11 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         var w = new PrometheusWriter(body);
         var agents = Agents();
 
-        w.Family("chronoguard_decisions_total", "counter", "Decisions by agent and outcome (agent \"\" is requests refused before an agent was known).");
-        for (var d = 0; d < DecisionNames.Count; d++)
+        w.Family("chronoguard_decisions_total", "counter", "Decisions by agent, outcome and reason (agent \"\" is requests refused before an agent was known; reason is one of a fixed set, \"other\" for the rest). A series appears with its first decision.");
+        DecisionSamples(w, string.Empty, metrics.Unauthenticated);
+        foreach (var (id, runtime) in agents)
         {
-            var name = DecisionNames.Name((Decision)d);
-            w.Sample("chronoguard_decisions_total").Label("agent", string.Empty).Label("decision", name).Value(metrics.Unauthenticated.Decisions((Decision)d));
-            foreach (var (id, runtime) in agents)
-            {
-                w.Sample("chronoguard_decisions_total").Label("agent", id).Label("decision", name).Value(runtime!.Metrics.Decisions((Decision)d));
-            }
+            DecisionSamples(w, id, runtime!.Metrics);
         }
 
         w.Family("chronoguard_connections_active", "gauge", "Client connections open now (tunnels and keep-alive connections).");
@@ -98,6 +94,22 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         return (200, PrometheusWriter.ContentType);
     }
 
+    /// <summary>Only the (decision, reason) pairs that occurred: ~75 reasons × 6 decisions per agent would be mostly zeros.</summary>
+    private static void DecisionSamples(PrometheusWriter w, string agent, AgentMetrics m)
+    {
+        for (var r = 0; r < DecisionReasons.Count; r++)
+        {
+            for (var d = 0; d < DecisionNames.Count; d++)
+            {
+                var count = m.Decisions((Decision)d, r);
+                if (count > 0)
+                {
+                    w.Sample("chronoguard_decisions_total").Label("agent", agent).Label("decision", DecisionNames.Name((Decision)d)).Label("reason", DecisionReasons.Names[r]).Value(count);
+                }
+            }
+        }
+    }
+
     public (int Status, string ContentType) RenderStats(IBufferWriter<byte> body)
     {
         var agents = Agents();
@@ -105,9 +117,14 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         {
             [string.Empty] = Decisions(metrics.Unauthenticated),
         };
+        var reasons = new Dictionary<string, Dictionary<string, Dictionary<string, long>>>(StringComparer.Ordinal)
+        {
+            [string.Empty] = DecisionReasonCounts(metrics.Unauthenticated),
+        };
         foreach (var (id, runtime) in agents)
         {
             decisions[id] = Decisions(runtime!.Metrics);
+            reasons[id] = DecisionReasonCounts(runtime.Metrics);
         }
 
         var current = policy.Current;
@@ -118,6 +135,7 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
             UptimeSeconds = (long)Stopwatch.GetElapsedTime(_started).TotalSeconds,
             Connections = new ConnectionStats(proxy?.ActiveConnections ?? 0, proxy?.AcceptedTotal ?? 0),
             DecisionsByAgent = decisions,
+            DecisionReasonsByAgent = reasons,
             TopDomains = TopDomainList(),
             DistinctDomains = Distinct(agents),
             NewDomains5m = NewDomains(agents),
@@ -167,6 +185,27 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         }
 
         return counts;
+    }
+
+    /// <summary>Decision name → reason → count, the pairs that occurred (as in <c>/metrics</c>).</summary>
+    private static Dictionary<string, Dictionary<string, long>> DecisionReasonCounts(AgentMetrics m)
+    {
+        var byDecision = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
+        for (var d = 0; d < DecisionNames.Count; d++)
+        {
+            for (var r = 0; r < DecisionReasons.Count; r++)
+            {
+                var count = m.Decisions((Decision)d, r);
+                if (count > 0)
+                {
+                    var name = DecisionNames.Name((Decision)d);
+                    var byReason = byDecision.TryGetValue(name, out var existing) ? existing : byDecision[name] = new Dictionary<string, long>(StringComparer.Ordinal);
+                    byReason[DecisionReasons.Names[r]] = count;
+                }
+            }
+        }
+
+        return byDecision;
     }
 
     private static Dictionary<string, long> Decisions(AgentMetrics m)

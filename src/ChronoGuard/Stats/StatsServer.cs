@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using ChronoGuard.Proxy;
+using Microsoft.Extensions.Logging;
 
 namespace ChronoGuard.Stats;
 
@@ -11,36 +12,30 @@ namespace ChronoGuard.Stats;
 /// connection. Scrapes are rare and small, so simplicity beats keep-alive here; it shares no code
 /// path with the proxy so a flood on one cannot starve the other.
 /// </summary>
-internal sealed class StatsServer : IAsyncDisposable
+internal sealed class StatsServer(ILogger logger, TimeProvider time) : IAsyncDisposable
 {
     private const int MaxRequestBytes = 8 * 1024;
 
     private readonly Dictionary<string, StatsRoute> _routes = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
     private Socket? _listener;
     private Task _acceptLoop = Task.CompletedTask;
     private volatile bool _stopping;
+    private long _acceptFailures;
+
+    /// <summary>Accepts that failed with a socket error since start (each one waited out its backoff).</summary>
+    public long AcceptFailures => Interlocked.Read(ref _acceptFailures);
 
     public IPEndPoint? LocalEndPoint { get; private set; }
 
     /// <summary>Registers a route before <see cref="Start"/>; the handler writes the body and returns status and content type.</summary>
     public void Map(string path, StatsRoute handler) => _routes[path] = handler;
 
-    public void Start(string listen)
-    {
-        var endpoint = Endpoints.Parse(listen, "Stats:Listen");
-        var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-            listener.Bind(endpoint);
-            listener.Listen(128);
-        }
-        catch
-        {
-            listener.Dispose();
-            throw;
-        }
+    public void Start(string listen) => Start(ListenSocket.Open(Endpoints.Parse(listen, "Stats:Listen"), backlog: 128));
 
+    /// <summary>Serves on a socket that is already listening (the server owns it from here).</summary>
+    public void Start(Socket listener)
+    {
         _listener = listener;
         LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
         _acceptLoop = AcceptLoopAsync(listener);
@@ -48,21 +43,44 @@ internal sealed class StatsServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync(Socket listener)
     {
+        var backoff = new AcceptBackoff();
         while (!_stopping)
         {
             Socket socket;
             try
             {
-                socket = await listener.AcceptAsync().ConfigureAwait(false);
+                socket = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+            catch (Exception ex) when (_stopping || ex is ObjectDisposedException or OperationCanceledException)
             {
-                if (_stopping)
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // Without a pause this loop spun a core for as long as the error lasted (EMFILE under an fd
+                // flood); one log line per burst, not one per attempt.
+                Interlocked.Increment(ref _acceptFailures);
+                var delay = backoff.Fail(out var burstStarted);
+                if (burstStarted)
+                {
+                    StatsLog.AcceptFailing(logger, ex.SocketErrorCode.ToString());
+                }
+
+                try
+                {
+                    await Task.Delay(delay, time, _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
                 {
                     return;
                 }
 
                 continue;
+            }
+
+            if (backoff.Succeed() is var failures and > 0)
+            {
+                StatsLog.AcceptRecovered(logger, failures);
             }
 
             _ = ServeAsync(socket);
@@ -158,8 +176,15 @@ internal sealed class StatsServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_stopping)
+        {
+            return; // the host stops, then disposes: the second call has nothing left to do
+        }
+
         _stopping = true;
+        await _stop.CancelAsync().ConfigureAwait(false);
         _listener?.Dispose();
         await _acceptLoop.ConfigureAwait(false);
+        _stop.Dispose();
     }
 }

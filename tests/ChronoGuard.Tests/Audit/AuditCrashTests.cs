@@ -83,8 +83,20 @@ public sealed class AuditCrashTests
         // The last restart recovers too, and says so in its start record.
         await using (var last = await SidecarProcess.StartAsync(dir.Path))
         {
+            // /audit/head is the committed head: the start record shows there at its group commit, not at
+            // once (batched commits every CommitIntervalMs), so poll for it to a deadline instead of
+            // reading once right after start.
             var head = (await http.GetFromJsonAsync<Head>($"http://{last.StatsEndPoint}/audit/head"))!;
-            Assert.True(head.Seq > previous);
+            using (var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            {
+                while (head.Seq <= previous && !deadline.IsCancellationRequested)
+                {
+                    await Task.Delay(10, CancellationToken.None);
+                    head = (await http.GetFromJsonAsync<Head>($"http://{last.StatsEndPoint}/audit/head", CancellationToken.None))!;
+                }
+            }
+
+            Assert.True(head.Seq > previous, $"the restarted sidecar's head {head.Seq} never passed the recovered {previous}");
             last.Signal("TERM");
             Assert.Equal(0, await last.WaitForExitAsync(TimeSpan.FromSeconds(30)));
         }

@@ -24,7 +24,7 @@ public sealed class RunConfigurationTests
         Assert.Equal(7, settings.Proxy.MaxConnections);
         Assert.Equal("127.0.0.1:2222", settings.Stats.Listen);
         Assert.Equal(15_000, settings.Proxy.DrainTimeoutMs);
-        Assert.Equal("./chronoguard-audit", settings.Audit["Directory"]);
+        Assert.Equal("./chronoguard-audit", settings.Audit.Directory);
     }
 
     [Theory]
@@ -38,12 +38,126 @@ public sealed class RunConfigurationTests
         File.WriteAllText(dir.File("cg.json"), json);
         var stderr = new StringWriter();
 
-        var code = await RunCommand.RunAsync(["--config", dir.File("cg.json")], TextWriter.Null, stderr, CancellationToken.None);
+        var code = await RunBoundedAsync(["--config", dir.File("cg.json")], stderr);
 
         Assert.Equal(2, code);
         var line = stderr.ToString().TrimEnd();
         Assert.DoesNotContain('\n', line);
         Assert.Contains(named, line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("""{ "Audit": { "Durability": "bached" } }""", "cg.json: Audit:Durability: 'bached' is not allowed (allowed: batched, commit-before-forward)")]
+    [InlineData("""{ "Audit": { "Durability": null } }""", "cg.json: Audit:Durability: '' is not allowed (allowed: batched, commit-before-forward)")]
+    [InlineData("""{ "Policy": { "Watch": "yes" } }""", "cg.json: Policy:Watch: 'yes' is not allowed (allowed: true, false)")]
+    [InlineData("""{ "Logging": { "LogLevel": { "Default": "Informaton" } } }""", "cg.json: Logging:LogLevel:Default: 'Informaton' is not allowed (allowed: Trace, Debug, Information, Warning, Error, Critical, None)")]
+    [InlineData("""{ "Proxy": { "ConnectTimeoutMs": -1 } }""", "cg.json: Proxy:ConnectTimeoutMs: -1 is out of range (allowed: 1..86400000)")]
+    [InlineData("""{ "Proxy": { "DrainTimeoutMs": 2147483647 } }""", "cg.json: Proxy:DrainTimeoutMs: 2147483647 is out of range (allowed: 1..86400000)")]
+    [InlineData("""{ "Proxy": { "MaxConnections": 0 } }""", "cg.json: Proxy:MaxConnections: 0 is out of range (allowed: 1..1000000)")]
+    [InlineData("""{ "Proxy": { "MaxHeaderBytes": 99999999999 } }""", "cg.json: Proxy:MaxHeaderBytes: '99999999999' is not a whole number (allowed: 1024..1048576)")]
+    [InlineData("""{ "Audit": { "QueueCapacity": 0 } }""", "cg.json: Audit:QueueCapacity: 0 is out of range (allowed: 16..1048576)")]
+    [InlineData("""{ "Audit": { "SegmentSizeBits": 12 } }""", "cg.json: Audit:SegmentSizeBits: 12 is out of range (allowed: 19..40)")]
+    [InlineData("""{ "Audit": { "Directory": "" } }""", "cg.json: Audit:Directory: is empty (a value is required)")]
+    [InlineData("""{ "Stats": { "Listen": "127.0.0.1:70000" } }""", "cg.json: Stats:Listen: '127.0.0.1:70000' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)")]
+    [InlineData("""{ "Proxy": { "Listen": ["127.0.0.1:1"] } }""", "cg.json: Proxy:Listen must be a single value, not an object or a list")]
+    [InlineData("""{ "Proxy": "127.0.0.1:1" }""", "cg.json: Proxy must be an object of settings, not the value '127.0.0.1:1'")]
+    [InlineData("""{ "Proxy": { "MaxConections": 5 } }""", "cg.json: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, MaxHeaderBytes, DrainTimeoutMs)")]
+    [InlineData("""{ "Audit": { "Durability": "batched", "Sign": { "Key": "k" } } }""", "cg.json: Audit:Sign is not a setting (allowed in Audit: Directory, Durability, CommitIntervalMs, QueueCapacity, HmacKeyFile, SegmentSizeBits, RetainSegments, MaxBatch)")]
+    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Stats, Policy, Audit, Logging)")]
+    public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("cg.json"), json);
+        var stderr = new StringWriter();
+
+        var code = await RunBoundedAsync(["--config", dir.File("cg.json")], stderr);
+
+        Assert.Equal(2, code);
+        Assert.Equal(expected.Replace("cg.json", dir.File("cg.json"), StringComparison.Ordinal), stderr.ToString().TrimEnd());
+    }
+
+    [Fact]
+    public void Keys_match_case_insensitively_and_valid_values_of_every_kind_pass()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("cg.json"), """
+            {
+              "proxy": { "listen": "[::1]:0", "maxconnections": 5, "MaxTunnelsPerAgent": 1, "ConnectTimeoutMs": 86400000, "HeaderTimeoutMs": 1,
+                         "IdleTimeoutMs": 10, "MaxHeaderBytes": 1024, "DrainTimeoutMs": 1 },
+              "Stats": { "Listen": "*:0" },
+              "Policy": { "Path": "", "Watch": false },
+              "Audit": { "Directory": "a", "Durability": "Commit-Before-Forward", "CommitIntervalMs": 1, "QueueCapacity": 16, "HmacKeyFile": "",
+                         "SegmentSizeBits": 19, "RetainSegments": 0, "MaxBatch": 65536 },
+              "Logging": { "LogLevel": { "Default": "warning", "ChronoGuard": "Debug" }, "Console": { "LogLevel": { "Default": "None" }, "FormatterName": "json" } }
+            }
+            """);
+        var builder = new ConfigurationBuilder();
+        SidecarConfiguration.Add(builder, dir.File("cg.json"), []);
+
+        var settings = SidecarSettings.Bind(builder.Build(), dir.File("cg.json"), new Dictionary<string, string>());
+
+        Assert.Equal(5, settings.Proxy.MaxConnections);
+        Assert.Equal("Commit-Before-Forward", settings.Audit.Durability);
+        Assert.Equal(65536, settings.Audit.MaxBatch);
+        Assert.False(settings.Policy.Watch);
+    }
+
+    [Theory]
+    [InlineData("CHRONOGUARD__Audit__Durability", "bached", "environment CHRONOGUARD__Audit__Durability: Audit:Durability: 'bached' is not allowed (allowed: batched, commit-before-forward)")]
+    [InlineData("CHRONOGUARD__Proxy__IdleTimeoutMs", "0", "environment CHRONOGUARD__Proxy__IdleTimeoutMs: Proxy:IdleTimeoutMs: 0 is out of range (allowed: 1..86400000)")]
+    [InlineData("CHRONOGUARD__Proxy__MaxConections", "5", "environment CHRONOGUARD__Proxy__MaxConections: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, MaxHeaderBytes, DrainTimeoutMs)")]
+    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Stats, Policy, Audit, Logging)")]
+    [InlineData("CHRONOGUARD_AUDIT_DURABILITY", "batched", "environment CHRONOGUARD_AUDIT_DURABILITY: not read, settings are CHRONOGUARD__Section__Key (for example CHRONOGUARD__Audit__Durability)")]
+    public async Task A_bad_environment_variable_stops_the_real_binary_with_one_line_naming_it(string name, string value, string expected)
+    {
+        using var dir = new TempDir();
+
+        var run = await SidecarRun.RunAsync(dir.Path, ["run", "--listen", "127.0.0.1:0", "--stats", "127.0.0.1:0", "--audit-dir", dir.File("audit")], new Dictionary<string, string> { [name] = value });
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal(expected, run.Stderr.TrimEnd());
+        Assert.False(Directory.Exists(dir.File("audit")), "nothing may start before the configuration is valid");
+    }
+
+    [Fact]
+    public async Task A_bad_flag_value_names_the_flag_and_the_key()
+    {
+        var stderr = new StringWriter();
+
+        using var dir = new TempDir();
+        var code = await RunBoundedAsync(["--stats", "127.0.0.1:0", "--audit-dir", dir.File("audit"), "--listen", "nonsense"], stderr);
+
+        Assert.Equal(2, code);
+        Assert.Equal("--listen: Proxy:Listen: 'nonsense' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)", stderr.ToString().TrimEnd());
+    }
+
+    /// <summary>
+    /// <c>run</c> in-process, stopped after 10 s: a configuration that wrongly passes then fails on its
+    /// exit code instead of hanging the test run.
+    /// </summary>
+    private static async Task<int> RunBoundedAsync(string[] args, TextWriter stderr)
+    {
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        return await RunCommand.RunAsync(args, TextWriter.Null, stderr, stop.Token);
+    }
+
+    /// <summary>The schema and the options classes name the same keys: an option added without a rule would be refused as unknown.</summary>
+    [Fact]
+    public void The_schema_has_exactly_one_rule_per_bindable_option()
+    {
+        var types = new Dictionary<string, Type>
+        {
+            ["Proxy"] = typeof(ChronoGuard.Proxy.ProxyOptions),
+            ["Stats"] = typeof(StatsSection),
+            ["Policy"] = typeof(PolicySection),
+            ["Audit"] = typeof(ChronoGuard.Audit.AuditOptions),
+        };
+        Assert.Equal(types.Keys.Order(), ConfigurationSchema.Sections.Select(s => s.Section).Order());
+        foreach (var (section, rules) in ConfigurationSchema.Sections)
+        {
+            var properties = types[section].GetProperties().Where(p => p.CanWrite).Select(p => p.Name).Order();
+            Assert.Equal(properties, rules.Select(r => r.Key).Order());
+        }
     }
 
     [Theory]

@@ -46,6 +46,63 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public void The_reason_label_takes_only_values_from_the_fixed_table_and_other()
+    {
+        var m = new AgentMetrics();
+        m.Count(Decision.Block, Reasons.DomainBlocked);
+        m.Count(Decision.Deny, "auth_required");
+        m.Count(Decision.Allow, "upstream_timeout");
+        m.Count(Decision.Deny, ChronoGuard.Http.ParseErrors.Reason(ChronoGuard.Http.ParseError.BadChunk));
+        m.Count(Decision.Allow, "grant:INC-4711");
+        m.Count(Decision.Deny, "made_up_" + Guid.NewGuid().ToString("N"));
+        m.Count(Decision.Deny, null);
+
+        Assert.Equal(1, m.Decisions(Decision.Block, DecisionReasons.IndexOf(Reasons.DomainBlocked)));
+        Assert.Equal(1, m.Decisions(Decision.Deny, DecisionReasons.IndexOf("auth_required")));
+        Assert.Equal(1, m.Decisions(Decision.Allow, DecisionReasons.IndexOf("upstream_timeout")));
+        Assert.Equal(1, m.Decisions(Decision.Deny, DecisionReasons.IndexOf("bad_chunk")));
+        Assert.Equal(1, m.Decisions(Decision.Allow, DecisionReasons.IndexOf("grant")));
+        Assert.Equal(2, m.Decisions(Decision.Deny, DecisionReasons.IndexOf(DecisionReasons.Other)));
+        Assert.Equal(4, m.Decisions(Decision.Deny));
+        Assert.Equal(DecisionReasons.Names.Length, DecisionReasons.Names.Distinct().Count());
+        Assert.True(DecisionReasons.Count < 128, "the label set must stay small and fixed");
+    }
+
+    /// <summary>Every policy reason and every parser refusal has its own label value (not "other").</summary>
+    [Fact]
+    public void Every_reason_the_policy_and_the_parser_produce_is_in_the_table()
+    {
+        var policyReasons = typeof(Reasons).GetFields().Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!);
+        var parserReasons = Enum.GetValues<ChronoGuard.Http.ParseError>().Where(e => e != ChronoGuard.Http.ParseError.None).Select(ChronoGuard.Http.ParseErrors.Reason);
+        foreach (var reason in policyReasons.Concat(parserReasons))
+        {
+            Assert.NotEqual(0, DecisionReasons.IndexOf(reason));
+        }
+
+        foreach (var reason in new[] { "auth_required", "audit_unavailable", "header_timeout", "tunnel_limit", "egress_budget", "sni_mismatch", "sni_missing", "not_tls", "sni_timeout", "upstream_unresolved", "max_connections" })
+        {
+            Assert.NotEqual(0, DecisionReasons.IndexOf(reason));
+        }
+    }
+
+    [Fact]
+    public void Counting_a_decision_allocates_nothing()
+    {
+        var m = new AgentMetrics();
+        m.Count(Decision.Allow, Reasons.Allowed);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            m.Count(Decision.Allow, Reasons.Allowed);
+            m.Count(Decision.Deny, "not_in_the_table");
+            m.Count(Decision.Allow, "grant:x");
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(20_001, m.Decisions(Decision.Allow));
+    }
+
+    [Fact]
     public async Task Counters_equal_the_traffic_sent_per_agent_and_decision()
     {
         await using var origin = await KestrelOrigin.StartAsync();
@@ -103,9 +160,17 @@ public sealed class MetricsTests
         {
             foreach (var decision in new[] { "ALLOW", "DENY", "BLOCK", "POLICY_VIOLATION", "TIME_RESTRICTED", "RATE_LIMITED" })
             {
-                Assert.Equal(sent.GetValueOrDefault((agent, decision)), families.Value("chronoguard_decisions_total", ("agent", agent), ("decision", decision)));
+                Assert.Equal(sent.GetValueOrDefault((agent, decision)), families.Sum("chronoguard_decisions_total", ("agent", agent), ("decision", decision)));
             }
         }
+
+        // Each series names its reason; only pairs that occurred are exported.
+        Assert.Equal(5, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "ALLOW"), ("reason", "allowed")));
+        Assert.Equal(3, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "BLOCK"), ("reason", "domain_blocked")));
+        Assert.Equal(2, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "DENY"), ("reason", "default_deny")));
+        Assert.Equal(4, families.Value("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY"), ("reason", "unauthenticated")));
+        Assert.Equal(1, families.Value("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY"), ("reason", "not_a_proxy_request")));
+        Assert.Equal(5, families["chronoguard_decisions_total"].Samples.Count);
 
         // Every decided request is timed once (the malformed one never reached a decision); each allowed one connected upstream.
         Assert.Equal(14, families.Value("chronoguard_decision_duration_seconds_count"));
@@ -124,6 +189,9 @@ public sealed class MetricsTests
         var byAgent = stats.RootElement.GetProperty("decisionsByAgent");
         Assert.Equal(5, byAgent.GetProperty("bot").GetProperty("ALLOW").GetInt64());
         Assert.Equal(5, byAgent.GetProperty("").GetProperty("DENY").GetInt64());
+        var reasons = stats.RootElement.GetProperty("decisionReasonsByAgent");
+        Assert.Equal(3, reasons.GetProperty("bot").GetProperty("BLOCK").GetProperty("domain_blocked").GetInt64());
+        Assert.Equal(4, reasons.GetProperty("").GetProperty("DENY").GetProperty("unauthenticated").GetInt64());
         Assert.Equal("127.0.0.1", stats.RootElement.GetProperty("topDomains")[0].GetProperty("domain").GetString());
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("byAgent").GetProperty("bot").GetProperty("estimate").GetInt64());
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("total").GetProperty("estimate").GetInt64());
@@ -146,7 +214,7 @@ public sealed class MetricsTests
         using var metrics = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", metrics.Content.Headers.ContentType!.ToString());
         var families = PrometheusText.Parse(await metrics.Content.ReadAsStringAsync());
-        Assert.Equal(1, families.Value("chronoguard_decisions_total", ("agent", "anonymous"), ("decision", "ALLOW")));
+        Assert.Equal(1, families.Sum("chronoguard_decisions_total", ("agent", "anonymous"), ("decision", "ALLOW")));
         Assert.True(families.Value("chronoguard_audit_records_total") >= 0);
         foreach (var name in new[] { "chronoguard_connections_active", "chronoguard_bytes_total", "chronoguard_audit_queue_depth", "chronoguard_audit_commit_duration_seconds", "chronoguard_policy_reloads_total" })
         {

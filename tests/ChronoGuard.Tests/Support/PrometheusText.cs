@@ -243,6 +243,13 @@ internal static partial class PrometheusText
         return family.Samples.Single(s => s.Name == name && s.Labels.Count == labels.Length && labels.All(l => s.Labels.TryGetValue(l.Key, out var v) && v == l.Value)).Value;
     }
 
+    /// <summary>The sum over the samples of <paramref name="name"/> that carry at least these labels (0 when none does), like PromQL's <c>sum(name{…})</c>.</summary>
+    public static double Sum(this Dictionary<string, Family> families, string name, params (string Key, string Value)[] labels)
+    {
+        var family = families[FamilyOf(name, families)];
+        return family.Samples.Where(s => s.Name == name && labels.All(l => s.Labels.TryGetValue(l.Key, out var v) && v == l.Value)).Sum(s => s.Value);
+    }
+
     [GeneratedRegex("^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
     private static partial Regex MetricName();
 

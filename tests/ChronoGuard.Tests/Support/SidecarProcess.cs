@@ -73,7 +73,7 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
     /// The sidecar from its own build output: the copy beside the tests lacks its dependencies, because
     /// the test project's ASP.NET Core framework reference supplies them to the tests only.
     /// </summary>
-    private static string SidecarAssembly
+    internal static string SidecarAssembly
     {
         get
         {

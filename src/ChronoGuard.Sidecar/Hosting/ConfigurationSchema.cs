@@ -1,0 +1,55 @@
+namespace ChronoGuard.Sidecar.Hosting;
+
+/// <summary>
+/// Every key of our configuration sections (SPEC §3) and what it accepts. A key that is not here is a
+/// start error, never silently ignored, so a new option needs its rule here as well as its property
+/// (RunConfigurationTests compares this table with the options classes).
+/// </summary>
+internal static class ConfigurationSchema
+{
+    /// <summary>A day: long enough for any timeout, short enough that sums like drain + 5 s never overflow.</summary>
+    public const int MaxMilliseconds = 86_400_000;
+
+    /// <summary>Sections that belong to the host, not to us: their keys are not ours to police.</summary>
+    public const string Logging = "Logging";
+
+    public static readonly (string Section, SettingRule[] Rules)[] Sections =
+    [
+        ("Proxy",
+        [
+            SettingRule.Endpoint("Listen"),
+            SettingRule.Number("MaxConnections", 1, 1_000_000),
+            SettingRule.Number("MaxTunnelsPerAgent", 1, 1_000_000),
+            SettingRule.Number("ConnectTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Number("HeaderTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Number("IdleTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Number("MaxHeaderBytes", 1024, 1024 * 1024),
+            SettingRule.Number("DrainTimeoutMs", 1, MaxMilliseconds),
+        ]),
+        ("Stats",
+        [
+            SettingRule.Endpoint("Listen"),
+        ]),
+        ("Policy",
+        [
+            SettingRule.Text("Path", required: false),
+            SettingRule.Flag("Watch"),
+        ]),
+        ("Audit",
+        [
+            SettingRule.Text("Directory", required: true),
+            SettingRule.Choice("Durability", "batched", "commit-before-forward"),
+            SettingRule.Number("CommitIntervalMs", 1, 60_000),
+            // Each slot is a resident 1.4 KiB record: 2^20 slots are 1.4 GiB.
+            SettingRule.Number("QueueCapacity", 16, 1 << 20),
+            SettingRule.Text("HmacKeyFile", required: false),
+            // FASTER needs a segment of at least one 512 KiB page (PageSizeBits 19).
+            SettingRule.Number("SegmentSizeBits", 19, 40),
+            SettingRule.Number("RetainSegments", 0, 1_000_000),
+            SettingRule.Number("MaxBatch", 1, 65_536),
+        ]),
+    ];
+
+    /// <summary>Values <c>Logging:LogLevel:*</c> accepts (Microsoft.Extensions.Logging.LogLevel names).</summary>
+    public static readonly SettingRule LogLevel = SettingRule.Choice("LogLevel", "Trace", "Debug", "Information", "Warning", "Error", "Critical", "None");
+}

@@ -1,0 +1,157 @@
+using System.Collections;
+using ChronoGuard.Sidecar.Cli;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Json;
+
+namespace ChronoGuard.Sidecar.Hosting;
+
+/// <summary>
+/// Checks the merged configuration against <see cref="ConfigurationSchema"/> before anything is bound:
+/// unknown sections and keys, values of the wrong kind or out of range. The first problem becomes one
+/// line naming where the value came from (file, environment variable or flag), the full key, the value
+/// and what is allowed.
+/// </summary>
+internal static class ConfigurationValidator
+{
+    /// <returns>Null when the configuration is valid, else the line to print.</returns>
+    public static string? Validate(IConfigurationRoot root, string? configFile, IDictionary environment)
+    {
+        if (MisspelledEnvironmentPrefix(environment) is { } misspelled)
+        {
+            return $"environment {misspelled}: not read, settings are {SidecarConfiguration.EnvironmentPrefix}Section__Key (for example {SidecarConfiguration.EnvironmentPrefix}Audit__Durability)";
+        }
+
+        // Only the sections our layers supply: the host adds keys of its own (contentRoot and the like).
+        var ours = root.Providers.Where(p => p is JsonConfigurationProvider or EnvironmentVariablesConfigurationProvider or FixedConfigurationProvider).ToArray();
+        var names = ours.SelectMany(p => p.GetChildKeys([], parentPath: null)).Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
+        foreach (var section in names.Select(root.GetSection))
+        {
+            var problem = string.Equals(section.Key, ConfigurationSchema.Logging, StringComparison.OrdinalIgnoreCase)
+                ? CheckLogging(section, out var bad)
+                : CheckSection(section, ours, out bad);
+            if (problem is not null)
+            {
+                return $"{Source(root, bad!, configFile)}: {problem}";
+            }
+        }
+
+        return null;
+    }
+
+    private static string? CheckSection(IConfigurationSection section, IConfigurationProvider[] layers, out string? bad)
+    {
+        bad = Blame(section);
+        var rules = Array.Find(ConfigurationSchema.Sections, s => string.Equals(s.Section, section.Key, StringComparison.OrdinalIgnoreCase)).Rules;
+        if (rules is null)
+        {
+            return $"{section.Path} is not a configuration section (allowed: {SectionNames()})";
+        }
+
+        // Per layer: a merged view would hide "Proxy": "x" in the file behind Proxy:Listen from a flag.
+        foreach (var layer in layers)
+        {
+            if (layer.TryGet(section.Path, out var value) && !string.IsNullOrEmpty(value))
+            {
+                bad = section.Path;
+                return $"{section.Path} must be an object of settings, not the value '{value}'";
+            }
+        }
+
+        var children = section.GetChildren().ToArray();
+
+        foreach (var child in children)
+        {
+            bad = Blame(child);
+            var rule = Array.Find(rules, r => string.Equals(r.Key, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (rule is null)
+            {
+                return $"{child.Path} is not a setting (allowed in {section.Key}: {string.Join(", ", rules.Select(r => r.Key))})";
+            }
+
+            if (CheckValue(child, rule) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The host's section: only log levels (Logging:LogLevel:* and Logging:PROVIDER:LogLevel:*) are checked.</summary>
+    private static string? CheckLogging(IConfigurationSection logging, out string? bad)
+    {
+        bad = null;
+        foreach (var child in logging.GetChildren())
+        {
+            var levels = string.Equals(child.Key, ConfigurationSchema.LogLevel.Key, StringComparison.OrdinalIgnoreCase) ? child : child.GetSection(ConfigurationSchema.LogLevel.Key);
+            foreach (var category in levels.GetChildren())
+            {
+                bad = Blame(category);
+                if (CheckValue(category, ConfigurationSchema.LogLevel) is { } problem)
+                {
+                    return problem;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string? CheckValue(IConfigurationSection setting, SettingRule rule)
+    {
+        if (setting.GetChildren().Any())
+        {
+            return $"{setting.Path} must be a single value, not an object or a list";
+        }
+
+        return rule.Check(setting.Value ?? string.Empty) is { } problem ? $"{setting.Path}: {problem}" : null;
+    }
+
+    /// <summary>CHRONOGUARD_X (one underscore) is a near miss of the prefix that would otherwise be ignored without a word.</summary>
+    private static string? MisspelledEnvironmentPrefix(IDictionary environment)
+    {
+        const string Ours = "CHRONOGUARD_";
+        foreach (DictionaryEntry variable in environment)
+        {
+            if (variable.Key is string name && name.StartsWith(Ours, StringComparison.OrdinalIgnoreCase)
+                && !name.StartsWith(SidecarConfiguration.EnvironmentPrefix, StringComparison.OrdinalIgnoreCase))
+            {
+                return name;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Which source supplied the value that wins (the last provider that has it), in the operator's terms.</summary>
+    private static string Source(IConfigurationRoot root, string path, string? configFile)
+    {
+        var providers = root.Providers.ToArray();
+        for (var i = providers.Length - 1; i >= 0; i--)
+        {
+            if (!providers[i].TryGet(path, out _))
+            {
+                continue;
+            }
+
+            return providers[i] switch
+            {
+                JsonConfigurationProvider => configFile ?? SidecarConfiguration.DefaultFile,
+                EnvironmentVariablesConfigurationProvider => "environment " + SidecarConfiguration.EnvironmentPrefix + path.Replace(":", "__", StringComparison.Ordinal),
+                FixedConfigurationProvider { Origin: FixedConfigurationProvider.Flags } => RunArguments.FlagFor(path) ?? FixedConfigurationProvider.Flags,
+                FixedConfigurationProvider f => f.Origin,
+                _ => "configuration",
+            };
+        }
+
+        return "configuration";
+    }
+
+    /// <summary>The key whose layer a problem is blamed on: a node with children (a list where a value belongs, an unknown section) is blamed on its first leaf.</summary>
+    private static string Blame(IConfigurationSection node) =>
+        node.AsEnumerable().FirstOrDefault(kv => kv.Value is not null && kv.Key.Length > node.Path.Length).Key ?? node.Path;
+
+    private static string SectionNames() =>
+        string.Join(", ", ConfigurationSchema.Sections.Select(s => s.Section)) + ", " + ConfigurationSchema.Logging;
+}

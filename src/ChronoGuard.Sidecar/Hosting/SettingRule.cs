@@ -1,0 +1,50 @@
+using System.Globalization;
+using ChronoGuard.Proxy;
+
+namespace ChronoGuard.Sidecar.Hosting;
+
+/// <summary>What one configuration key accepts, checked on the raw string before anything is bound.</summary>
+internal sealed class SettingRule
+{
+    private readonly Func<string, string?> _check;
+
+    private SettingRule(string key, Func<string, string?> check)
+    {
+        Key = key;
+        _check = check;
+    }
+
+    /// <summary>The key inside its section, as the options class spells it.</summary>
+    public string Key { get; }
+
+    /// <returns>Null when the value is allowed, else the problem and what is allowed, in words.</returns>
+    public string? Check(string value) => _check(value);
+
+    public static SettingRule Number(string key, int min, int max) => new(key, value =>
+        !int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+            ? $"'{value}' is not a whole number (allowed: {min}..{max})"
+            : n < min || n > max ? $"{n} is out of range (allowed: {min}..{max})" : null);
+
+    public static SettingRule Choice(string key, params string[] allowed) => new(key, value =>
+    {
+        foreach (var a in allowed)
+        {
+            if (string.Equals(value, a, StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
+        }
+
+        return $"'{value}' is not allowed (allowed: {string.Join(", ", allowed)})";
+    });
+
+    public static SettingRule Flag(string key) => new(key, value =>
+        bool.TryParse(value, out _) ? null : $"'{value}' is not allowed (allowed: true, false)");
+
+    public static SettingRule Endpoint(string key) => new(key, value =>
+        Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)");
+
+    /// <summary>A path or name; <paramref name="required"/> refuses the empty string (JSON null reads as empty).</summary>
+    public static SettingRule Text(string key, bool required) => new(key, value =>
+        required && string.IsNullOrWhiteSpace(value) ? "is empty (a value is required)" : null);
+}
