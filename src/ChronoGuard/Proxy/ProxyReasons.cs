@@ -20,4 +20,11 @@ internal static class ProxyReasons
     public const string UpstreamUnreachable = "upstream_unreachable";
     public const string UpstreamClosed = "upstream_closed";
     public const string BadUpstreamResponse = "bad_upstream_response";
+
+    /// <summary>Every reason above: the metrics' bounded reason label is built from it.</summary>
+    public static readonly string[] All =
+    [
+        AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
+        MaxConnections, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
+    ];
 }

@@ -13,14 +13,6 @@ internal static class DecisionReasons
 {
     public const string Other = "other";
 
-    /// <summary>Reasons the proxy refuses or closes with outside the policy (connection phases, upstream, SNI, audit).</summary>
-    private static readonly string[] ProxyReasons =
-    [
-        "auth_required", "audit_unavailable", "max_connections", "header_timeout", "body_timeout", "idle_timeout",
-        "upstream_timeout", "upstream_unresolved", "upstream_refused", "upstream_unreachable", "upstream_closed",
-        "bad_upstream_response", "sni_timeout", "malformed",
-    ];
-
     private static readonly string[] PolicyReasons =
     [
         Reasons.Allowed, Reasons.ObserveMode, Reasons.Unauthenticated, Reasons.BadCredentials, Reasons.Suspended,
@@ -61,7 +53,7 @@ internal static class DecisionReasons
     private static string[] Build()
     {
         var names = new List<string> { Other, Grant };
-        foreach (var reason in PolicyReasons.Concat(ProxyReasons).Concat(Enum.GetValues<ParseError>().Where(e => e != ParseError.None).Select(ParseErrors.Reason)))
+        foreach (var reason in PolicyReasons.Concat(Proxy.ProxyReasons.All).Append(Reasons.AuthRequired).Concat(Enum.GetValues<ParseError>().Where(e => e != ParseError.None).Select(ParseErrors.Reason)))
         {
             if (!names.Contains(reason))
             {

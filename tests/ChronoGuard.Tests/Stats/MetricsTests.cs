@@ -52,7 +52,7 @@ public sealed class MetricsTests
         m.Count(Decision.Block, Reasons.DomainBlocked);
         m.Count(Decision.Deny, "auth_required");
         m.Count(Decision.Allow, "upstream_timeout");
-        m.Count(Decision.Deny, ChronoGuard.Http.ParseErrors.Reason(ChronoGuard.Http.ParseError.BadChunk));
+        m.Count(Decision.Deny, ChronoGuard.Http.ParseErrors.Reason(ChronoGuard.Http.ParseError.BadChunkSize));
         m.Count(Decision.Allow, "grant:INC-4711");
         m.Count(Decision.Deny, "made_up_" + Guid.NewGuid().ToString("N"));
         m.Count(Decision.Deny, null);
