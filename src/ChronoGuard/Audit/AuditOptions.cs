@@ -30,6 +30,20 @@ public sealed class AuditOptions
     /// </summary>
     public int RetainSegments { get; set; }
 
+    /// <summary>
+    /// What a faulted writer means for requests in <c>batched</c> mode: <c>refuse</c> (503
+    /// audit_unavailable: nothing is forwarded that cannot be recorded) or <c>forward</c> (keep serving,
+    /// count the unrecorded requests and write the count into the chain once the writer recovers).
+    /// <c>commit-before-forward</c> always refuses.
+    /// </summary>
+    public string OnFailure { get; set; } = "refuse";
+
+    /// <summary>
+    /// How long a due commit may take before the writer counts as faulted (readiness drops, waiters
+    /// are answered "not durable"). Generous: an fsync on a busy disk can take a second.
+    /// </summary>
+    public int CommitTimeoutMs { get; set; } = 5000;
+
     /// <summary>Most records the writer chains before it commits (group commit size).</summary>
     public int MaxBatch { get; set; } = 1024;
 }

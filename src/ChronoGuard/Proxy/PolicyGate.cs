@@ -24,6 +24,9 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public ProxyMetrics Metrics => _metrics;
 
+    /// <summary>The refusal reason when the audit writer cannot record (SPEC §5).</summary>
+    internal const string AuditUnavailable = "audit_unavailable";
+
     public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
     {
         var started = Stopwatch.GetTimestamp();
@@ -197,7 +200,16 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
     }
 
     public override ValueTask WaitDurableAsync(long auditSeq) =>
-        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : default;
+        audit is { CommitBeforeForward: true } ? WaitOrFailAsync(audit, auditSeq) : default;
+
+    /// <summary>Not durable (writer faulted, commit deadline passed, no record): the request must not go on.</summary>
+    private static async ValueTask WaitOrFailAsync(AuditWriter audit, long auditSeq)
+    {
+        if (!await audit.WaitDurableAsync(auditSeq).ConfigureAwait(false))
+        {
+            throw new IOException(AuditUnavailable + ": the decision record could not be made durable");
+        }
+    }
 
     private static void FillDecision(ref AuditRecord record, ProxyConnection connection, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, in Verdict verdict, int status)
     {
