@@ -29,6 +29,16 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
 
     public override void Decide(ProxyConnection connection, HttpHead head, ref Verdict verdict)
     {
+        // A faulted writer refuses before anything else is decided or reserved: nothing is forwarded
+        // that cannot be recorded (commit-before-forward, and batched with Audit:OnFailure=refuse).
+        if (audit is not null && audit.Admit() == AuditAdmission.Refuse)
+        {
+            verdict.Result = DecisionResult.Refuse(Decision.Deny, 503, AuditUnavailable);
+            verdict.Allowed = false;
+            verdict.Refusal = ToRefusal(verdict.Result);
+            return;
+        }
+
         var started = Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
         var policy = engine.Current;
