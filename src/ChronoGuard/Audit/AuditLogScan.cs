@@ -46,13 +46,20 @@ internal sealed class AuditLogScan
     /// every good record in order; damage is returned, not thrown. Throws <see cref="IOException"/>
     /// only when <paramref name="directory"/> is not an audit directory at all.
     /// </summary>
-    public static AuditLogScan Run(string directory, Action<AuditReader.Item>? onRecord = null)
+    public static AuditLogScan Run(string directory, Action<AuditReader.Item>? onRecord = null) => Run(directory, onRecord, requireLog: true);
+
+    /// <summary>
+    /// The writer's scan at start, before it opens the log for writing: FASTER verifies checksums only
+    /// when it reads from disk, and a writable instance holds the tail page in memory, so only a
+    /// read-only instance sees a damaged record. A new, empty directory is an empty scan.
+    /// </summary>
+    internal static AuditLogScan Run(string directory, Action<AuditReader.Item>? onRecord, bool requireLog)
     {
         var scan = new AuditLogScan { Marker = AuditHeadMarker.Read(directory) };
         var commits = Path.Combine(directory, "log-commits");
         if (!Directory.Exists(commits) && scan.Marker is null && !HasSegments(directory))
         {
-            throw new IOException($"{directory}: not an audit directory (no log-commits)");
+            return requireLog ? throw new IOException($"{directory}: not an audit directory (no log-commits)") : scan;
         }
 
         var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
@@ -75,19 +82,6 @@ internal sealed class AuditLogScan
                 log?.Dispose();
                 device?.Dispose();
             }
-        }
-
-        scan.CompareWithMarker();
-        return scan;
-    }
-
-    /// <summary>The writer's scan of its own, freshly recovered log (to the recovered tail).</summary>
-    internal static AuditLogScan Run(FasterLog log, string directory, int bits)
-    {
-        var scan = new AuditLogScan { Marker = AuditHeadMarker.Read(directory) };
-        if (scan.CheckMetadata(directory, Path.Combine(directory, "log-commits")))
-        {
-            scan.Walk(log, directory, bits, log.TailAddress, null);
         }
 
         scan.CompareWithMarker();

@@ -194,6 +194,14 @@ internal sealed class AuditWriter : IDisposable
             }
 
             options.SegmentSizeBits = bits;
+            // Refused before the log is opened for writing: nothing may touch a damaged log but repair.
+            var scan = AuditLogScan.Run(options.Directory, null, requireLog: false);
+            var repair = AuditRepairNote.Read(options.Directory);
+            if (scan.Damage is not null && !(repair is not null && scan.Records == 0 && scan.Damage.Kind == LogDamageKind.ShortOfHead))
+            {
+                throw new InvalidDataException(scan.Describe(options.Directory) + $"; refusing to append over committed records: run 'chronoguard audit repair --audit-dir {options.Directory}' to move the damaged part aside");
+            }
+
             try
             {
                 (log, device) = OpenLog(options.Directory, bits, readOnly: false);
@@ -201,13 +209,6 @@ internal sealed class AuditWriter : IDisposable
             catch (FasterException ex)
             {
                 throw new InvalidDataException($"{options.Directory}: the audit log is damaged: its commit metadata cannot be read ({ex.Message.ReplaceLineEndings(" ")}); run 'chronoguard audit repair --audit-dir {options.Directory}' to move the damaged part aside", ex);
-            }
-
-            var scan = AuditLogScan.Run(log, options.Directory, bits);
-            var repair = AuditRepairNote.Read(options.Directory);
-            if (scan.Damage is not null && !(repair is not null && scan.Records == 0 && scan.Damage.Kind == LogDamageKind.ShortOfHead))
-            {
-                throw new InvalidDataException(scan.Describe(options.Directory) + $"; refusing to append over committed records: run 'chronoguard audit repair --audit-dir {options.Directory}' to move the damaged part aside");
             }
 
             var next = scan.LastSeq + 1;
@@ -580,6 +581,7 @@ internal sealed class AuditWriter : IDisposable
                 }
 
                 lastMarker = Stopwatch.GetTimestamp();
+                WriteNotes();
                 continue;
             }
 
@@ -630,6 +632,7 @@ internal sealed class AuditWriter : IDisposable
                 {
                     lastMarker = now;
                     CheckFiles();
+                    WriteMarker();
                 }
 
                 if (drained == _maxBatch)
@@ -712,6 +715,12 @@ internal sealed class AuditWriter : IDisposable
     {
         CheckFiles();
         WriteMarker();
+        WriteNotes();
+    }
+
+    /// <summary>What the chain must be told after a fault: that it happened, and how many records it cost.</summary>
+    private void WriteNotes()
+    {
         if (Volatile.Read(ref _recoveredNote) is { } note && WriteSystem("writer_fault", note))
         {
             Volatile.Write(ref _recoveredNote, null);
@@ -784,6 +793,16 @@ internal sealed class AuditWriter : IDisposable
     /// </summary>
     private bool Recover()
     {
+        // What is known committed goes into the head file first: if the log is gone for good, the
+        // next start then refuses instead of beginning a new chain.
+        try
+        {
+            WriteMarker();
+        }
+        catch (Exception ex) when (IsWriteError(ex))
+        {
+        }
+
         var delayMs = 50;
         while (!_stopping)
         {
@@ -797,7 +816,13 @@ internal sealed class AuditWriter : IDisposable
             delayMs = Math.Min(delayMs * 2, 5000);
             try
             {
-                CloseLog();
+                // A FASTER instance whose commit never completed can block in Dispose: abandon it then.
+                var closing = Task.Run(CloseLog);
+                if (!closing.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
+                {
+                    Volatile.Write(ref _faultCause, FaultCause + "; the failed log instance did not close and was abandoned");
+                }
+
                 (_log, _device) = OpenLog(_directory, _bits, readOnly: false);
                 var recovered = RecoveredSeq();
                 var committed = Volatile.Read(ref _committedSeq);
