@@ -44,6 +44,12 @@ public sealed class AuditOptions
     /// </summary>
     public int CommitTimeoutMs { get; set; } = 5000;
 
+    /// <summary>
+    /// How long an idle writer sleeps when nothing wakes it (housekeeping cadence). Not configuration:
+    /// a test lengthens it so that a lost wake-up turns into a stall the watchdog must report.
+    /// </summary>
+    internal int IdleWaitMs { get; set; } = 1000;
+
     /// <summary>Most records the writer chains before it commits (group commit size).</summary>
     public int MaxBatch { get; set; } = 1024;
 }

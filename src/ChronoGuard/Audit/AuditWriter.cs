@@ -652,7 +652,7 @@ internal sealed class AuditWriter : IDisposable
                 Interlocked.Exchange(ref _sleeping, 1);
                 if (!_ring.TryPeek(out _) && inflight is not { IsCompleted: true } && Volatile.Read(ref _faulted) == 0)
                 {
-                    var wait = inflight is null && pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : MarkerIntervalMs;
+                    var wait = inflight is null && pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : Options.IdleWaitMs;
                     _wake.Wait((int)Math.Max(1, wait));
                 }
 

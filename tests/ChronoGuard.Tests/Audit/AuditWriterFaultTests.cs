@@ -32,7 +32,7 @@ public sealed class AuditWriterFaultTests
         using var disk = new Tmpfs("4m");
         var auditDir = Path.Combine(disk.Path, "audit");
         var faults = new List<string>();
-        var options = new AuditOptions { Directory = auditDir, Durability = "commit-before-forward", SegmentSizeBits = 20, QueueCapacity = 64, CommitTimeoutMs = 1000 };
+        var options = new AuditOptions { Directory = auditDir, Durability = "commit-before-forward", SegmentSizeBits = 20, QueueCapacity = 64, CommitTimeoutMs = 3000 };
         using (var writer = AuditWriter.Open(options, TimeProvider.System))
         {
             writer.OnFault = c => { lock (faults) { faults.Add(c); } };
@@ -59,6 +59,7 @@ public sealed class AuditWriterFaultTests
             r = Record(-1);
             Assert.False(await writer.WaitDurableAsync(writer.Append(ref r)).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
             Assert.False(await writer.WaitDurableAsync(AuditWriter.Unrecorded));
+            await PollAsync(() => { lock (faults) { return faults.Count > 0; } }, "the fault was never reported");
             lock (faults)
             {
                 Assert.Single(faults);
@@ -85,7 +86,7 @@ public sealed class AuditWriterFaultTests
     {
         using var disk = new Tmpfs("16m");
         var auditDir = Path.Combine(disk.Path, "audit");
-        var options = new AuditOptions { Directory = auditDir, Durability = "commit-before-forward", QueueCapacity = 64, CommitTimeoutMs = 1000 };
+        var options = new AuditOptions { Directory = auditDir, Durability = "commit-before-forward", QueueCapacity = 64, CommitTimeoutMs = 3000 };
         var commits = Path.Combine(auditDir, "log-commits");
         try
         {
@@ -176,10 +177,12 @@ public sealed class AuditWriterFaultTests
             var r = Record(0);
             writer.Append(ref r);
             await PollAsync(() => writer.CommittedSeq >= 0, "never committed");
+            var cause = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            writer.OnFault = c => cause.TrySetResult(c);
             Directory.Delete(Path.Combine(auditDir, "log-commits"), recursive: true);
             File.Delete(Path.Combine(auditDir, "audit.log.0"));
-            await PollAsync(() => writer.Faulted, "deleting the log under the writer went unnoticed");
-            Assert.Contains("deleted under the running writer", writer.FaultCause, StringComparison.Ordinal);
+            Assert.Contains("deleted under the running writer", await cause.Task.WaitAsync(TimeSpan.FromSeconds(30)), StringComparison.Ordinal);
+            Assert.True(writer.Faulted);
             Assert.Equal(AuditAdmission.Refuse, writer.Admit());
         }
 
@@ -218,9 +221,9 @@ public sealed class AuditWriterFaultTests
     /// The wake-up handshake: producers publish and then read the writer's sleeping flag, the writer
     /// sets the flag and then reads the ring. With release/acquire only, both loads may pass the
     /// stores (store-load reordering, allowed even by x86-TSO) and each side misses the other: the
-    /// writer sleeps with a record in the ring. The writer's idle sleep is a full second and these
+    /// writer sleeps with a record in the ring. The writer's idle sleep is set to a minute and these
     /// producers never wake it any other way, so a lost wake-up leaves a record uncommitted past the
-    /// commit deadline and the watchdog declares a fault; the test asserts none did. On x86 the
+    /// 10 s commit deadline and the watchdog declares a fault; the test asserts none did. On x86 the
     /// window is a few nanoseconds, so the old code fails this only sometimes; it cannot pass falsely.
     /// </summary>
     [Fact]
@@ -229,7 +232,8 @@ public sealed class AuditWriterFaultTests
         // On a tmpfs when root (fsync costs nothing, so only a lost wake-up can be slow).
         using var dir = new TempDir();
         using var disk = Environment.IsPrivilegedProcess ? new Tmpfs("16m") : null;
-        var options = new AuditOptions { Directory = Path.Combine(disk?.Path ?? dir.Path, "audit"), QueueCapacity = 1024, CommitIntervalMs = 1, CommitTimeoutMs = 900 };
+        // The idle writer sleeps 60 s unless woken, so a lost wake-up is a stall the 10 s watchdog reports.
+        var options = new AuditOptions { Directory = Path.Combine(disk?.Path ?? dir.Path, "audit"), QueueCapacity = 1024, CommitIntervalMs = 1, CommitTimeoutMs = 10_000, IdleWaitMs = 60_000 };
         using var writer = AuditWriter.Open(options, TimeProvider.System);
         var producers = Enumerable.Range(0, 4).Select(p => Task.Run(() =>
         {
