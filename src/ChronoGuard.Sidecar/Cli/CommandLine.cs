@@ -14,6 +14,7 @@ internal static class CommandLine
           chronoguard run      [--config FILE] [--policy FILE] [--listen HOST:PORT] [--stats HOST:PORT] [--audit-dir DIR]
           chronoguard verify   --audit-dir DIR | --jsonl FILE  [--key-file F] [--expect-head SEQ:HASH] [--json]
           chronoguard export   --audit-dir DIR [--format jsonl|csv] [--since T] [--until T] [--agent A] [--decision D] [--follow] [--out F]
+          chronoguard audit repair  --audit-dir DIR   (moves a damaged log aside; the next start records the repair)
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
@@ -38,6 +39,8 @@ internal static class CommandLine
                 return VerifyCommand.Run(rest, stdout, stderr);
             case "export":
                 return ExportCommand.Run(rest, stdout, stderr);
+            case "audit" when rest.Length > 0 && rest[0] == "repair":
+                return AuditRepairCommand.Run(rest[1..], stdout, stderr);
             case "policy":
                 return PolicyCommand.Run(rest, stdout, stderr);
             case "healthcheck":

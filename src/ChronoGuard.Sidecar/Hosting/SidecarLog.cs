@@ -33,4 +33,10 @@ internal static partial class SidecarLog
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "audit retention dropped old segments: the log now starts at seq {Seq}, anchored by prevHash {PrevHash}")]
     public static partial void AuditRetention(ILogger logger, long seq, string prevHash);
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "audit writer fault: {Cause}; readiness dropped, requests that cannot be recorded are refused (or counted, with Audit:OnFailure=forward) until it recovers")]
+    public static partial void AuditWriterFault(ILogger logger, string cause);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "audit writer recovered: {Note}")]
+    public static partial void AuditWriterRecovered(ILogger logger, string note);
 }

@@ -38,10 +38,13 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
                 SidecarLog.AuditRetention(_logger, seq, hex);
                 ThreadPool.QueueUserWorkItem(_ => SystemRecords.Append(audit, "retention", detail: $"segments before seq {seq} dropped; anchor prevHash {hex}"));
             };
+            audit.OnFault = cause => SidecarLog.AuditWriterFault(_logger, cause);
+            audit.OnRecovered = note => SidecarLog.AuditWriterRecovered(_logger, note);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            throw new StartupException($"Audit:Directory {auditOptions.Directory}: cannot open the audit log: {ex.Message}", ex);
+            // Damage and a second writer already say where and what, in one line.
+            throw new StartupException(ex.Message.StartsWith(auditOptions.Directory, StringComparison.Ordinal) ? ex.Message : $"Audit:Directory {auditOptions.Directory}: cannot open the audit log: {ex.Message}", ex);
         }
 
         SystemRecords.Append(_audit, "start", detail: "chronoguard " + CommandLine.Version);

@@ -30,6 +30,26 @@ public sealed class AuditOptions
     /// </summary>
     public int RetainSegments { get; set; }
 
+    /// <summary>
+    /// What a faulted writer means for requests in <c>batched</c> mode: <c>refuse</c> (503
+    /// audit_unavailable: nothing is forwarded that cannot be recorded) or <c>forward</c> (keep serving,
+    /// count the unrecorded requests and write the count into the chain once the writer recovers).
+    /// <c>commit-before-forward</c> always refuses.
+    /// </summary>
+    public string OnFailure { get; set; } = "refuse";
+
+    /// <summary>
+    /// How long a due commit may take before the writer counts as faulted (readiness drops, waiters
+    /// are answered "not durable"). Generous: an fsync on a busy disk can take a second.
+    /// </summary>
+    public int CommitTimeoutMs { get; set; } = 5000;
+
+    /// <summary>
+    /// How long an idle writer sleeps when nothing wakes it (housekeeping cadence). Not configuration:
+    /// a test lengthens it so that a lost wake-up turns into a stall the watchdog must report.
+    /// </summary>
+    internal int IdleWaitMs { get; set; } = 1000;
+
     /// <summary>Most records the writer chains before it commits (group commit size).</summary>
     public int MaxBatch { get; set; } = 1024;
 }

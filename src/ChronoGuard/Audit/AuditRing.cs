@@ -56,7 +56,10 @@ internal sealed class AuditRing
                     record.Seq = pos;
                     _records[pos & _mask] = record;
                     // Publish after the copy: the consumer reads the record only once it sees pos + 1.
-                    Volatile.Write(ref sequence, pos + 1);
+                    // A full fence, not a release store: the producer reads the writer's sleeping flag
+                    // next, and that load must not pass this store (store-load reordering is the one
+                    // x86 allows), or producer and writer can each miss the other and lose the wake-up.
+                    Interlocked.Exchange(ref sequence, pos + 1);
                     seq = pos;
                     return true;
                 }
@@ -103,8 +106,8 @@ internal sealed class AuditRing
     /// <summary>The slot of a claimed position (producer, between claim and publish).</summary>
     public ref AuditRecord At(long seq) => ref _records[seq & _mask];
 
-    /// <summary>Hands a claimed, filled position to the consumer.</summary>
-    public void Publish(long seq) => Volatile.Write(ref _sequences[seq & _mask], seq + 1);
+    /// <summary>Hands a claimed, filled position to the consumer (a full fence: see <see cref="TryAppend"/>).</summary>
+    public void Publish(long seq) => Interlocked.Exchange(ref _sequences[seq & _mask], seq + 1);
 
     /// <summary>Consumer only: the next record if it has been published.</summary>
     public bool TryPeek(out long seq)

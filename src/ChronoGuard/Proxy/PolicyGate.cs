@@ -26,10 +26,18 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
     public RequestDecision Decide(in ConnectionInfo connection, HttpHead head)
     {
+        var decision = new RequestDecision();
+        if (audit is not null && audit.Admit() == AuditAdmission.Refuse)
+        {
+            // A faulted writer refuses before anything is decided or reserved: nothing is forwarded
+            // that cannot be recorded (commit-before-forward, and batched with Audit:OnFailure=refuse).
+            decision.Result = DecisionResult.Refuse(Decision.Deny, 503, ProxyReasons.AuditUnavailable);
+            return decision;
+        }
+
         var started = Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
         var policy = engine.Current;
-        var decision = new RequestDecision();
         var credentials = head.Span(head.ProxyAuthorization);
         Span<byte> claimed = stackalloc byte[CompiledPolicy.MaxClaimedIdBytes];
         var auth = policy.Authenticate(credentials, claimed, out var agent, out var claimedLength);
@@ -73,12 +81,6 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
                     decision.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
                 }
             }
-        }
-
-        if (decision.Result.IsAllow && audit is not null && !audit.Healthy && audit.CommitBeforeForward)
-        {
-            // Nothing is forwarded that cannot be recorded first.
-            decision.Result = DecisionResult.Refuse(Decision.Deny, 503, ProxyReasons.AuditUnavailable);
         }
 
         decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
@@ -182,21 +184,9 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         return seq;
     }
 
-    public async ValueTask<bool> WaitDurableAsync(long auditSeq)
-    {
-        if (audit is not { CommitBeforeForward: true })
-        {
-            return true;
-        }
-
-        if (auditSeq < 0)
-        {
-            return false;
-        }
-
-        await audit.WaitDurableAsync(auditSeq).ConfigureAwait(false);
-        return audit.Healthy || audit.CommittedSeq >= auditSeq;
-    }
+    /// <summary>Under commit-before-forward: false when the record is not durable (no record, writer faulted, deadline passed); never hangs.</summary>
+    public ValueTask<bool> WaitDurableAsync(long auditSeq) =>
+        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : ValueTask.FromResult(true);
 
     public bool ChargeEgress(in RequestDecision decision, long bytes)
     {

@@ -60,6 +60,12 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_queue_depth").Value(audit?.QueueDepth ?? 0);
         w.Family("chronoguard_audit_backpressure_total", "counter", "Appends that found the audit queue full and waited (never dropped).");
         w.Sample("chronoguard_audit_backpressure_total").Value(audit?.BackPressureTotal ?? 0);
+        w.Family("chronoguard_audit_writer_faulted", "gauge", "1 while the audit writer cannot make records durable (it retries by itself).");
+        w.Sample("chronoguard_audit_writer_faulted").Value(audit?.Faulted == true ? 1 : 0);
+        w.Family("chronoguard_audit_writer_faults_total", "counter", "Audit writer fault episodes (write or commit errors, commits past Audit:CommitTimeoutMs).");
+        w.Sample("chronoguard_audit_writer_faults_total").Value(audit?.FaultsTotal ?? 0);
+        w.Family("chronoguard_audit_unrecorded_total", "counter", "Records that could not be queued while the audit writer was faulted (written into the chain as a count).");
+        w.Sample("chronoguard_audit_unrecorded_total").Value(audit?.UnrecordedTotal ?? 0);
         w.Histogram(metrics.AuditCommit);
 
         var minute = policy.Time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
