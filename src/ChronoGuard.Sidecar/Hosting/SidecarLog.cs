@@ -33,4 +33,8 @@ internal static partial class SidecarLog
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "audit retention dropped old segments: the log now starts at seq {Seq}, anchored by prevHash {PrevHash}")]
     public static partial void AuditRetention(ILogger logger, long seq, string prevHash);
+
+    // The whole checkpoint as one line, so the log pipeline keeps a copy the node cannot rewrite.
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "audit checkpoint seq {Seq} hash {Hash} time {Time} keyId {KeyId} sig {Sig} ({Stored})")]
+    public static partial void AuditCheckpoint(ILogger logger, long seq, string hash, string time, string keyId, string sig, string stored);
 }

@@ -89,6 +89,9 @@ internal sealed class AuditWriter : IDisposable
     /// <summary>Called with the Stopwatch ticks of every commit (for the commit-duration histogram).</summary>
     public Action<long>? OnCommit { get; set; }
 
+    /// <summary>Signs the committed head into checkpoints.jsonl when Audit:SigningKeyFile is set.</summary>
+    public CheckpointSigner? Checkpoints { get; private set; }
+
     /// <summary>Called on the writer thread when retention dropped segments: the first kept seq and its prevHash.</summary>
     public Action<long, byte[]>? OnRetention { get; set; }
 
@@ -99,6 +102,7 @@ internal sealed class AuditWriter : IDisposable
     {
         Directory.CreateDirectory(options.Directory);
         var key = AuditChain.ReadKey(options.HmacKeyFile);
+        var signer = CheckpointSigner.Open(options, time);
         // The segment size is fixed at creation: FASTER addresses files by it, so a later, different
         // setting would misread the log. The first value written wins.
         var bits = ReadSegmentBits(options.Directory) ?? options.SegmentSizeBits;
@@ -110,7 +114,7 @@ internal sealed class AuditWriter : IDisposable
         options.SegmentSizeBits = bits;
         var (log, device) = OpenLog(options.Directory, bits, readOnly: false);
         var (next, head) = RecoverHead(log, FirstReadableAddress(log, options.Directory, bits));
-        var writer = new AuditWriter(options, time, log, device, key, next, head);
+        var writer = new AuditWriter(options, time, log, device, key, next, head) { Checkpoints = signer };
         writer._thread.Start();
         return writer;
     }
@@ -410,6 +414,7 @@ internal sealed class AuditWriter : IDisposable
         Volatile.Write(ref _committedSeq, lastSeq);
         var done = Interlocked.Exchange(ref _nextCommit, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         done.TrySetResult();
+        Checkpoints?.OnCommitted(lastSeq, hash, final: _stopping);
         ApplyRetention();
     }
 
@@ -463,5 +468,6 @@ internal sealed class AuditWriter : IDisposable
         _device.Dispose();
         _chain.Dispose();
         _wake.Dispose();
+        Checkpoints?.Dispose();
     }
 }

@@ -199,9 +199,19 @@ internal class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? a
     public override ValueTask WaitDurableAsync(long auditSeq) =>
         audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : default;
 
-    private static void FillDecision(ref AuditRecord record, ProxyConnection connection, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, in Verdict verdict, int status)
+    private void FillDecision(ref AuditRecord record, ProxyConnection connection, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, in Verdict verdict, int status)
     {
+        var policy = engine.Current;
         record.Kind = AuditKind.Decision;
+        // Format 2: observe mode lets every refusal through; the built-in anonymous agent proved nothing.
+        record.Enforced = verdict.Result.IsAllow || !policy.IsObserve;
+        record.Identity = verdict.Agent is AgentPlan plan && !ReferenceEquals(plan, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
+        Span<byte> dialed = stackalloc byte[64];
+        if (verdict.Dialed is { } ip && ip.TryFormat(dialed, out var written))
+        {
+            record.Set(AuditText.DialedIp, dialed[..written]);
+        }
+
         record.ConnectionId = connection.Id;
         record.Port = verdict.Port;
         record.Status = status;

@@ -64,6 +64,8 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_queue_depth").Value(audit?.QueueDepth ?? 0);
         w.Family("chronoguard_audit_backpressure_total", "counter", "Appends that found the audit queue full and waited (never dropped).");
         w.Sample("chronoguard_audit_backpressure_total").Value(audit?.BackPressureTotal ?? 0);
+        w.Family("chronoguard_audit_head_seq", "gauge", "Seq of the last durably committed audit record (-1 for an empty log): an outside anchor for the chain.");
+        w.Sample("chronoguard_audit_head_seq").Value(audit?.Head.Seq ?? -1);
         w.Histogram(metrics.AuditCommit);
 
         var minute = policy.Time.GetUtcNow().UtcTicks / TimeSpan.TicksPerMinute;
