@@ -68,7 +68,7 @@ internal static class ExportCommand
             };
             do
             {
-                foreach (var item in AuditReader.ReadDirectory(dir, address, next => address = next))
+                foreach (var item in AuditReader.ReadDirectory(dir, address, next => address = next, salvage))
                 {
                     if (item.Entry is not { } entry)
                     {

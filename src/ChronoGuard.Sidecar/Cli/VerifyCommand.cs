@@ -52,6 +52,21 @@ internal static class VerifyCommand
             return CommandLine.UsageError;
         }
 
+        foreach (var file in new[] { jsonl, csv, keyFile, checkpoints, publicKey })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                stderr.WriteLine($"verify: {file}: no such file");
+                return CommandLine.UsageError;
+            }
+        }
+
+        if (dir is not null && !Directory.Exists(dir))
+        {
+            stderr.WriteLine($"verify: {dir}: no such directory");
+            return CommandLine.UsageError;
+        }
+
         var anchors = new List<AuditVerifier.Anchor>();
         if (expect is not null)
         {

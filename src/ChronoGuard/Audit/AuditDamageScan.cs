@@ -14,13 +14,24 @@ namespace ChronoGuard.Audit;
 internal static class AuditDamageScan
 {
     private const int HeaderBytes = 12;
+    private const int SectorBytes = 512;
     private const int PageBits = 19;
     private const long PageSize = 1L << PageBits;
 
-    // A FasterLogRecoveryInfo without iterators or cookie is 44 bytes; allow a little more.
-    private const int MaxCommitRecordBytes = 4096;
+    // Largest entry the scan believes: a record is at most prefix + canonical, a commit record ~44 bytes.
+    private const int MaxEntryBytes = 4096;
 
-    public sealed record Damage(string Where, string Problem);
+    /// <summary>
+    /// Where and what. Readable: intact data entries between the reader's end and the damage (committed,
+    /// so they are verified before the damage is reported). Salvaged: intact data entries found past it
+    /// below the committed tail (for <c>export --salvage</c>), as (log address, entry payload).
+    /// </summary>
+    public sealed record Damage(string Where, string Problem)
+    {
+        public List<(long Address, byte[] Payload)> Readable { get; init; } = [];
+
+        public List<(long Address, byte[] Payload)> Salvaged { get; init; } = [];
+    }
 
     /// <summary>What one commit file or commit record says: the log was committed up to Until.</summary>
     public readonly record struct Claim(long Begin, long Until, long CommitNum, string Source);
@@ -29,7 +40,7 @@ internal static class AuditDamageScan
     /// Null when nothing committed lies beyond <paramref name="readableEnd"/> (the address after the last
     /// entry the reader could read), else where the damage is and what it is.
     /// </summary>
-    public static Damage? Check(string directory, int segmentBits, long readableEnd)
+    public static Damage? Check(string directory, int segmentBits, long readableEnd, IReadOnlySet<string>? present = null)
     {
         var claims = new List<Claim>();
         var commits = Path.Combine(directory, "log-commits");
@@ -50,23 +61,35 @@ internal static class AuditDamageScan
             claims.Add(claim with { Source = name });
         }
 
-        using var segments = new SegmentFiles(directory, segmentBits);
-        var (end, why) = Walk(segments, readableEnd, claims);
+        using var segments = new SegmentFiles(directory, segmentBits, present);
+        var readable = new List<(long, byte[])>();
+        var salvaged = new List<(long, byte[])>();
+        var (end, why) = Walk(segments, readableEnd, claims, readable, salvaged);
         var committed = claims.Count == 0 ? 0 : claims.Max(c => c.Until);
+        if (segments.Exists(end) && segments.Length(end) % SectorBytes != 0 && why.StartsWith("the data ends", StringComparison.Ordinal))
+        {
+            // FASTER writes whole sectors, so a crash leaves a segment a whole number of them long.
+            return new Damage($"log address {end} ({segments.Describe(end)})", $"{why}, not a whole number of {SectorBytes}-byte sectors: the segment was cut, a crash cannot leave that") { Readable = readable };
+        }
+
         if (committed <= end)
         {
             return null;
         }
 
         var source = claims.First(c => c.Until == committed).Source;
-        return new Damage($"log address {end} ({segments.Describe(end)})", $"{why}, but {source} says the log was committed up to address {committed}: committed records cannot be read");
+        return new Damage($"log address {end} ({segments.Describe(end)})", $"{why}, but {source} says the log was committed up to address {committed}: committed records cannot be read")
+        {
+            Readable = readable,
+            Salvaged = salvaged.Where(e => e.Item1 < committed).ToList(),
+        };
     }
 
     /// <summary>
     /// Walks valid entries from <paramref name="from"/> to the first unreadable one, collecting the commit
     /// records it passes; past that point it looks for intact commit records that prove more was committed.
     /// </summary>
-    private static (long End, string Why) Walk(SegmentFiles segments, long from, List<Claim> claims)
+    private static (long End, string Why) Walk(SegmentFiles segments, long from, List<Claim> claims, List<(long, byte[])> readable, List<(long, byte[])> salvaged)
     {
         var address = from;
         var header = new byte[HeaderBytes];
@@ -113,6 +136,10 @@ internal static class AuditDamageScan
             {
                 claims.Add(claim with { Source = $"the commit record at log address {address}" });
             }
+            else if (length > 0)
+            {
+                readable.Add((address, entry[HeaderBytes..]));
+            }
 
             address += HeaderBytes + Align(payload);
             if ((address & (PageSize - 1)) == 0 || PageSize - (address & (PageSize - 1)) < HeaderBytes)
@@ -125,7 +152,7 @@ internal static class AuditDamageScan
         // 4-byte position for an intact commit record (a 64-bit checksum match by chance is negligible).
         // Read in blocks: a damaged first segment means scanning everything after it.
         const int Block = 1 << 20;
-        var buffer = new byte[Block + HeaderBytes + MaxCommitRecordBytes];
+        var buffer = new byte[Block + HeaderBytes + MaxEntryBytes];
         for (var start = address + 4; start < segments.End;)
         {
             if (!segments.Exists(start))
@@ -140,17 +167,37 @@ internal static class AuditDamageScan
             for (var i = 0; i < limit && i + HeaderBytes <= got; i += 4)
             {
                 var length = BinaryPrimitives.ReadInt32LittleEndian(buffer.AsSpan(i + 8));
-                if (length >= 0 || length < -MaxCommitRecordBytes || i + HeaderBytes - length > got)
+                var size = length < 0 ? -(long)length : length;
+                if (length == 0 || length == int.MinValue || size > MaxEntryBytes || i + HeaderBytes + size > got
+                    || ((start + i) & (PageSize - 1)) + HeaderBytes + Align(size) > PageSize)
                 {
                     continue;
                 }
 
-                var entry = buffer.AsSpan(i, HeaderBytes - length);
-                if (XorChecksum(entry[8..]) == BinaryPrimitives.ReadUInt64LittleEndian(entry)
-                    && TryParseRecoveryInfo(entry[HeaderBytes..], exact: false, out var claim) && claim.Until > address)
+                var entry = buffer.AsSpan(i, HeaderBytes + (int)size);
+                if (XorChecksum(entry[8..]) != BinaryPrimitives.ReadUInt64LittleEndian(entry))
                 {
-                    claims.Add(claim with { Source = $"the intact commit record at log address {start + i}" });
+                    continue;
                 }
+
+                if (length < 0 && TryParseRecoveryInfo(entry[HeaderBytes..], exact: false, out var claim))
+                {
+                    if (claim.Until > address)
+                    {
+                        claims.Add(claim with { Source = $"the intact commit record at log address {start + i}" });
+                    }
+                }
+                else if (length > 0)
+                {
+                    salvaged.Add((start + i, entry[HeaderBytes..].ToArray()));
+                }
+                else
+                {
+                    continue;
+                }
+
+                // An intact entry: the next one starts after it (no need to look inside it).
+                i += HeaderBytes + (int)Align(size) - 4;
             }
 
             start += limit;
@@ -242,7 +289,7 @@ internal static class AuditDamageScan
     }
 
     /// <summary>The segment files <c>audit.log.N</c> read by log address, kept open for the walk.</summary>
-    private sealed class SegmentFiles(string directory, int bits) : IDisposable
+    private sealed class SegmentFiles(string directory, int bits, IReadOnlySet<string>? present) : IDisposable
     {
         private readonly Dictionary<long, FileStream?> _open = [];
 
@@ -293,7 +340,8 @@ internal static class AuditDamageScan
             if (!_open.TryGetValue(segment, out var stream))
             {
                 var path = Path.Combine(directory, "audit.log." + segment.ToString(CultureInfo.InvariantCulture));
-                stream = System.IO.File.Exists(path) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete) : null;
+                // A file FASTER's reader created itself (it opens missing segments) was missing before.
+                stream = System.IO.File.Exists(path) && (present is null || present.Contains(Path.GetFileName(path))) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete) : null;
                 _open[segment] = stream;
             }
 

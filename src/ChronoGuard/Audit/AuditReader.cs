@@ -9,6 +9,9 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal static class AuditReader
 {
+    // FASTER's first valid log address: the first entry of a log that never dropped a segment.
+    private const long FirstEntryAddress = 64;
+
     /// <summary>
     /// A record (Entry set), or a record or log region that cannot be read (Problem set; Seq is the
     /// record's own seq when that much was readable, else -1). Where names the line or log address.
@@ -23,9 +26,11 @@ internal static class AuditReader
 
     /// <summary>
     /// Reads to the committed tail; ends with a damage item when the commit metadata says more was
-    /// committed than could be read (see <see cref="AuditDamageScan"/>).
+    /// committed than could be read (see <see cref="AuditDamageScan"/>), preceded by the intact records
+    /// between the reader's end and the damage and, with <paramref name="salvage"/>, followed by the
+    /// intact records found past it.
     /// </summary>
-    public static IEnumerable<Item> ReadDirectory(string directory, long fromAddress, Action<long> nextAddress)
+    public static IEnumerable<Item> ReadDirectory(string directory, long fromAddress, Action<long> nextAddress, bool salvage = false)
     {
         if (!Directory.Exists(Path.Combine(directory, "log-commits")))
         {
@@ -33,6 +38,9 @@ internal static class AuditReader
         }
 
         var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
+        // FASTER's device creates an empty segment file where it is asked to read a missing one: what
+        // was on disk before it opened is what the damage scan judges.
+        var present = SegmentNames(directory);
         var (log, device) = AuditWriter.OpenLog(directory, bits, readOnly: true);
         try
         {
@@ -60,9 +68,23 @@ internal static class AuditReader
                 }
             }
 
-            if (Damage(directory, bits, readableEnd) is { } damage)
+            if (Damage(directory, bits, readableEnd, present) is { } damage)
             {
-                yield return Item.Bad(damage.Where, damage.Problem);
+                foreach (var (address, payload) in damage.Readable)
+                {
+                    yield return FromEntry(payload, payload.Length, address);
+                }
+
+                // Damage before any record of a log that starts at its beginning is at seq 0.
+                var atStart = readableEnd == start && damage.Readable.Count == 0 && start <= FirstEntryAddress;
+                yield return Item.Bad(damage.Where, damage.Problem, atStart ? 0 : -1);
+                if (salvage)
+                {
+                    foreach (var (address, payload) in damage.Salvaged)
+                    {
+                        yield return FromEntry(payload, payload.Length, address);
+                    }
+                }
             }
             else if (recoveryProblem is not null)
             {
@@ -76,18 +98,36 @@ internal static class AuditReader
         }
     }
 
-    private static AuditDamageScan.Damage? Damage(string directory, int bits, long readableEnd)
+    private static HashSet<string> SegmentNames(string directory) =>
+        Directory.GetFiles(directory, "audit.log.*").Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal)!;
+
+    private static AuditDamageScan.Damage? Damage(string directory, int bits, long readableEnd, HashSet<string> present)
     {
-        var damage = AuditDamageScan.Check(directory, bits, readableEnd);
-        if (damage is null)
+        var before = Snapshot(directory);
+        var damage = AuditDamageScan.Check(directory, bits, readableEnd, present);
+        if (damage is null || Snapshot(directory) == before)
         {
-            return null;
+            return damage;
         }
 
-        // Beside a running writer a page can be mid-write while a later commit is already on disk; data
-        // that was only in flight reads fine a moment later, damage does not.
+        // The files changed under the scan: a running writer. A page can be mid-write while a later
+        // commit is already on disk; data that was only in flight reads fine a moment later, damage does not.
         Thread.Sleep(250);
-        return AuditDamageScan.Check(directory, bits, readableEnd);
+        return AuditDamageScan.Check(directory, bits, readableEnd, present);
+    }
+
+    /// <summary>Names, sizes and write times of the log's files: whether anything wrote meanwhile.</summary>
+    private static string Snapshot(string directory)
+    {
+        var text = new System.Text.StringBuilder();
+        var commits = Path.Combine(directory, "log-commits");
+        foreach (var file in Directory.GetFiles(directory, "audit.log.*").Concat(Directory.Exists(commits) ? Directory.GetFiles(commits) : []))
+        {
+            var info = new FileInfo(file);
+            text.Append(file).Append(' ').Append(info.Exists ? info.Length : -1).Append(' ').Append(info.Exists ? info.LastWriteTimeUtc.Ticks : 0).Append('\n');
+        }
+
+        return text.ToString();
     }
 
     private static bool TryNext(FasterLogScanIterator iterator, out byte[] raw, out int length, out long address, out long next)
