@@ -73,6 +73,9 @@ internal static class AuditCodec
         return buffer;
     }
 
+    /// <summary>Decodes a canonical record of either format; null when the bytes are not one.</summary>
+    public static AuditEntry? Decode(ReadOnlySpan<byte> c) => Decode(c, out _);
+
     /// <summary>Decodes a canonical record of either format; null with the reason when the bytes are not one.</summary>
     public static AuditEntry? Decode(ReadOnlySpan<byte> c, out string? problem)
     {

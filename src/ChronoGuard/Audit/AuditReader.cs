@@ -16,7 +16,7 @@ internal static class AuditReader
     /// A record (Entry set), or a record or log region that cannot be read (Problem set; Seq is the
     /// record's own seq when that much was readable, else -1). Where names the line or log address.
     /// </summary>
-    public readonly record struct Item(AuditEntry? Entry, byte[] Canonical, string Where, long Seq = -1, string? Problem = null)
+    public readonly record struct Item(AuditEntry? Entry, byte[] Canonical, string Where = "", long Seq = -1, string? Problem = null)
     {
         public static Item Bad(string where, string problem, long seq = -1) => new(null, [], where, seq, problem);
     }
