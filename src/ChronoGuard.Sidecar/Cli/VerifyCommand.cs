@@ -100,6 +100,13 @@ internal static class VerifyCommand
                 anchors.AddRange(CheckpointFile.Anchors(signed.Valid));
             }
 
+            if (dir is not null && HeadFile(dir) is { } head)
+            {
+                // Read before the log is opened: the writer updates it only after a commit, so it never
+                // names more than the log held when the reader recovered it.
+                anchors.Add(head);
+            }
+
             var hmac = AuditChain.ReadKey(keyFile);
             var items = dir is not null ? AuditReader.ReadDirectory(dir) : jsonl is not null ? AuditReader.ReadJsonl(jsonl) : AuditReader.ReadCsv(csv!);
             result = AuditVerifier.Verify(items, hmac, anchors);
@@ -112,6 +119,38 @@ internal static class VerifyCommand
 
         Report(stdout, json, result, signed);
         return result.Valid ? CommandLine.Ok : CommandLine.CheckFailed;
+    }
+
+    /// <summary>
+    /// The writer's <c>head</c> file (lines <c>chain ID</c>, <c>seq N</c>, <c>hash H</c>): the last head it
+    /// knew committed, kept outside FASTER's files so that a shortened or deleted tail is found. A file
+    /// that does not parse names a head no chain can reach.
+    /// </summary>
+    private static AuditVerifier.Anchor? HeadFile(string dir)
+    {
+        var file = Path.Combine(dir, "head");
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        long? seq = null;
+        byte[]? hash = null;
+        foreach (var line in File.ReadAllLines(file))
+        {
+            if (line.StartsWith("seq ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(4), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var s))
+            {
+                seq = s;
+            }
+            else if (line.StartsWith("hash ", StringComparison.Ordinal) && line.Length == 5 + 64 && line.AsSpan(5).IndexOfAnyExcept(AuditJson.LowerHex) < 0)
+            {
+                hash = Convert.FromHexString(line.AsSpan(5));
+            }
+        }
+
+        return seq is { } n && hash is not null
+            ? n < 0 ? null : new AuditVerifier.Anchor(n, hash, "the head file", Required: true)
+            : new AuditVerifier.Anchor(long.MaxValue, new byte[32], "the head file (it does not parse)", Required: true);
     }
 
     private static void Report(TextWriter stdout, bool json, AuditVerifier.Result result, CheckpointFile.Contents? signed)

@@ -229,6 +229,30 @@ public sealed partial class AuditDamageTests(AuditDamageTests.RealLog log) : ICl
     }
 
     [Fact]
+    public void A_tail_cut_at_a_sector_boundary_looks_like_a_crash_and_is_found_against_the_writers_head_file()
+    {
+        using var dir = new TempDir();
+        var copy = Copy(dir);
+        using (var f = new FileStream(Path.Combine(copy, "audit.log.0"), FileMode.Open))
+        {
+            f.SetLength(log.Addresses[250] / 512 * 512);
+        }
+
+        // What a crash can leave: a shorter valid chain (only an outside anchor can tell).
+        var (code, output) = Run(["--audit-dir", copy]);
+        Assert.True(code == 0, output);
+        Assert.DoesNotContain($"head {log.Head}", output, StringComparison.Ordinal);
+
+        // The writer's head file (branch auditw: chain, seq, hash lines) is such an anchor.
+        var (seq, hash) = (log.Head.Split(':')[0], log.Head.Split(':')[1]);
+        File.WriteAllText(Path.Combine(copy, "head"), $"chain 0123456789abcdef0123456789abcdef\nseq {seq}\nhash {hash}\nupdated 2026-12-01T10:00:00.000Z\n");
+        (code, output) = Run(["--audit-dir", copy]);
+        Assert.True(code == 1, output);
+        Assert.Contains($"truncation: the chain ends at seq", output, StringComparison.Ordinal);
+        Assert.Contains($"the head file is at seq {seq}", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_deleted_middle_segment_is_invalid_while_deleting_the_oldest_is_retention()
     {
         using var dir = new TempDir();
