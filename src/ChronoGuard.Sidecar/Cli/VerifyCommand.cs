@@ -199,7 +199,13 @@ internal static class VerifyCommand
             return;
         }
 
-        var at = result.BrokenSeq >= 0 ? $"seq {result.BrokenSeq}" : result.Where ?? "the log";
+        if (result.BrokenSeq < 0 && result.Where is null)
+        {
+            stdout.WriteLine($"invalid: {result.Problem}");
+            return;
+        }
+
+        var at = result.BrokenSeq >= 0 ? $"seq {result.BrokenSeq}" : result.Where;
         var where = result.Where is not null && result.BrokenSeq >= 0 ? $"{result.Where}: " : string.Empty;
         var lastGood = result.Records == 0 ? "no record verified before it" : $"last good seq {result.HeadSeq}, {result.Records} records verified before it";
         stdout.WriteLine($"invalid: {at}: {where}{result.Problem} ({lastGood})");
