@@ -26,10 +26,62 @@ internal static class AuditThroughput
         output.WriteLine();
         output.WriteLine("| commit-before-forward, 32 in flight | p50 µs | p99 µs | p99.9 µs | requests |");
         output.WriteLine("| --- | ---: | ---: | ---: | ---: |");
-        var latencies = CommitBeforeForwardLatency(32, TimeSpan.FromSeconds(3));
-        Array.Sort(latencies);
-        double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)(q * latencies.Length))] * 1e6 / Stopwatch.Frequency;
-        output.WriteLine($"| append → durable | {P(0.5):F0} | {P(0.99):F0} | {P(0.999):F0} | {latencies.Length:N0} |");
+        // Signing runs on the writer thread after a commit: one ECDSA P-256 signature and an fsync'd
+        // append per interval. Twelve seconds so the default 10 s interval signs inside the window.
+        foreach (var (label, signing, seconds) in new (string, int?, int)[] { ("append → durable", null, 12), ("with signing, default 10 s interval", 10_000, 12), ("with signing every 100 ms", 100, 6) })
+        {
+            var latencies = CommitBeforeForwardLatency(32, TimeSpan.FromSeconds(seconds), signing);
+            Array.Sort(latencies);
+            double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)(q * latencies.Length))] * 1e6 / Stopwatch.Frequency;
+            output.WriteLine($"| {label} | {P(0.5):F0} | {P(0.99):F0} | {P(0.999):F0} | {latencies.Length:N0} |");
+        }
+
+        output.WriteLine();
+        output.WriteLine("| checkpoint signing (ECDSA P-256) | per second |");
+        output.WriteLine("| --- | ---: |");
+        var (signs, appends) = SigningRate(TimeSpan.FromSeconds(2));
+        output.WriteLine($"| sign only | {signs:N0} |");
+        output.WriteLine($"| sign + append to checkpoints.jsonl + fsync | {appends:N0} |");
+    }
+
+    private static string SigningKey(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var file = Path.Combine(dir, "signing.key");
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        File.WriteAllText(file, key.ExportPkcs8PrivateKeyPem());
+        return file;
+    }
+
+    private static (double Signs, double Appends) SigningRate(TimeSpan duration)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "cg-audit-sign-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var options = new AuditOptions { Directory = dir, SigningKeyFile = SigningKey(dir), CheckpointIntervalMs = 1 };
+            using var signer = CheckpointSigner.Open(options, TimeProvider.System)!;
+            var hash = new byte[32];
+            double Rate(Action<long> once)
+            {
+                var n = 0L;
+                var started = Stopwatch.GetTimestamp();
+                while (Stopwatch.GetElapsedTime(started) < duration)
+                {
+                    once(n++);
+                }
+
+                return n / Stopwatch.GetElapsedTime(started).TotalSeconds;
+            }
+
+            var signs = Rate(n => signer.Sign(n, hash));
+            // final: true signs at once, as at stop; each call appends one fsync'd line.
+            var appends = Rate(n => signer.OnCommitted(n, hash, final: true));
+            return (signs, appends);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static AuditRecord Sample()
@@ -85,12 +137,19 @@ internal static class AuditThroughput
         }
     }
 
-    private static long[] CommitBeforeForwardLatency(int inFlight, TimeSpan duration)
+    private static long[] CommitBeforeForwardLatency(int inFlight, TimeSpan duration, int? checkpointIntervalMs)
     {
         var dir = Path.Combine(Path.GetTempPath(), "cg-audit-lat-" + Guid.NewGuid().ToString("N"));
         try
         {
-            using var writer = AuditWriter.Open(new AuditOptions { Directory = dir, Durability = "commit-before-forward" }, TimeProvider.System);
+            var options = new AuditOptions { Directory = dir, Durability = "commit-before-forward" };
+            if (checkpointIntervalMs is { } interval)
+            {
+                options.SigningKeyFile = SigningKey(Path.Combine(dir, "key"));
+                options.CheckpointIntervalMs = interval;
+            }
+
+            using var writer = AuditWriter.Open(options, TimeProvider.System);
             var samples = new List<long>[inFlight];
             var until = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
             var tasks = new Task[inFlight];

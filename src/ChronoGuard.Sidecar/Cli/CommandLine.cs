@@ -12,8 +12,10 @@ internal static class CommandLine
     public const string Usage = """
         usage:
           chronoguard run      [--config FILE] [--policy FILE] [--listen HOST:PORT] [--stats HOST:PORT] [--audit-dir DIR]
-          chronoguard verify   --audit-dir DIR | --jsonl FILE  [--key-file F] [--expect-head SEQ:HASH] [--json]
-          chronoguard export   --audit-dir DIR [--format jsonl|csv] [--since T] [--until T] [--agent A] [--decision D] [--follow] [--out F]
+          chronoguard verify   --audit-dir DIR | --jsonl FILE | --csv FILE  [--key-file F] [--expect-head SEQ:HASH]
+                               [--checkpoints F --public-key K] [--json]
+          chronoguard export   --audit-dir DIR [--format jsonl|csv] [--since T] [--until T] [--agent A] [--decision D] [--follow] [--salvage] [--out F]
+          chronoguard audit keygen  --out DIR   (checkpoint signing key pair, ECDSA P-256)
           chronoguard audit repair  --audit-dir DIR   (moves a damaged log aside; the next start records the repair)
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
@@ -41,6 +43,8 @@ internal static class CommandLine
                 return ExportCommand.Run(rest, stdout, stderr);
             case "audit" when rest.Length > 0 && rest[0] == "repair":
                 return AuditRepairCommand.Run(rest[1..], stdout, stderr);
+            case "audit" when rest.Length > 0 && rest[0] == "keygen":
+                return AuditKeygenCommand.Run(rest[1..], stdout, stderr);
             case "policy":
                 return PolicyCommand.Run(rest, stdout, stderr);
             case "healthcheck":

@@ -12,6 +12,7 @@ internal static class ExportCommand
         string? dir = null, format = "jsonl", agent = null, decision = null, outFile = null;
         DateTimeOffset? since = null, until = null;
         var follow = false;
+        var salvage = false;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -28,6 +29,7 @@ internal static class ExportCommand
                     case "--decision": decision = Next(); break;
                     case "--out": outFile = Next(); break;
                     case "--follow": follow = true; break;
+                    case "--salvage": salvage = true; break;
                     default: throw new ArgumentException($"unknown option '{args[i]}'");
                 }
             }
@@ -56,6 +58,7 @@ internal static class ExportCommand
                 (since is null || e.Time >= since) && (until is null || e.Time < until)
                 && (agent is null || e.Agent == agent) && (decision is null || string.Equals(e.Decision, decision, StringComparison.OrdinalIgnoreCase));
             var buffer = new MemoryStream();
+            var skipped = new HashSet<string>(StringComparer.Ordinal);
             long address = 0;
             using var stop = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
@@ -65,8 +68,28 @@ internal static class ExportCommand
             };
             do
             {
-                foreach (var (entry, _) in AuditReader.ReadDirectory(dir, address, next => address = next))
+                foreach (var item in AuditReader.ReadDirectory(dir, address, next => address = next, salvage))
                 {
+                    if (item.Entry is not { } entry)
+                    {
+                        // Damage is never an end of the log that looks normal: refuse, or with --salvage
+                        // skip it and say exactly what was skipped.
+                        var what = $"{(item.Seq >= 0 ? $"seq {item.Seq} at " : string.Empty)}{item.Where}: {item.Problem}";
+                        if (!salvage)
+                        {
+                            output.Flush();
+                            stderr.WriteLine($"export: the log is damaged: {what}; the records before it were exported; run chronoguard verify, or export --salvage to skip damaged records");
+                            return CommandLine.CheckFailed;
+                        }
+
+                        if (skipped.Add(what))
+                        {
+                            stderr.WriteLine($"export: skipped (--salvage): {what}");
+                        }
+
+                        continue;
+                    }
+
                     if (!Keep(entry))
                     {
                         continue;

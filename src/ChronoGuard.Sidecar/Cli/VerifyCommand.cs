@@ -1,15 +1,19 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text.Json;
 using ChronoGuard.Audit;
 
 namespace ChronoGuard.Sidecar.Cli;
 
-/// <summary><c>chronoguard verify</c>: walks the chain of an audit directory or a JSONL export.</summary>
+/// <summary>
+/// <c>chronoguard verify</c>: walks the chain of an audit directory, a JSONL export or a CSV export.
+/// Exit 0 valid, 1 invalid (anything wrong with the records or the log, with its seq), 2 usage or I/O.
+/// </summary>
 internal static class VerifyCommand
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? dir = null, jsonl = null, keyFile = null, expect = null;
+        string? dir = null, jsonl = null, csv = null, keyFile = null, expect = null, checkpoints = null, publicKey = null;
         var json = false;
         for (var i = 0; i < args.Length; i++)
         {
@@ -20,8 +24,11 @@ internal static class VerifyCommand
                 {
                     case "--audit-dir": dir = Next(); break;
                     case "--jsonl": jsonl = Next(); break;
+                    case "--csv": csv = Next(); break;
                     case "--key-file": keyFile = Next(); break;
                     case "--expect-head": expect = Next(); break;
+                    case "--checkpoints": checkpoints = Next(); break;
+                    case "--public-key": publicKey = Next(); break;
                     case "--json": json = true; break;
                     default: throw new ArgumentException($"unknown option '{args[i]}'");
                 }
@@ -33,41 +40,123 @@ internal static class VerifyCommand
             }
         }
 
-        if ((dir is null) == (jsonl is null))
+        if ((dir is null ? 0 : 1) + (jsonl is null ? 0 : 1) + (csv is null ? 0 : 1) != 1)
         {
-            stderr.WriteLine("verify: give exactly one of --audit-dir DIR or --jsonl FILE");
+            stderr.WriteLine("verify: give exactly one of --audit-dir DIR, --jsonl FILE or --csv FILE");
             return CommandLine.UsageError;
         }
 
-        (long, string)? head = null;
+        if ((checkpoints is null) != (publicKey is null))
+        {
+            stderr.WriteLine("verify: --checkpoints F and --public-key K go together");
+            return CommandLine.UsageError;
+        }
+
+        foreach (var file in new[] { jsonl, csv, keyFile, checkpoints, publicKey })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                stderr.WriteLine($"verify: {file}: no such file");
+                return CommandLine.UsageError;
+            }
+        }
+
+        if (dir is not null && !Directory.Exists(dir))
+        {
+            stderr.WriteLine($"verify: {dir}: no such directory");
+            return CommandLine.UsageError;
+        }
+
+        var anchors = new List<AuditVerifier.Anchor>();
         if (expect is not null)
         {
             var colon = expect.IndexOf(':', StringComparison.Ordinal);
-            if (colon <= 0 || !long.TryParse(expect.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var seq) || expect.Length - colon - 1 != 64)
+            var hex = colon < 0 ? string.Empty : expect[(colon + 1)..];
+            if (colon <= 0 || !long.TryParse(expect.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var seq)
+                || hex.Length != 64 || hex.ToLowerInvariant().AsSpan().IndexOfAnyExcept(AuditJson.LowerHex) >= 0)
             {
                 stderr.WriteLine($"verify: --expect-head '{expect}' is not SEQ:HASH (64 hex digits)");
                 return CommandLine.UsageError;
             }
 
-            head = (seq, expect[(colon + 1)..]);
+            anchors.Add(new AuditVerifier.Anchor(seq, Convert.FromHexString(hex), "--expect-head", Required: true));
         }
 
         AuditVerifier.Result result;
+        CheckpointFile.Contents? signed = null;
         try
         {
-            var key = AuditChain.ReadKey(keyFile);
-            var items = dir is not null ? AuditReader.ReadDirectory(dir) : AuditReader.ReadJsonl(jsonl!);
-            result = AuditVerifier.Verify(items, key, head);
+            if (checkpoints is not null)
+            {
+                using var key = CheckpointKeys.LoadPublic(publicKey!);
+                signed = CheckpointFile.Read(checkpoints, key);
+                if (signed.Valid.Count == 0)
+                {
+                    var why = signed.Rejected.Count == 0 ? "it holds no checkpoint" : $"{signed.Rejected.Count} lines rejected, the first: {signed.Rejected[0]}";
+                    Report(stdout, json, new AuditVerifier.Result(false, 0, -1, string.Empty, -1, $"{checkpoints}: no checkpoint signed by {publicKey} ({why})", -1), null);
+                    return CommandLine.CheckFailed;
+                }
+
+                anchors.AddRange(CheckpointFile.Anchors(signed.Valid));
+            }
+
+            if (dir is not null && HeadFile(dir) is { } head)
+            {
+                // Read before the log is opened: the writer updates it only after a commit, so it never
+                // names more than the log held when the reader recovered it.
+                anchors.Add(head);
+            }
+
+            var hmac = AuditChain.ReadKey(keyFile);
+            var items = dir is not null ? AuditReader.ReadDirectory(dir) : jsonl is not null ? AuditReader.ReadJsonl(jsonl) : AuditReader.ReadCsv(csv!);
+            result = AuditVerifier.Verify(items, hmac, anchors);
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or FASTER.core.FasterException)
+        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or FASTER.core.FasterException or CryptographicException)
         {
-            stderr.WriteLine("verify: " + ex.Message.ReplaceLineEndings(" "));
+            stderr.WriteLine("verify: " + (ex is FileNotFoundException f ? $"{f.FileName}: no such file" : ex.Message.ReplaceLineEndings(" ")));
             return CommandLine.UsageError;
         }
 
+        Report(stdout, json, result, signed);
+        return result.Valid ? CommandLine.Ok : CommandLine.CheckFailed;
+    }
+
+    /// <summary>
+    /// The writer's <c>head</c> file (lines <c>chain ID</c>, <c>seq N</c>, <c>hash H</c>): the last head it
+    /// knew committed, kept outside FASTER's files so that a shortened or deleted tail is found. A file
+    /// that does not parse names a head no chain can reach.
+    /// </summary>
+    private static AuditVerifier.Anchor? HeadFile(string dir)
+    {
+        var file = Path.Combine(dir, "head");
+        if (!File.Exists(file))
+        {
+            return null;
+        }
+
+        long? seq = null;
+        byte[]? hash = null;
+        foreach (var line in File.ReadAllLines(file))
+        {
+            if (line.StartsWith("seq ", StringComparison.Ordinal) && long.TryParse(line.AsSpan(4), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var s))
+            {
+                seq = s;
+            }
+            else if (line.StartsWith("hash ", StringComparison.Ordinal) && line.Length == 5 + 64 && line.AsSpan(5).IndexOfAnyExcept(AuditJson.LowerHex) < 0)
+            {
+                hash = Convert.FromHexString(line.AsSpan(5));
+            }
+        }
+
+        return seq is { } n && hash is not null
+            ? n < 0 ? null : new AuditVerifier.Anchor(n, hash, "the head file", Required: true)
+            : new AuditVerifier.Anchor(long.MaxValue, new byte[32], "the head file (it does not parse)", Required: true);
+    }
+
+    private static void Report(TextWriter stdout, bool json, AuditVerifier.Result result, CheckpointFile.Contents? signed)
+    {
         if (json)
         {
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput());
             var buffer = new MemoryStream();
             using (var jw = new Utf8JsonWriter(buffer))
             {
@@ -77,27 +166,48 @@ internal static class VerifyCommand
                 jw.WriteNumber("headSeq", result.HeadSeq);
                 jw.WriteString("headHash", result.HeadHash);
                 jw.WriteNumber("anchorSeq", result.AnchorSeq);
+                if (signed is not null)
+                {
+                    jw.WriteNumber("checkpointsValid", signed.Valid.Count);
+                    jw.WriteNumber("checkpointsRejected", signed.Rejected.Count);
+                }
+
                 if (!result.Valid)
                 {
                     jw.WriteNumber("brokenSeq", result.BrokenSeq);
+                    jw.WriteNumber("lastGoodSeq", result.Records == 0 ? -1 : result.HeadSeq);
                     jw.WriteString("problem", result.Problem);
+                    if (result.Where is not null)
+                    {
+                        jw.WriteString("where", result.Where);
+                    }
                 }
 
                 jw.WriteEndObject();
             }
 
             stdout.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
-        }
-        else if (result.Valid)
-        {
-            var anchored = result.AnchorSeq > 0 ? $" (from seq {result.AnchorSeq}: older segments were dropped; its prevHash is taken as the anchor)" : string.Empty;
-            stdout.WriteLine($"valid: {result.Records} records, head {result.HeadSeq}:{result.HeadHash}{anchored}");
-        }
-        else
-        {
-            stdout.WriteLine($"invalid: seq {result.BrokenSeq}: {result.Problem} ({result.Records} records verified before it)");
+            return;
         }
 
-        return result.Valid ? CommandLine.Ok : CommandLine.CheckFailed;
+        if (result.Valid)
+        {
+            var anchored = result.AnchorSeq > 0 ? $" (from seq {result.AnchorSeq}: older segments were dropped; its prevHash is taken as the anchor)" : string.Empty;
+            var proof = signed is null ? string.Empty
+                : $"; reaches the newest of {signed.Valid.Count} signed checkpoints (seq {signed.Valid.Max(c => c.Seq)}){(signed.Rejected.Count > 0 ? $", {signed.Rejected.Count} lines rejected (first: {signed.Rejected[0]})" : string.Empty)}";
+            stdout.WriteLine($"valid: {result.Records} records, head {result.HeadSeq}:{result.HeadHash}{anchored}{proof}");
+            return;
+        }
+
+        if (result.BrokenSeq < 0 && result.Where is null)
+        {
+            stdout.WriteLine($"invalid: {result.Problem}");
+            return;
+        }
+
+        var at = result.BrokenSeq >= 0 ? $"seq {result.BrokenSeq}" : result.Where;
+        var where = result.Where is not null && result.BrokenSeq >= 0 ? $"{result.Where}: " : string.Empty;
+        var lastGood = result.Records == 0 ? "no record verified before it" : $"last good seq {result.HeadSeq}, {result.Records} records verified before it";
+        stdout.WriteLine($"invalid: {at}: {where}{result.Problem} ({lastGood})");
     }
 }

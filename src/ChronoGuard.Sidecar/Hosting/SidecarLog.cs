@@ -39,4 +39,8 @@ internal static partial class SidecarLog
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "audit writer recovered: {Note}")]
     public static partial void AuditWriterRecovered(ILogger logger, string note);
+
+    // The whole checkpoint as one line, so the log pipeline keeps a copy the node cannot rewrite.
+    [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "audit checkpoint seq {Seq} hash {Hash} time {Time} keyId {KeyId} sig {Sig} ({Stored})")]
+    public static partial void AuditCheckpoint(ILogger logger, long seq, string hash, string time, string keyId, string sig, string stored);
 }

@@ -67,6 +67,10 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
 
         _audit.OnCommit = _metrics.AuditCommit.Observe;
+        if (_audit.Checkpoints is { } checkpoints)
+        {
+            checkpoints.Signed = (c, error) => SidecarLog.AuditCheckpoint(_logger, c.Seq, c.Hash, c.Time, c.KeyId, c.Signature, error ?? "appended to " + Checkpoint.FileName);
+        }
         var gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
@@ -88,7 +92,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         _stats.Map("/audit/head", body =>
         {
             var (seq, hash) = _audit.Head;
-            body.Write(System.Text.Encoding.ASCII.GetBytes($"{{\"seq\":{seq},\"hash\":\"{Convert.ToHexStringLower(hash)}\"}}\n"));
+            var checkpoint = _audit.Checkpoints?.Latest is { } signed ? ",\"checkpoint\":" + signed.ToJson() : string.Empty;
+            body.Write(System.Text.Encoding.ASCII.GetBytes($"{{\"seq\":{seq},\"hash\":\"{Convert.ToHexStringLower(hash)}\"{checkpoint}}}\n"));
             return (200, "application/json");
         });
 

@@ -1,8 +1,13 @@
+using System.Globalization;
+
 namespace ChronoGuard.Audit;
 
 /// <summary>A record read back from the log or an export, with its chain hashes.</summary>
 internal sealed class AuditEntry
 {
+    /// <summary>The canonical encoding's version (1 or 2): which fields exist and are hashed.</summary>
+    public int Format { get; init; } = AuditCodec.FormatVersion;
+
     public long Seq { get; init; }
 
     public long TimestampNs { get; init; }
@@ -27,6 +32,9 @@ internal sealed class AuditEntry
 
     public string Rule { get; init; } = string.Empty;
 
+    /// <summary>Format 2: the upstream address dialed or refused.</summary>
+    public string DialedIp { get; init; } = string.Empty;
+
     public int Port { get; init; }
 
     public int Status { get; init; }
@@ -39,19 +47,52 @@ internal sealed class AuditEntry
 
     public long DurationMs { get; init; }
 
+    /// <summary>Format 2: false when observe mode let a refusal through.</summary>
+    public bool Enforced { get; init; } = true;
+
+    /// <summary>Format 2: how the agent was identified.</summary>
+    public AuditIdentity Identity { get; init; }
+
     public byte[] PrevHash { get; set; } = new byte[32];
 
     public byte[] Hash { get; set; } = new byte[32];
 
-    /// <summary>Text fields in canonical order.</summary>
-    public string[] Texts => [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule];
+    /// <summary>Text fields in canonical order for this record's format.</summary>
+    public string[] Texts => Format == AuditCodec.FormatVersion1
+        ? [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule]
+        : [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule, DialedIp];
 
-    public DateTimeOffset Time => DateTimeOffset.UnixEpoch.AddTicks(TimestampNs / 100);
+    /// <summary>
+    /// <c>ts</c> as the export's <c>time</c>: UTC, seven fraction digits, the nanoseconds truncated to
+    /// 100 ns; null when ts lies outside the years 0001-9999 (then an export has no <c>time</c>).
+    /// </summary>
+    public string? TimeText => RenderTime(TimestampNs);
+
+    public DateTimeOffset Time => TimeText is null ? (TimestampNs < 0 ? DateTimeOffset.MinValue : DateTimeOffset.MaxValue) : DateTimeOffset.UnixEpoch.AddTicks(TimestampNs / 100);
+
+    public static string? RenderTime(long ts)
+    {
+        var ticks = ts / 100;
+        if (ticks < DateTimeOffset.MinValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks || ticks > DateTimeOffset.MaxValue.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks)
+        {
+            return null;
+        }
+
+        return DateTimeOffset.UnixEpoch.AddTicks(ticks).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+    }
 
     public static string KindName(AuditKind kind) => kind switch
     {
         AuditKind.Decision => "decision",
         AuditKind.Close => "close",
         _ => "system",
+    };
+
+    public static string IdentityName(AuditIdentity identity) => identity switch
+    {
+        AuditIdentity.Credential => "credential",
+        AuditIdentity.Unauthenticated => "unauthenticated",
+        AuditIdentity.Listener => "listener",
+        _ => string.Empty,
     };
 }

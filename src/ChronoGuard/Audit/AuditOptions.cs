@@ -52,4 +52,10 @@ public sealed class AuditOptions
 
     /// <summary>Most records the writer chains before it commits (group commit size).</summary>
     public int MaxBatch { get; set; } = 1024;
+
+    /// <summary>ECDSA P-256 private key (PEM) that signs checkpoints; none are written when unset.</summary>
+    public string? SigningKeyFile { get; set; }
+
+    /// <summary>How often the committed head is signed into checkpoints.jsonl (and always at stop).</summary>
+    public int CheckpointIntervalMs { get; set; } = 10_000;
 }

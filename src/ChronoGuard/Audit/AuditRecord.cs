@@ -10,11 +10,11 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal struct AuditRecord
 {
-    public const int TextCount = 9;
-    public const int TextBytes = 1383;
+    public const int TextCount = 10;
+    public const int TextBytes = 1447;
 
-    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64];
-    private static readonly int[] OffsetTable = [0, 256, 320, 336, 591, 1103, 1127, 1255, 1319];
+    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64, 64];
+    private static readonly int[] OffsetTable = [0, 256, 320, 336, 591, 1103, 1127, 1255, 1319, 1383];
 
     public long Seq;
     public long TimestampNs;
@@ -25,10 +25,23 @@ internal struct AuditRecord
     public int Port;
     public int Status;
     public AuditKind Kind;
+
+    /// <summary>Format 2: false only when observe mode let a refusal through.</summary>
+    public bool Enforced
+    {
+        readonly get => !_notEnforced;
+        set => _notEnforced = !value;
+    }
+
+    /// <summary>How the agent of a decision was identified; None on close and system records (format 2).</summary>
+    public AuditIdentity Identity;
+
+    // Stored inverted so that default(AuditRecord), which system records start from, is enforced.
+    private bool _notEnforced;
     private Lengths _lengths;
     private Text _text;
 
-    /// <summary>Per field, in <see cref="AuditText"/> order: agent, sourceIp, method, host, path, decision, reason, policy, rule.</summary>
+    /// <summary>Per field, in <see cref="AuditText"/> order: agent, sourceIp, method, host, path, decision, reason, policy, rule, dialedIp.</summary>
     public static ReadOnlySpan<int> Limits => LimitTable;
 
     /// <summary>Clears a reused ring slot: every fixed field and every text length, not the text bytes.</summary>
@@ -43,6 +56,8 @@ internal struct AuditRecord
         Port = 0;
         Status = 0;
         Kind = default;
+        _notEnforced = false;
+        Identity = AuditIdentity.None;
         ((Span<ushort>)_lengths).Clear();
     }
 

@@ -12,4 +12,7 @@ internal enum AuditText
     Reason,
     Policy,
     Rule,
+
+    /// <summary>Format 2: the upstream address dialed or refused ("" when none).</summary>
+    DialedIp,
 }

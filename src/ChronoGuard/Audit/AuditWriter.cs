@@ -154,6 +154,9 @@ internal sealed class AuditWriter : IDisposable
     /// <summary>Called with the Stopwatch ticks of every commit (for the commit-duration histogram).</summary>
     public Action<long>? OnCommit { get; set; }
 
+    /// <summary>Signs the committed head into checkpoints.jsonl when Audit:SigningKeyFile is set.</summary>
+    public CheckpointSigner? Checkpoints { get; private set; }
+
     /// <summary>Called on the writer thread when retention dropped segments: the first kept seq and its prevHash.</summary>
     public Action<long, byte[]>? OnRetention { get; set; }
 
@@ -180,6 +183,7 @@ internal sealed class AuditWriter : IDisposable
 
         Directory.CreateDirectory(options.Directory);
         var key = AuditChain.ReadKey(options.HmacKeyFile);
+        var signer = CheckpointSigner.Open(options, time);
         var dirLock = AuditDirectoryLock.Acquire(options.Directory);
         FasterLog? log = null;
         IDevice? device = null;
@@ -222,7 +226,7 @@ internal sealed class AuditWriter : IDisposable
 
             var chainId = scan.Marker?.ChainId is { } id && id != "unknown" ? id : AuditHeadMarker.NewChainId();
             new AuditHeadMarker(chainId, next - 1, Convert.ToHexStringLower(head)).Write(options.Directory);
-            var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head);
+            var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head) { Checkpoints = signer };
             writer._thread.Start();
             if (repair is not null)
             {
@@ -235,6 +239,7 @@ internal sealed class AuditWriter : IDisposable
         {
             log?.Dispose();
             device?.Dispose();
+            signer?.Dispose();
             dirLock.Dispose();
             throw;
         }
@@ -955,6 +960,7 @@ internal sealed class AuditWriter : IDisposable
         Volatile.Write(ref _progressTicks, Stopwatch.GetTimestamp());
         var done = Interlocked.Exchange(ref _nextCommit, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
         done.TrySetResult(true);
+        Checkpoints?.OnCommitted(lastSeq, hash, final: _stopping);
         ApplyRetention();
     }
 
@@ -1042,6 +1048,7 @@ internal sealed class AuditWriter : IDisposable
             _wake.Dispose();
         }
 
+        Checkpoints?.Dispose();
         _dirLock.Dispose();
     }
 }

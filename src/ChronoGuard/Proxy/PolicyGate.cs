@@ -147,6 +147,16 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         try
         {
             FillDecision(ref record, connection, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason);
+            var policy = engine.Current;
+            // Format 2: observe mode lets every refusal through; the built-in anonymous agent proved nothing.
+            record.Enforced = decision.Result.IsAllow || !policy.IsObserve;
+            record.Identity = decision.Agent is { } plan && !ReferenceEquals(plan, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
+            Span<byte> dialed = stackalloc byte[64];
+            if (decision.Dialed is { } ip && ip.TryFormat(dialed, out var written))
+            {
+                record.Set(AuditText.DialedIp, dialed[..written]);
+            }
+
             record.Port = decision.Port;
             record.Set(AuditText.Agent, decision.Agent?.Id ?? decision.ClaimedAgent);
             record.Set(AuditText.Method, method);

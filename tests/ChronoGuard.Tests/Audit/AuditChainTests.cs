@@ -74,17 +74,17 @@ public sealed class AuditChainTests
         var head = Verify("--jsonl", WriteLines(dir, lines)).Output.Split(' ')[4].Trim();
 
         var gap = lines.Where((_, i) => i != 8).ToList();
-        Assert.Contains("seq 9: gap: expected seq 8", Verify("--jsonl", WriteLines(dir, gap)).Output, StringComparison.Ordinal);
+        Assert.Contains("invalid: seq 8: line 9: missing: the next record is seq 9 (a gap of 1)", Verify("--jsonl", WriteLines(dir, gap)).Output, StringComparison.Ordinal);
 
         var reordered = lines.ToList();
         (reordered[5], reordered[6]) = (reordered[6], reordered[5]);
-        Assert.Contains("invalid: seq 6: gap", Verify("--jsonl", WriteLines(dir, reordered)).Output, StringComparison.Ordinal);
+        Assert.Contains("invalid: seq 5: line 6: missing: the next record is seq 6", Verify("--jsonl", WriteLines(dir, reordered)).Output, StringComparison.Ordinal);
         var backwards = lines.Take(7).Append(lines[3]).ToList();
-        Assert.Contains("reordering: seq 3 after 6", Verify("--jsonl", WriteLines(dir, backwards)).Output, StringComparison.Ordinal);
+        Assert.Contains("invalid: seq 7: line 8: seq 3 appears where seq 7 belongs (a duplicate or reordered record)", Verify("--jsonl", WriteLines(dir, backwards)).Output, StringComparison.Ordinal);
 
         var truncated = Verify("--jsonl", WriteLines(dir, lines.Take(15)), "--expect-head", head);
         Assert.Equal(1, truncated.Code);
-        Assert.Contains("truncation: the chain ends at seq 14, expected head 19", truncated.Output, StringComparison.Ordinal);
+        Assert.Contains("invalid: seq 15: truncation: the chain ends at seq 14, --expect-head is at seq 19", truncated.Output, StringComparison.Ordinal);
         Assert.Equal(0, Verify("--jsonl", WriteLines(dir, lines), "--expect-head", head).Code);
     }
 
@@ -99,7 +99,7 @@ public sealed class AuditChainTests
         Assert.Equal(0, Verify("--audit-dir", dir.File("audit"), "--key-file", dir.File("key")).Code);
         var wrong = Verify("--audit-dir", dir.File("audit"), "--key-file", dir.File("wrong"));
         Assert.Equal(1, wrong.Code);
-        Assert.Contains("invalid: seq 0: hash mismatch (record altered, or wrong key)", wrong.Output, StringComparison.Ordinal);
+        Assert.StartsWith("invalid: seq 0: log address 64: hash mismatch (record altered, or wrong key)", wrong.Output, StringComparison.Ordinal);
         Assert.Equal(1, Verify("--audit-dir", dir.File("audit")).Code);
     }
 
@@ -139,10 +139,14 @@ public sealed class AuditChainTests
         record.Set(AuditText.Agent, "research-bot");
         record.Set(AuditText.SourceIp, "127.0.0.1");
         record.Set(AuditText.Method, "CONNECT");
-        record.Set(AuditText.Host, "api.openai.com");
-        record.Set(AuditText.Decision, "ALLOW");
-        record.Set(AuditText.Reason, "allowed");
+        // The page's format 2 example, filled as the gate fills a ring slot.
+        record.Set(AuditText.Host, "api.example.com");
+        record.Set(AuditText.Decision, "BLOCK");
+        record.Set(AuditText.Reason, "private_destination");
         record.Set(AuditText.Policy, "research");
+        record.Set(AuditText.DialedIp, "10.0.0.7");
+        record.Enforced = false;
+        record.Identity = AuditIdentity.Credential;
         record.Port = 443;
         record.Status = 200;
         record.ConnectionId = 1;
@@ -153,8 +157,8 @@ public sealed class AuditChainTests
         chain.Compute(new byte[32], canonical.AsSpan(0, n), hash);
 
         var doc = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/audit-format.md"));
-        Assert.Equal(138, n);
+        Assert.Equal(163, n);
         Assert.Contains("hash = " + Convert.ToHexStringLower(hash), doc, StringComparison.Ordinal);
-        Assert.StartsWith("010000000000000000", Convert.ToHexStringLower(canonical.AsSpan(0, n)), StringComparison.Ordinal);
+        Assert.StartsWith("020000000000000000", Convert.ToHexStringLower(canonical.AsSpan(0, n)), StringComparison.Ordinal);
     }
 }

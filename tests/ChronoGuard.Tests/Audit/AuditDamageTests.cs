@@ -164,7 +164,7 @@ public sealed class AuditDamageTests
 
         var verify = new StringWriter();
         Assert.True(VerifyCommand.Run(["--audit-dir", auditDir], verify, new StringWriter()) == 0, verify.ToString());
-        var after = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry).ToList();
+        var after = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
         var good = (int)damage.LastGoodSeq + 1;
         Assert.Equal(original.Take(good), AuditTestData.Export(auditDir).Take(good));
         var repair = after[good];
@@ -198,7 +198,7 @@ public sealed class AuditDamageTests
             Assert.Equal(Records, writer.RecoveredRecords);
         }
 
-        var first = AuditReader.ReadDirectory(auditDir).First().Entry;
+        var first = AuditReader.ReadDirectory(auditDir).First().Entry!;
         Assert.Equal(Records, first.Seq);
         Assert.Equal("repair", first.Reason);
         Assert.Equal(marker.Hash, Convert.ToHexStringLower(first.PrevHash));

@@ -43,7 +43,7 @@ public sealed class AuditRetentionTests
         Assert.True(code == 0, output + stderr);
         Assert.Matches(@"^valid: \d+ records, head 29999:[0-9a-f]{64} \(from seq [1-9]\d*: older segments were dropped; its prevHash is taken as the anchor\)", output);
 
-        var first = AuditReader.ReadDirectory(auditDir).First().Entry;
+        var first = AuditReader.ReadDirectory(auditDir).First().Entry!;
         Assert.True(first.Seq > 0);
         Assert.Contains(dropped, d => d.Seq == first.Seq && d.PrevHash.AsSpan().SequenceEqual(first.PrevHash));
     }

@@ -39,8 +39,9 @@ internal static class AuditTestData
     public static List<string> Export(string auditDir)
     {
         var lines = new List<string>();
-        foreach (var (entry, _) in AuditReader.ReadDirectory(auditDir))
+        foreach (var item in AuditReader.ReadDirectory(auditDir))
         {
+            var entry = item.Entry ?? throw new InvalidDataException($"{item.Where}: {item.Problem}");
             var buffer = new MemoryStream();
             using (var w = new System.Text.Json.Utf8JsonWriter(buffer))
             {

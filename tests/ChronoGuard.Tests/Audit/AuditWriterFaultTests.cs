@@ -76,7 +76,7 @@ public sealed class AuditWriterFaultTests
         // Everything taken before, during and after the fault is in the chain, in order, with no gap.
         var stdout = new StringWriter();
         Assert.True(VerifyCommand.Run(["--audit-dir", auditDir], stdout, new StringWriter()) == 0, stdout.ToString());
-        var entries = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry).ToList();
+        var entries = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
         Assert.Equal(Enumerable.Range(0, entries.Count).Select(i => (long)i), entries.Select(e => e.Seq));
         Assert.Contains(entries, e => e.Reason == "writer_fault");
     }
@@ -124,7 +124,7 @@ public sealed class AuditWriterFaultTests
 
         var stdout = new StringWriter();
         Assert.True(VerifyCommand.Run(["--audit-dir", auditDir], stdout, new StringWriter()) == 0, stdout.ToString());
-        var entries = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry).ToList();
+        var entries = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
         Assert.Equal(Enumerable.Range(0, entries.Count).Select(i => (long)i), entries.Select(e => e.Seq));
     }
 
@@ -159,8 +159,8 @@ public sealed class AuditWriterFaultTests
             Assert.True(writer.UnrecordedTotal > 0);
             File.Delete(filler);
             await PollAsync(() => !writer.Faulted, "never recovered");
-            await PollAsync(() => AuditLogScan.Run(auditDir).Records > 0 && AuditReader.ReadDirectory(auditDir).Any(e => e.Entry.Reason == "unrecorded"), "no unrecorded record");
-            var note = AuditReader.ReadDirectory(auditDir).First(e => e.Entry.Reason == "unrecorded").Entry;
+            await PollAsync(() => AuditLogScan.Run(auditDir).Records > 0 && AuditReader.ReadDirectory(auditDir).Any(e => e.Entry!.Reason == "unrecorded"), "no unrecorded record");
+            var note = AuditReader.ReadDirectory(auditDir).First(e => e.Entry!.Reason == "unrecorded").Entry!;
             Assert.StartsWith($"{writer.UnrecordedTotal} requests were not recorded between ", note.Path, StringComparison.Ordinal);
         }
 
@@ -211,7 +211,7 @@ public sealed class AuditWriterFaultTests
         Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
         // The first writer's chain is intact: start and stop, nothing from the refused one.
-        var reasons = AuditReader.ReadDirectory(dir.File("audit")).Select(i => i.Entry.Reason).ToList();
+        var reasons = AuditReader.ReadDirectory(dir.File("audit")).Select(i => i.Entry!.Reason).ToList();
         Assert.Equal("start", reasons[0]);
         Assert.Equal("stop", reasons[^1]);
         Assert.Single(reasons, r => r == "start");

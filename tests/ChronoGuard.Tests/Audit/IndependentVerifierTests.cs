@@ -17,7 +17,9 @@ public sealed class IndependentVerifierTests
 
     private static byte[] Canonical(JsonElement r)
     {
-        var b = new List<byte> { 1 };
+        // A line without "format" is format 1; format 2 adds dialedIp and two trailing bytes.
+        var version = r.TryGetProperty("format", out var f) ? f.GetInt32() : 1;
+        var b = new List<byte> { (byte)version };
         void Int64(long v)
         {
             var x = new byte[8];
@@ -35,9 +37,9 @@ public sealed class IndependentVerifierTests
         Int64(r.GetProperty("seq").GetInt64());
         Int64(r.GetProperty("ts").GetInt64());
         b.Add(r.GetProperty("kind").GetString() switch { "decision" => 0, "close" => 1, "system" => 2, var k => throw new InvalidDataException(k) });
-        foreach (var f in Text)
+        foreach (var name in version == 2 ? [.. Text, "dialedIp"] : Text)
         {
-            var s = Encoding.UTF8.GetBytes(r.GetProperty(f).GetString()!);
+            var s = Encoding.UTF8.GetBytes(r.GetProperty(name).GetString()!);
             b.Add((byte)(s.Length >> 8));
             b.Add((byte)s.Length);
             b.AddRange(s);
@@ -45,9 +47,15 @@ public sealed class IndependentVerifierTests
 
         Int32(r.GetProperty("port").GetInt32());
         Int32(r.GetProperty("status").GetInt32());
-        foreach (var f in new[] { "connId", "bytesUp", "bytesDown", "durationMs" })
+        foreach (var name in new[] { "connId", "bytesUp", "bytesDown", "durationMs" })
         {
-            Int64(r.GetProperty(f).GetInt64());
+            Int64(r.GetProperty(name).GetInt64());
+        }
+
+        if (version == 2)
+        {
+            b.Add(r.GetProperty("enforced").GetBoolean() ? (byte)1 : (byte)0);
+            b.Add(r.GetProperty("identity").GetString() switch { "" => 0, "credential" => 1, "unauthenticated" => 2, "listener" => 3, var i => throw new InvalidDataException(i) });
         }
 
         return [.. b];
@@ -73,7 +81,7 @@ public sealed class IndependentVerifierTests
             var h = key is null ? SHA256.HashData(data) : HMACSHA256.HashData(key, data);
             if (seq != expected || !Convert.FromHexString(r.GetProperty("prevHash").GetString()!).SequenceEqual(prev) || Convert.ToHexStringLower(h) != r.GetProperty("hash").GetString())
             {
-                return $"broken at seq {seq}";
+                return $"broken at seq {expected}";
             }
 
             prev = h;
@@ -129,17 +137,69 @@ public sealed class IndependentVerifierTests
         Assert.StartsWith("invalid: seq 123:", tampered.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void The_documented_worked_example_hashes_as_the_page_says()
+    [Theory]
+    [InlineData("""{"seq":0,"ts":1795348800000000000,"kind":"decision","agent":"research-bot","sourceIp":"127.0.0.1","method":"CONNECT","host":"api.openai.com","port":443,"path":"","decision":"ALLOW","reason":"allowed","policy":"research","rule":"","status":200,"connId":1,"bytesUp":0,"bytesDown":0,"durationMs":0}""", 138)]
+    [InlineData("""{"seq":0,"ts":1795348800000000000,"kind":"decision","agent":"research-bot","sourceIp":"127.0.0.1","method":"CONNECT","host":"api.example.com","port":443,"path":"","decision":"BLOCK","reason":"private_destination","policy":"research","rule":"","status":200,"connId":1,"bytesUp":0,"bytesDown":0,"durationMs":0,"format":2,"dialedIp":"10.0.0.7","enforced":false,"identity":"credential"}""", 163)]
+    public void The_documented_worked_examples_hash_as_the_page_says(string record, int length)
     {
-        const string record = """{"seq":0,"ts":1795348800000000000,"kind":"decision","agent":"research-bot","sourceIp":"127.0.0.1","method":"CONNECT","host":"api.openai.com","port":443,"path":"","decision":"ALLOW","reason":"allowed","policy":"research","rule":"","status":200,"connId":1,"bytesUp":0,"bytesDown":0,"durationMs":0}""";
         using var doc = JsonDocument.Parse(record);
         var canonical = Canonical(doc.RootElement);
         var hash = SHA256.HashData(new byte[32].Concat(canonical).ToArray());
 
         var page = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "../../../../../docs/audit-format.md"));
-        Assert.Equal(138, canonical.Length);
-        Assert.Contains("has the 138-byte canonical encoding", page, StringComparison.Ordinal);
+        Assert.Equal(length, canonical.Length);
+        Assert.Contains($"has the {length}-byte canonical encoding", page, StringComparison.Ordinal);
         Assert.Contains("hash = " + Convert.ToHexStringLower(hash), page, StringComparison.Ordinal);
+
+        // The production codec agrees byte for byte with the page.
+        var entry = ChronoGuard.Audit.AuditJson.Parse(record[..^1] + $$""","prevHash":"{{new string('0', 64)}}","hash":"{{Convert.ToHexStringLower(hash)}}"}""", out var problem, out _);
+        Assert.True(entry is not null, problem);
+        Assert.Equal(canonical, ChronoGuard.Audit.AuditCodec.Encode(entry));
+    }
+
+    [Fact]
+    public void The_documented_verifier_and_verify_agree_on_a_format_1_export_made_before_format_2()
+    {
+        var lines = File.ReadAllLines(Path.Combine(AuditFixtures.V1, "v1.jsonl"));
+        Assert.DoesNotContain(lines, l => l.Contains("\"format\"", StringComparison.Ordinal));
+        var independent = IndependentVerify(lines, null);
+        Assert.Equal("valid: 12 records, head 11:" + AuditFixtures.V1Head, independent);
+        var production = Cli((o, e) => VerifyCommand.Run(["--jsonl", Path.Combine(AuditFixtures.V1, "v1.jsonl")], o, e));
+        Assert.Equal(0, production.Code);
+        Assert.StartsWith(independent, production.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_format_1_log_continued_by_the_format_2_writer_is_one_chain_for_both_verifiers()
+    {
+        using var dir = new TempDir();
+        var audit = AuditFixtures.CopyV1Directory(dir);
+        var options = new ChronoGuard.Audit.AuditOptions { Directory = audit, QueueCapacity = 64 };
+        using (var writer = ChronoGuard.Audit.AuditWriter.Open(options, TimeProvider.System))
+        {
+            Assert.Equal(12, writer.RecoveredRecords);
+            var r = default(ChronoGuard.Audit.AuditRecord);
+            r.Kind = ChronoGuard.Audit.AuditKind.Decision;
+            r.Identity = ChronoGuard.Audit.AuditIdentity.Unauthenticated;
+            r.Enforced = false;
+            r.Set(ChronoGuard.Audit.AuditText.DialedIp, "10.1.2.3");
+            r.Set(ChronoGuard.Audit.AuditText.Decision, "DENY");
+            writer.Append(ref r);
+        }
+
+        var lines = AuditTestData.Export(audit);
+        Assert.Equal(13, lines.Count);
+        Assert.DoesNotContain("\"format\"", lines[11], StringComparison.Ordinal);
+        Assert.Contains("\"format\":2,\"dialedIp\":\"10.1.2.3\",\"enforced\":false,\"identity\":\"unauthenticated\"", lines[12], StringComparison.Ordinal);
+        var export = dir.File("mixed.jsonl");
+        File.WriteAllLines(export, lines);
+        var independent = IndependentVerify(lines, null);
+        Assert.StartsWith("valid: 13 records, head 12:", independent, StringComparison.Ordinal);
+        foreach (var args in new[] { new[] { "--jsonl", export }, ["--audit-dir", audit] })
+        {
+            var production = Cli((o, e) => VerifyCommand.Run(args, o, e));
+            Assert.Equal(0, production.Code);
+            Assert.StartsWith(independent, production.Output, StringComparison.Ordinal);
+        }
     }
 }
