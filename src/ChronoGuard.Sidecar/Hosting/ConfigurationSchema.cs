@@ -23,6 +23,7 @@ internal static class ConfigurationSchema
             SettingRule.Number("ConnectTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Number("HeaderTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Number("IdleTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Number("BodyTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Number("MaxHeaderBytes", 1024, 1024 * 1024),
             SettingRule.Number("DrainTimeoutMs", 1, MaxMilliseconds),
         ]),
@@ -47,6 +48,10 @@ internal static class ConfigurationSchema
             SettingRule.Number("SegmentSizeBits", 19, 40),
             SettingRule.Number("RetainSegments", 0, 1_000_000),
             SettingRule.Number("MaxBatch", 1, 65_536),
+            SettingRule.Choice("OnFailure", "refuse", "forward"),
+            SettingRule.Number("CommitTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Text("SigningKeyFile", required: false),
+            SettingRule.Number("CheckpointIntervalMs", 1, MaxMilliseconds),
         ]),
     ];
 

@@ -85,6 +85,13 @@ internal sealed class AuditLogScan
         }
 
         scan.CompareWithMarker();
+        if (scan.Damage is null && scan.Records > 0 && AuditDamageScan.Check(directory, bits, scan.ReadableEnd) is { } found)
+        {
+            // The verifier's reading of the commit files and segments: whatever `verify` calls damage
+            // the writer must refuse too, so the two can never disagree about a log.
+            scan.SetDamage(LogDamageKind.CommitMetadata, scan.LastSeq, scan.ReadableEnd, $"{found.Where}: {found.Problem}");
+        }
+
         return scan;
     }
 

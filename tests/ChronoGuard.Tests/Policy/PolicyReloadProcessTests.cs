@@ -38,7 +38,7 @@ public sealed class PolicyReloadProcessTests
 
     private static bool AuditHolds(TempDir dir, ReadOnlySpan<byte> text)
     {
-        foreach (var f in Directory.GetFiles(Path.Combine(dir.Path, "audit"), "*", SearchOption.AllDirectories))
+        foreach (var f in Directory.GetFiles(Path.Combine(dir.Path, "audit"), "audit.log.*"))
         {
             using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             using var copy = new MemoryStream();

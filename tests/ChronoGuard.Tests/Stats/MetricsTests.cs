@@ -60,7 +60,7 @@ public sealed class MetricsTests
         Assert.Equal(1, m.Decisions(Decision.Block, DecisionReasons.IndexOf(Reasons.DomainBlocked)));
         Assert.Equal(1, m.Decisions(Decision.Deny, DecisionReasons.IndexOf("auth_required")));
         Assert.Equal(1, m.Decisions(Decision.Allow, DecisionReasons.IndexOf("upstream_timeout")));
-        Assert.Equal(1, m.Decisions(Decision.Deny, DecisionReasons.IndexOf("bad_chunk")));
+        Assert.Equal(1, m.Decisions(Decision.Deny, DecisionReasons.IndexOf("bad_chunk_size")));
         Assert.Equal(1, m.Decisions(Decision.Allow, DecisionReasons.IndexOf("grant")));
         Assert.Equal(2, m.Decisions(Decision.Deny, DecisionReasons.IndexOf(DecisionReasons.Other)));
         Assert.Equal(4, m.Decisions(Decision.Deny));
@@ -168,7 +168,7 @@ public sealed class MetricsTests
         Assert.Equal(5, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "ALLOW"), ("reason", "allowed")));
         Assert.Equal(3, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "BLOCK"), ("reason", "domain_blocked")));
         Assert.Equal(2, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "DENY"), ("reason", "default_deny")));
-        Assert.Equal(4, families.Value("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY"), ("reason", "unauthenticated")));
+        Assert.Equal(4, families.Value("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY"), ("reason", "auth_required")));
         Assert.Equal(1, families.Value("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY"), ("reason", "not_a_proxy_request")));
         Assert.Equal(5, families["chronoguard_decisions_total"].Samples.Count);
 
@@ -191,7 +191,7 @@ public sealed class MetricsTests
         Assert.Equal(5, byAgent.GetProperty("").GetProperty("DENY").GetInt64());
         var reasons = stats.RootElement.GetProperty("decisionReasonsByAgent");
         Assert.Equal(3, reasons.GetProperty("bot").GetProperty("BLOCK").GetProperty("domain_blocked").GetInt64());
-        Assert.Equal(4, reasons.GetProperty("").GetProperty("DENY").GetProperty("unauthenticated").GetInt64());
+        Assert.Equal(4, reasons.GetProperty("").GetProperty("DENY").GetProperty("auth_required").GetInt64());
         Assert.Equal("127.0.0.1", stats.RootElement.GetProperty("topDomains")[0].GetProperty("domain").GetString());
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("byAgent").GetProperty("bot").GetProperty("estimate").GetInt64());
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("total").GetProperty("estimate").GetInt64());
