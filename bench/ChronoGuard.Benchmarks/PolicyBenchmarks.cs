@@ -32,12 +32,12 @@ public class PolicyBenchmarks
 
     /// <summary>An allowed domain deep in the list: every rule is evaluated (none matches), then the lists.</summary>
     [Benchmark]
-    public Decision DecideAllowed() =>
-        _policy.Decide(_agent, new RequestFacts("api.svc4711.example.com"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Decision;
+    public int DecideAllowed() =>
+        _policy.Decide(_agent, new RequestFacts("api.svc4711.example.com"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Status;
 
     [Benchmark]
-    public Decision DecideUnlisted() =>
-        _policy.Decide(_agent, new RequestFacts("unlisted.example.net"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Decision;
+    public int DecideUnlisted() =>
+        _policy.Decide(_agent, new RequestFacts("unlisted.example.net"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Status;
 
     [Benchmark]
     public int AuthenticateCached() => (int)_policy.Authenticate(_credentials, out _);

@@ -36,7 +36,7 @@ internal static class CommandLine
         switch (args[0])
         {
             case "run":
-                return await RunCommand.RunAsync(rest, stdout, stderr, CancellationToken.None).ConfigureAwait(false);
+                return await RunCommand.RunAsync(rest, stderr, CancellationToken.None).ConfigureAwait(false);
             case "verify":
                 return VerifyCommand.Run(rest, stdout, stderr);
             case "export":

@@ -12,7 +12,7 @@ namespace ChronoGuard.Sidecar.Cli;
 /// <summary><c>chronoguard run</c>: the sidecar on Microsoft.Extensions.Hosting.</summary>
 internal static class RunCommand
 {
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string[] args, TextWriter stderr, CancellationToken cancellationToken)
     {
         var error = RunArguments.TryParse(args, out var configFile, out var overrides);
         if (error is not null)

@@ -1,7 +1,7 @@
 namespace ChronoGuard.Audit;
 
 /// <summary>The <c>Audit</c> configuration section (SPEC §3, §5).</summary>
-public sealed class AuditOptions
+internal sealed class AuditOptions
 {
     /// <summary>Where the FASTER log lives.</summary>
     public string Directory { get; set; } = "./chronoguard-audit";

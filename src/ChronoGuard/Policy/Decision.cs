@@ -1,7 +1,7 @@
 namespace ChronoGuard.Policy;
 
 /// <summary>The outcome of one request's decision (SPEC §4); <see cref="DecisionNames"/> gives the wire names.</summary>
-public enum Decision : byte
+internal enum Decision : byte
 {
     /// <summary>Forwarded.</summary>
     Allow = 0,

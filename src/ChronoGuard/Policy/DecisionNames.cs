@@ -1,7 +1,7 @@
 namespace ChronoGuard.Policy;
 
 /// <summary>SPEC wire names for <see cref="Decision"/>, as static strings and UTF-8 so no path formats them.</summary>
-public static class DecisionNames
+internal static class DecisionNames
 {
     /// <summary>Number of <see cref="Decision"/> values; arrays indexed by decision use it.</summary>
     public const int Count = 6;

@@ -332,7 +332,7 @@ internal static partial class PolicyCompiler
             AllowedMask = [],
             BlockedBy = [],
             GrantsByPattern = [],
-            MaxTunnelsPerAgent = int.MaxValue,
+            MaxTunnelsPerAgent = maxTunnelsPerAgent,
             SourceSha256 = string.Empty,
             Anonymous = anonymous,
             AgentsById = new Dictionary<string, AgentPlan> { ["anonymous"] = anonymous },

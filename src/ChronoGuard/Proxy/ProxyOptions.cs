@@ -1,7 +1,7 @@
 namespace ChronoGuard.Proxy;
 
 /// <summary>The <c>Proxy</c> configuration section (SPEC §3).</summary>
-public sealed class ProxyOptions
+internal sealed class ProxyOptions
 {
     /// <summary>HOST:PORT of the proxy listener.</summary>
     public string Listen { get; set; } = "127.0.0.1:3128";

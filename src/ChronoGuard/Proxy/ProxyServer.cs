@@ -57,12 +57,14 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     private async Task AcceptLoopAsync(Socket listener)
     {
+        var backoff = default(AcceptBackoff);
         while (!_draining)
         {
             Socket socket;
             try
             {
                 socket = await listener.AcceptAsync().ConfigureAwait(false);
+                backoff.Succeed();
             }
             catch (ObjectDisposedException)
             {
@@ -74,9 +76,15 @@ internal sealed class ProxyServer : IAsyncDisposable
             }
             catch (SocketException ex)
             {
-                // EMFILE and friends: the listener is fine, this one accept is not; back off a little.
-                ProxyLog.AcceptFailed(Context.Logger, ex.SocketErrorCode.ToString());
-                await Task.Delay(10).ConfigureAwait(false);
+                // EMFILE and friends: the listener is fine, this one accept is not; back off (5 ms
+                // doubling to 1 s) and log once per burst, not once per failure.
+                var delay = backoff.Fail(out var burstStarted);
+                if (burstStarted)
+                {
+                    ProxyLog.AcceptFailed(Context.Logger, ex.SocketErrorCode.ToString());
+                }
+
+                await Task.Delay(delay, Context.Time).ConfigureAwait(false);
                 continue;
             }
 

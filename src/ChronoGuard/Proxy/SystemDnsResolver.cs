@@ -4,7 +4,7 @@ using System.Net.Sockets;
 namespace ChronoGuard.Proxy;
 
 /// <summary>The operating system resolver (getaddrinfo through <see cref="Dns"/>).</summary>
-public sealed class SystemDnsResolver : IDnsResolver
+internal sealed class SystemDnsResolver : IDnsResolver
 {
     /// <summary>The shared instance.</summary>
     public static readonly SystemDnsResolver Instance = new();

@@ -32,6 +32,13 @@ public sealed class AuditFormat2Tests
         {
             await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System, audit));
             await traffic(proxy.EndPoint, origin.Port);
+
+            // Every request has reached its scope's exit (its records are written) before the proxy stops.
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (proxy.Server.ActiveConnections > 0 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(10);
+            }
         }
 
         var lines = AuditTestData.Export(options.Directory);

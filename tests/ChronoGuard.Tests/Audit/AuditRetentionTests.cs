@@ -4,6 +4,7 @@ using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Audit;
 
+[Collection(SerialCollection.Name)]
 public sealed class AuditRetentionTests
 {
     [Fact]

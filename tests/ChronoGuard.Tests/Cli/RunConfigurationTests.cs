@@ -138,7 +138,7 @@ public sealed class RunConfigurationTests
     private static async Task<int> RunBoundedAsync(string[] args, TextWriter stderr)
     {
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        return await RunCommand.RunAsync(args, TextWriter.Null, stderr, stop.Token);
+        return await RunCommand.RunAsync(args, stderr, stop.Token);
     }
 
     /// <summary>The schema and the options classes name the same keys: an option added without a rule would be refused as unknown.</summary>
@@ -167,7 +167,7 @@ public sealed class RunConfigurationTests
     public async Task Bad_arguments_exit_2_with_one_line(string[] args, string message)
     {
         var stderr = new StringWriter();
-        Assert.Equal(2, await RunCommand.RunAsync(args, TextWriter.Null, stderr, CancellationToken.None));
+        Assert.Equal(2, await RunCommand.RunAsync(args, stderr, CancellationToken.None));
         Assert.Contains(message, stderr.ToString(), StringComparison.Ordinal);
     }
 
