@@ -7,7 +7,7 @@ using ChronoGuard.Tests.Support;
 namespace ChronoGuard.Tests.Audit;
 
 /// <summary>The real executable killed with SIGKILL while it is busy: what it committed must survive.</summary>
-[Collection(SerialCollection.Name)]
+[Collection(RunAlone.Name)]
 public sealed class AuditCrashTests
 {
     private sealed record Head(long Seq, string Hash);

@@ -5,7 +5,7 @@ using ChronoGuard.Tests.Support;
 namespace ChronoGuard.Tests.Audit;
 
 /// <summary>Damage on disk is refused at start, never appended over; repair moves it aside and the chain says so.</summary>
-[Collection(SerialCollection.Name)]
+[Collection(RunAlone.Name)]
 public sealed class AuditDamageTests
 {
     private const int Records = 60;

@@ -4,7 +4,7 @@ using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Audit;
 
-[Collection(SerialCollection.Name)]
+[Collection(RunAlone.Name)]
 public sealed class AuditRetentionTests
 {
     [Fact]

@@ -5,7 +5,7 @@ using ChronoGuard.Tests.Support;
 namespace ChronoGuard.Tests.Audit;
 
 /// <summary>The writer on a disk that fails under it: faults are declared, nothing fails open, and it recovers.</summary>
-[Collection(SerialCollection.Name)]
+[Collection(RunAlone.Name)]
 public sealed class AuditWriterFaultTests
 {
     private static AuditRecord Record(int i)

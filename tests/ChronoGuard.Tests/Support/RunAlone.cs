@@ -5,7 +5,7 @@ namespace ChronoGuard.Tests.Support;
 /// parallel ones, so that a loaded machine cannot turn a commit deadline into a false fault.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class SerialCollection
+public sealed class RunAlone
 {
     public const string Name = "serial: audit faults and crashes";
 }
