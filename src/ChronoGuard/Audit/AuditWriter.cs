@@ -772,12 +772,19 @@ internal sealed class AuditWriter : IDisposable
         new AuditHeadMarker(_chainId, seq, Convert.ToHexStringLower(hash)).Write(_directory);
     }
 
+    private bool _sawCommits;
+
     /// <summary>Deleting the log under a running writer raises no I/O error (the files stay open): look.</summary>
     private void CheckFiles()
     {
         var commits = Path.Combine(_directory, "log-commits");
-        if (!Directory.Exists(commits))
+        if (Directory.Exists(commits))
         {
+            _sawCommits = true;
+        }
+        else if (_sawCommits)
+        {
+            // FASTER makes the directory at its first commit: missing before that is a new log, not a deletion.
             throw new IOException($"{commits} was deleted under the running writer");
         }
 
