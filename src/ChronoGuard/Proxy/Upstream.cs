@@ -143,9 +143,10 @@ internal sealed class Upstream : IDisposable
     }
 
     /// <summary>
-    /// Between keep-alive requests an upstream keeps its socket and nothing else: the pipe over it is
-    /// made again by the next request. False when the origin sent bytes past its response: they would
-    /// be read as the next response, so such an upstream is never reused.
+    /// Whether this upstream may carry the next keep-alive request: not when the origin sent bytes past
+    /// its response (they would be read as the next response). Its pipe is kept: with zero-byte reads
+    /// an idle pipe holds no buffer, and dropping it between requests saved nothing measurable
+    /// (perf/idle-keepalive-memory: 9.0 against 9.1 KiB) while costing a new stream and pipe per request.
     /// </summary>
     public bool TryPark()
     {
@@ -153,13 +154,9 @@ internal sealed class Upstream : IDisposable
         {
             var clean = leftover.Buffer.IsEmpty && !leftover.IsCompleted && !leftover.IsCanceled;
             input.AdvanceTo(leftover.Buffer.Start);
-            if (!clean)
-            {
-                return false;
-            }
+            return clean;
         }
 
-        DropPipe();
         return true;
     }
 
