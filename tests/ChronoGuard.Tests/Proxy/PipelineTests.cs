@@ -385,7 +385,8 @@ public sealed class PipelineTests
     {
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var gate = new RecordingGate();
-        await using var proxy = TestProxy.Start(o => o.ConnectTimeoutMs = 10_000, gate, new MapResolver { Hang = true }, clock);
+        // The head timeout is out of reach, so only the connect deadline can fire however early the clock moves.
+        await using var proxy = TestProxy.Start(o => { o.ConnectTimeoutMs = 10_000; o.HeaderTimeoutMs = 600_000; }, gate, new MapResolver { Hang = true }, clock);
         using var c = await RawClient.ConnectAsync(proxy.EndPoint);
         await c.SendAsync("CONNECT slow.test:443 HTTP/1.1\r\nHost: slow.test:443\r\n\r\n");
         await WaitUntil(() => !gate.Closes.IsEmpty || proxy.Server.ActiveConnections == 1, "the request is in flight");
