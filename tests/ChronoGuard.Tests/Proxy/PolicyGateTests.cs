@@ -126,7 +126,7 @@ public sealed class PolicyGateTests
         var (engine, path, dir) = Engine(json);
         using var _d = dir;
         var gate = RecordingPolicyGate(engine);
-        await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback, ["localhost"] = IPAddress.Loopback });
+        await using var proxy = TestProxy.Start(gate: gate, resolver: new MapResolver { ["allowed.test"] = IPAddress.Loopback, ["localhost"] = IPAddress.Loopback });
         async Task<RawClient> Open(string host)
         {
             var c = await RawClient.ConnectAsync(proxy.EndPoint);
@@ -161,7 +161,7 @@ public sealed class PolicyGateTests
         var engine = new PolicyEngine(path, 512, clock);
         Assert.True(engine.Reload().Ok);
         var gate = RecordingPolicyGate(engine, clock);
-        await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 400, gate, new MapResolver { ["allowed.test"] = IPAddress.Loopback });
+        await using var proxy = TestProxy.Start(gate: gate, resolver: new MapResolver { ["allowed.test"] = IPAddress.Loopback });
         using var tunnel = await RawClient.ConnectAsync(proxy.EndPoint);
         await tunnel.SendAsync($"CONNECT allowed.test:{echo.Port} HTTP/1.1\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
         Assert.Equal(200, (await tunnel.ReadHeadAsync()).Status);
