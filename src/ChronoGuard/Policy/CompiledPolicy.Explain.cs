@@ -1,0 +1,87 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+
+namespace ChronoGuard.Policy;
+
+internal sealed partial class CompiledPolicy
+{
+    /// <summary>
+    /// The lines <c>policy explain</c> prints, one method per step. Never inlined: string formatting
+    /// inside a decision step would keep that step out of <see cref="Evaluate"/>'s frame and grow the
+    /// frame the proxy zeroes on every request, for text only explain reads.
+    /// </summary>
+    private static class Explain
+    {
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void PortRefused(IDecisionTrace trace, int port) =>
+            trace.Step($"network: port {port} is not in allowedPorts");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void LiteralRefused(IDecisionTrace trace, IPAddress literal, string reason) =>
+            trace.Step($"network: {literal} refused ({reason})");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void TunnelBudget(IDecisionTrace trace, int open, int limit) =>
+            trace.Step($"budget: {open} tunnels open, limit {limit}");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void EgressBudget(IDecisionTrace trace, long spent, long budget) =>
+            trace.Step($"budget: egress today {spent} >= {budget} bytes");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Matches(IDecisionTrace trace, ReadOnlySpan<int> matches, string[] patterns)
+        {
+            if (matches.IsEmpty)
+            {
+                trace.Step("domain: no pattern matches");
+                return;
+            }
+
+            var names = new string[matches.Length];
+            for (var i = 0; i < matches.Length; i++)
+            {
+                names[i] = patterns[matches[i]];
+            }
+
+            trace.Step("domain: matches " + string.Join(", ", names));
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Grant(IDecisionTrace trace, string pattern, Grant grant, bool applies) =>
+            trace.Step(applies
+                ? $"grant: {pattern} until {grant.Expires:O} ({grant.AuditReason})"
+                : $"grant: {pattern} for {grant.Agent} does not apply (agent or expiry {grant.Expires:O})");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Policy(IDecisionTrace trace, EffectivePolicy policy) =>
+            trace.Step($"policy {policy.Name} (priority {policy.Priority})");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void RuleMatches(IDecisionTrace trace, Rule rule) =>
+            trace.Step($"  rule {rule.Name} ({rule.Origin}) matches: {rule.Action}");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void BucketEmpty(IDecisionTrace trace, long wait) =>
+            trace.Step($"  bucket empty: retry after {wait} s");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Blocked(IDecisionTrace trace, string pattern, string name, string by) =>
+            trace.Step($"  {pattern} is blocked by policy {name}{(name == by ? string.Empty : $" (inherited by {by})")}: blocked wins");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void WindowOpen(IDecisionTrace trace, TimeWindow window) =>
+            trace.Step($"  time window ({window.Zone.Id}): open");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void WindowClosed(IDecisionTrace trace, TimeWindow window, DateTimeOffset? opens) =>
+            trace.Step($"  outside the time window ({window.Zone.Id}); opens {opens:O}");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void FanOut(IDecisionTrace trace, int quota) =>
+            trace.Step($"  {quota} new domains this hour already");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Allowed(IDecisionTrace trace, string? byRule) =>
+            trace.Step(byRule is null ? "  allowed" : $"  allowed by rule {byRule}");
+    }
+}
