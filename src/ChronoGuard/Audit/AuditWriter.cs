@@ -699,14 +699,17 @@ internal sealed class AuditWriter : IDisposable
 
     /// <summary>
     /// FASTER's Enqueue spins forever when its memory is full of pages it cannot flush (a full disk);
-    /// this gives up when the watchdog has declared the fault, so the writer can recover instead.
+    /// this gives up when the watchdog has declared the fault, so the writer can recover instead. A stop
+    /// is not a reason: its final drain routinely outruns the flushes (more queued than the 2 MiB of
+    /// pages hold) and must wait for them, or it drops what was queued and never commits. A stop that
+    /// cannot finish is ended by the watchdog (a stuck disk) or by Dispose giving up on the thread.
     /// </summary>
     private void Enqueue(ReadOnlySpan<byte> bytes)
     {
         var spin = default(SpinWait);
         while (!_log.TryEnqueue(bytes, out _))
         {
-            if (Volatile.Read(ref _faulted) != 0 || _stopping)
+            if (Volatile.Read(ref _faulted) != 0 || _stopped)
             {
                 throw new IOException(FaultCause ?? "the audit log stopped accepting appends");
             }
@@ -788,10 +791,13 @@ internal sealed class AuditWriter : IDisposable
             throw new IOException($"{commits} was deleted under the running writer");
         }
 
-        var tail = _log.TailAddress;
-        if (tail > _log.BeginAddress)
+        // The segment of the last flushed byte, not of the tail: FASTER creates a segment's file when it
+        // first flushes into it, so right after the tail crossed into a new segment there is no file yet
+        // (taken for a deletion, that faulted a healthy writer about one run in three).
+        var flushed = _log.FlushedUntilAddress;
+        if (flushed > _log.BeginAddress)
         {
-            var segment = Path.Combine(_directory, "audit.log." + ((tail - 1) >> _bits).ToString(CultureInfo.InvariantCulture));
+            var segment = Path.Combine(_directory, "audit.log." + ((flushed - 1) >> _bits).ToString(CultureInfo.InvariantCulture));
             if (!File.Exists(segment))
             {
                 throw new IOException($"{segment} was deleted under the running writer");

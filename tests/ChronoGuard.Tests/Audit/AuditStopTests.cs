@@ -1,12 +1,46 @@
 using System.Net;
+using ChronoGuard.Audit;
+using ChronoGuard.Sidecar.Cli;
 using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Audit;
 
-/// <summary>The real binary on a full audit disk: SIGTERM still ends it within the drain timeout.</summary>
+/// <summary>Stopping the writer: everything appended is committed; on a full disk SIGTERM still ends the real binary in time.</summary>
 [Collection(RunAlone.Name)]
 public sealed class AuditStopTests
 {
+    /// <summary>
+    /// FASTER keeps 2 MiB of log pages in memory and refuses appends while they wait for their flush.
+    /// A stop took that back-pressure for a fault: with more queued than the pages hold, it dropped the
+    /// rest of the ring, never committed, and left a head file at seq -1 over a written log.
+    /// </summary>
+    [Fact]
+    public void Stopping_with_more_queued_than_the_log_holds_in_memory_commits_every_record()
+    {
+        const int count = 8192;
+        var path = "/" + new string('p', 1000);
+        for (var round = 0; round < 3; round++)
+        {
+            using var dir = new TempDir();
+            var auditDir = dir.File("audit");
+            var writer = AuditWriter.Open(new AuditOptions { Directory = auditDir, QueueCapacity = count }, TimeProvider.System);
+            for (var i = 0; i < count; i++)
+            {
+                var r = default(AuditRecord);
+                r.Set(AuditText.Host, $"host-{i}.example.org");
+                r.Set(AuditText.Path, path);
+                Assert.Equal(i, writer.Append(ref r));
+            }
+
+            writer.Dispose();
+            Assert.False(writer.Faulted, writer.FaultCause);
+            Assert.Equal(count - 1, writer.Head.Seq);
+            var stdout = new StringWriter();
+            Assert.Equal(0, VerifyCommand.Run(["--audit-dir", auditDir], stdout, new StringWriter()));
+            Assert.StartsWith($"valid: {count} records, head {count - 1}:", stdout.ToString(), StringComparison.Ordinal);
+        }
+    }
+
     [RootFact]
     public async Task Sigterm_ends_the_sidecar_within_the_drain_timeout_while_its_writer_is_faulted()
     {
