@@ -13,4 +13,10 @@ if (args.Length > 0 && args[0] == "decide-latency")
     return;
 }
 
+if (args.Length > 0 && args[0] == "forward-allocations")
+{
+    await ForwardAllocations.RunAsync(Console.Out, args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 50_000);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
