@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
 
 namespace ChronoGuard.Proxy;
@@ -23,6 +24,7 @@ internal static class BodyCopier
     public static ValueTask<BodyResult> CopyToEndAsync(PipeReader from, Socket to, RequestScope scope) =>
         CopyAsync(from, to, scope, upstream: false, new ExactFraming(long.MaxValue));
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<BodyResult> CopyAsync<TFraming>(PipeReader from, Socket to, RequestScope scope, bool upstream, TFraming framing)
         where TFraming : struct, IBodyFraming
     {
@@ -68,6 +70,7 @@ internal static class BodyCopier
         return BodyResult.Done;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<BodyResult> SendAsync(ReadOnlySequence<byte> data, Socket to, RequestScope scope, bool upstream)
     {
         if (data.IsEmpty)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
 
 namespace ChronoGuard.Proxy;
@@ -136,6 +137,7 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
     /// Reads one request head. Incomplete means the connection should just close (clean EOF between
     /// requests, idle or drain); a header timeout is refused with 408 here.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<(HeadStatus Status, ParseError Error)> ReadHeadAsync()
     {
         while (true)

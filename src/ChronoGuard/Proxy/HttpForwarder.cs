@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
 
@@ -38,7 +39,8 @@ internal static class HttpForwarder
     }
 
     /// <returns>True when the client connection may carry another request.</returns>
-    public static async Task<bool> RunAsync(RequestScope scope)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<bool> RunAsync(RequestScope scope)
     {
         var connection = scope.Connection;
         var head = scope.Head;
@@ -114,6 +116,7 @@ internal static class HttpForwarder
     }
 
     /// <summary>Resolves, guards and dials; on failure the client has been answered.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> DialAsync(RequestScope scope, bool recorded)
     {
         var (outcome, addresses, count) = await Upstream.ResolveAsync(scope).ConfigureAwait(false);
@@ -165,7 +168,8 @@ internal static class HttpForwarder
         }
     }
 
-    private static async Task<(Exchange Result, BodyResult Body, bool FinalSent)> ExchangeAsync(RequestScope scope, Upstream upstream, bool hasBody)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private static async ValueTask<(Exchange Result, BodyResult Body, bool FinalSent)> ExchangeAsync(RequestScope scope, Upstream upstream, bool hasBody)
     {
         var connection = scope.Connection;
         var request = scope.Head;
@@ -316,6 +320,7 @@ internal static class HttpForwarder
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<(HeadStatus Status, bool SawBytes)> ReadResponseHeadAsync(PipeReader input, HttpHead response)
     {
         response.Reset();

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
@@ -133,6 +134,7 @@ internal sealed class RequestScope
     /// when it never will be: the request is then refused 503 <c>audit_unavailable</c> (sent here when
     /// <paramref name="answer"/>), and nothing goes upstream.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
     {
         Record(200);

@@ -1,11 +1,13 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace ChronoGuard.Proxy;
 
 internal static class SocketSend
 {
     /// <summary>Sends every byte; a stream socket may accept fewer than offered per call.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken ct = default)
     {
         while (!data.IsEmpty)
@@ -15,6 +17,7 @@ internal static class SocketSend
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public static async ValueTask SendAllAsync(Socket socket, ReadOnlySequence<byte> data, CancellationToken ct = default)
     {
         if (data.IsSingleSegment)
