@@ -1,19 +1,31 @@
 using System.Buffers.Binary;
-using System.Globalization;
 using FASTER.core;
 
 namespace ChronoGuard.Audit;
 
 /// <summary>
-/// Reads an audit directory to its readable end and compares that end with what the directory says was
-/// committed: a record that fails its checksum, a missing segment between the first kept one and the
-/// tail, unreadable or missing commit metadata, or a readable end short of the <c>head</c> file is
-/// <see cref="Damage"/>. The writer runs it at start (and refuses to append over damage); verify and
-/// export run <see cref="Run(string, Action{AuditReader.Item}?)"/>, which opens the log read-only and
-/// never takes the writer's lock.
+/// The one reading of an audit directory: what is readable (FASTER's read-only recovery and scan), what
+/// was committed (every commit file and commit record, read by their layout in <see cref="FasterLogFiles"/>,
+/// and the <c>head</c> file), and where and why the two differ (<see cref="Damage"/>). FASTER takes the
+/// first entry it cannot read for the end of the log, so a flipped byte, a shortened or a missing segment
+/// would read as a shorter valid log: past the end FASTER reads, the segment files are walked entry by
+/// entry, and anything committed beyond the first unreadable entry is damage. The writer runs it at start
+/// and refuses to append over damage, repair moves the damage aside, verify and export read their records
+/// through <see cref="Entries"/>. It opens the log read-only and never takes the writer's lock, so it is
+/// safe beside a running writer (and a writable FASTER instance holds its tail page in memory, where
+/// checksums are not verified: only a read-only one sees a damaged record).
 /// </summary>
-internal sealed class AuditLogScan
+internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool requireLog = true)
 {
+    // FASTER's first valid log address: the first entry of a log that never dropped a segment.
+    private const long FirstEntryAddress = 64;
+
+    // Enough of an entry to hold a record's kind byte and seq.
+    private const int MinRecordBytes = AuditCodec.EntryPrefix + 9;
+
+    /// <summary>One intact entry: its log address, the address after it, its payload (prevHash ‖ hash ‖ canonical).</summary>
+    public readonly record struct Entry(long Address, long Next, byte[] Payload);
+
     /// <summary>Records read before the readable end.</summary>
     public long Records { get; private set; }
 
@@ -32,7 +44,7 @@ internal sealed class AuditLogScan
     /// <summary>The log address just past the last good record (the readable end).</summary>
     public long ReadableEnd { get; private set; }
 
-    /// <summary>The tail the commit metadata recovered to.</summary>
+    /// <summary>The tail FASTER's recovery of the commit metadata reached.</summary>
     public long CommittedTail { get; private set; }
 
     /// <summary>The head file, if the directory has one.</summary>
@@ -42,187 +54,234 @@ internal sealed class AuditLogScan
     public LogDamage? Damage { get; private set; }
 
     /// <summary>
-    /// Scans a directory read-only (safe beside a running writer). <paramref name="onRecord"/> sees
-    /// every good record in order; damage is returned, not thrown. Throws <see cref="IOException"/>
-    /// only when <paramref name="directory"/> is not an audit directory at all.
+    /// Scans a directory to its end; damage is returned, not thrown. Throws <see cref="IOException"/> only
+    /// when <paramref name="directory"/> is not an audit directory at all.
     /// </summary>
-    public static AuditLogScan Run(string directory, Action<AuditReader.Item>? onRecord = null) => Run(directory, onRecord, requireLog: true);
+    public static AuditLogScan Run(string directory) => Run(directory, requireLog: true);
 
-    /// <summary>
-    /// The writer's scan at start, before it opens the log for writing: FASTER verifies checksums only
-    /// when it reads from disk, and a writable instance holds the tail page in memory, so only a
-    /// read-only instance sees a damaged record. A new, empty directory is an empty scan.
-    /// </summary>
-    internal static AuditLogScan Run(string directory, Action<AuditReader.Item>? onRecord, bool requireLog)
+    /// <summary>The writer's scan at start, before it opens the log for writing: a new, empty directory is an empty scan.</summary>
+    internal static AuditLogScan Run(string directory, bool requireLog)
     {
-        var scan = new AuditLogScan { Marker = AuditHeadMarker.Read(directory) };
-        var commits = Path.Combine(directory, "log-commits");
-        if (!Directory.Exists(commits) && scan.Marker is null && !HasSegments(directory))
+        var scan = new AuditLogScan(directory, 0, requireLog);
+        foreach (var _ in scan.Entries())
         {
-            return requireLog ? throw new IOException($"{directory}: not an audit directory (no log-commits)") : scan;
-        }
-
-        var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
-        if (scan.CheckMetadata(directory, commits))
-        {
-            FasterLog? log = null;
-            IDevice? device = null;
-            try
-            {
-                (log, device) = AuditWriter.OpenLog(directory, bits, readOnly: true);
-                log.RecoverReadOnlyAsync().AsTask().GetAwaiter().GetResult();
-                scan.Walk(log, directory, bits, log.CommittedUntilAddress, onRecord);
-            }
-            catch (FasterException ex)
-            {
-                scan.SetDamage(LogDamageKind.CommitMetadata, scan.LastSeq, scan.ReadableEnd, $"the commit metadata in {commits} cannot be read ({Plain(ex)})");
-            }
-            finally
-            {
-                log?.Dispose();
-                device?.Dispose();
-            }
-        }
-
-        scan.CompareWithMarker();
-        if (scan.Damage is null && scan.Records > 0 && AuditDamageScan.Check(directory, bits, scan.ReadableEnd) is { } found)
-        {
-            // The verifier's reading of the commit files and segments: whatever `verify` calls damage
-            // the writer must refuse too, so the two can never disagree about a log.
-            scan.SetDamage(LogDamageKind.CommitMetadata, scan.LastSeq, scan.ReadableEnd, $"{found.Where}: {found.Problem}");
         }
 
         return scan;
     }
 
-    /// <summary>One line for a refusal or a report: where the readable log ends and what is wrong.</summary>
-    public string Describe(string directory) => Damage is not { } d
-        ? $"{directory}: the audit log is intact"
-        : $"{directory}: the audit log is damaged: {d.Problem}; the last good record is seq {d.LastGoodSeq} (log address {d.Address})";
-
-    // FASTER creates an empty first segment as soon as a log is opened; only bytes in one mean a log was written.
-    private static bool HasSegments(string directory) => Directory.EnumerateFiles(directory, "audit.log.*").Any(f => new FileInfo(f).Length > 0);
-
-    private bool CheckMetadata(string directory, string commits)
+    /// <summary>
+    /// Every intact entry from the start address on, in log order: those FASTER reads up to its committed
+    /// end, then, when the log is damaged, the committed ones past that end up to the damage. The
+    /// properties are final once this has been enumerated to its end.
+    /// </summary>
+    public IEnumerable<Entry> Entries()
     {
-        var hasCommits = Directory.Exists(commits) && Directory.EnumerateFiles(commits, "commit.*").Any();
-        if (!hasCommits && HasSegments(directory))
+        // Read before the log: the writer updates it only after a commit, so it never names more than
+        // the log held when it is recovered below.
+        Marker = AuditHeadMarker.Read(directory);
+        var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
+        using var files = new FasterLogFiles(directory, bits);
+        if (!files.HasCommitFiles)
         {
-            SetDamage(LogDamageKind.CommitMetadata, -1, 0, $"log segments exist but the commit metadata ({commits}) is missing or empty");
-            return false;
+            if (files.HasData)
+            {
+                SetDamage(LogDamageKind.CommitMetadata, FasterLogFiles.CommitsFolder, "the segment files hold data but the commit metadata is missing or empty, so nothing says what was committed", []);
+            }
+            else if (requireLog && Marker is null && !Directory.Exists(Path.Combine(directory, FasterLogFiles.CommitsFolder)))
+            {
+                throw new IOException($"{directory}: not an audit directory (no {FasterLogFiles.CommitsFolder})");
+            }
+
+            // No commit yet: a new log, or one that lost its files (only the head file can tell).
+            CompareWithMarker();
+            yield break;
         }
 
-        return hasCommits;
-    }
-
-    private void Walk(FasterLog log, string directory, int bits, long tail, Action<AuditReader.Item>? onRecord)
-    {
-        CommittedTail = tail;
-        var start = AuditWriter.FirstReadableAddress(log, directory, bits);
-        StartAddress = start;
-        ReadableEnd = start;
-        // A missing or short segment: read what comes before it, and report the damage where it starts.
-        var missing = MissingSegment(directory, bits, start, tail, out var scanUntil);
-        // FASTER's own commit records are skipped by the iterator, so a clean scan may end a little
-        // before the tail; a scan cut short by damage throws instead (or falls short of the head file).
+        var (log, device, recoveryProblem) = Recover(bits);
+        string? unreadable = null;
         try
         {
-            using var iterator = log.Scan(start, scanUntil);
-            while (iterator.GetNext(out var raw, out var length, out _, out var next))
+            StartAddress = ReadableEnd = log is null ? Math.Max(fromAddress, FirstEntryAddress) : Math.Max(fromAddress, AuditWriter.FirstReadableAddress(log, directory, bits));
+            if (log is not null && recoveryProblem is null)
             {
-                if (length < AuditCodec.EntryPrefix + 9)
+                CommittedTail = log.CommittedUntilAddress;
+                // FASTER's own commit records are skipped by the iterator, so a clean scan may end a little
+                // before the tail; the walk past the end steps over them.
+                using var iterator = log.Scan(StartAddress, files.CoveredUntil(StartAddress, CommittedTail));
+                while (TryNext(iterator, out var entry, ref unreadable))
                 {
-                    ReadableEnd = next;
-                    continue;
-                }
-
-                var seq = BinaryPrimitives.ReadInt64BigEndian(raw.AsSpan(AuditCodec.EntryPrefix + 1));
-                if (FirstSeq < 0)
-                {
-                    FirstSeq = seq;
-                }
-
-                LastSeq = seq;
-                LastHash = raw.AsSpan(AuditCodec.HashBytes, AuditCodec.HashBytes).ToArray();
-                Records++;
-                ReadableEnd = next;
-                if (onRecord is not null)
-                {
-                    var canonical = raw.AsSpan(AuditCodec.EntryPrefix, length - AuditCodec.EntryPrefix).ToArray();
-                    var entry = AuditCodec.Decode(canonical) ?? new AuditEntry { Seq = -1 };
-                    entry.PrevHash = raw.AsSpan(0, AuditCodec.HashBytes).ToArray();
-                    entry.Hash = LastHash;
-                    onRecord(new AuditReader.Item(entry, canonical));
+                    Count(entry);
+                    yield return entry;
                 }
             }
+        }
+        finally
+        {
+            log?.Dispose();
+            device?.Dispose();
+        }
 
-            if (missing is not null)
+        if (Compare(files, recoveryProblem, unreadable) is { } found)
+        {
+            foreach (var entry in found.Readable)
             {
-                SetDamage(LogDamageKind.MissingSegment, LastSeq, ReadableEnd, missing);
+                Count(entry);
             }
+
+            SetDamage(found.Kind, found.Where, found.Problem, found.Salvaged);
+            foreach (var entry in found.Readable)
+            {
+                yield return entry;
+            }
+        }
+
+        CompareWithMarker();
+    }
+
+    /// <summary>
+    /// One line for a refusal or a report: where the damage is, what is wrong, and where the readable log ends.
+    /// </summary>
+    public string Describe() => Damage is not { } d
+        ? $"{directory}: the audit log is intact"
+        : $"{directory}: the audit log is damaged: {d.Where}: {d.Problem}; "
+          + (d.LastGoodSeq >= 0 ? $"the last good record is seq {d.LastGoodSeq}, the readable log ends at log address {d.Address}" : "no record before it can be read");
+
+    /// <summary>Whether the scan read no entry from a log that starts at its beginning.</summary>
+    internal bool AtLogStart => StartAddress <= FirstEntryAddress && ReadableEnd == StartAddress;
+
+    private (FasterLog? Log, IDevice? Device, string? Problem) Recover(int bits)
+    {
+        FasterLog? log = null;
+        IDevice? device = null;
+        try
+        {
+            (log, device) = AuditWriter.OpenLog(directory, bits, readOnly: true);
+            log.RecoverReadOnlyAsync().AsTask().GetAwaiter().GetResult();
+            return (log, device, null);
         }
         catch (FasterException ex)
         {
-            SetDamage(LogDamageKind.Unreadable, LastSeq, ReadableEnd, $"the record at log address {ReadableEnd} fails its checksum or cannot be read ({Plain(ex)}), so everything from there to the committed tail {tail} is unreadable");
+            return (log, device, Plain(ex));
         }
     }
 
-    private static string? MissingSegment(string directory, int bits, long start, long tail, out long readableUntil)
+    /// <summary>
+    /// Compares the readable end with every claim of what was committed; when the files changed under
+    /// the scan (a running writer) and it found damage, looks once more: a page can be mid-write while a
+    /// later commit is already on disk, and data that was only in flight reads fine a moment later.
+    /// </summary>
+    private Finding? Compare(FasterLogFiles files, string? recoveryProblem, string? unreadable)
     {
-        readableUntil = tail;
-        if (tail <= start)
+        var before = files.Fingerprint();
+        var found = Judge(files, recoveryProblem, unreadable);
+        if (found is null || files.Fingerprint() == before)
         {
-            return null;
+            return found;
         }
 
-        var last = (tail - 1) >> bits;
-        for (var segment = start >> bits; segment <= last; segment++)
-        {
-            var file = Path.Combine(directory, "audit.log." + segment.ToString(CultureInfo.InvariantCulture));
-            readableUntil = Math.Max(start, segment << bits);
-            if (!File.Exists(file))
-            {
-                return $"segment file {file} (log addresses {segment << bits} to {((segment + 1) << bits) - 1}) is missing";
-            }
+        Thread.Sleep(250);
+        files.Dispose();
+        return Judge(files, recoveryProblem, unreadable);
+    }
 
-            // Every segment but the tail's is written to its end; the tail's must reach the tail.
-            var needed = segment < last ? 1L << bits : tail - (segment << bits);
-            var length = new FileInfo(file).Length;
-            if (length < needed)
-            {
-                readableUntil = Math.Max(start, (segment << bits) + length);
-                return $"segment file {file} is {length} bytes, shorter than the {needed} the committed log needs";
-            }
+    private Finding? Judge(FasterLogFiles files, string? recoveryProblem, string? unreadable)
+    {
+        var (claims, where, problem) = files.ReadCommitFiles();
+        if (where is not null)
+        {
+            return new Finding(LogDamageKind.CommitMetadata, where, problem!, [], []);
         }
 
-        readableUntil = tail;
-        return null;
+        var walk = files.Walk(ReadableEnd);
+        claims.AddRange(walk.Claims);
+        if (recoveryProblem is null)
+        {
+            // What FASTER itself recovered from the same files: named only when nothing read here claims as much.
+            claims.Add(new FasterLogFiles.Claim(CommittedTail, "the commit metadata FASTER recovered"));
+        }
+
+        var at = files.Describe(walk.End);
+        var kind = walk.Stop is FasterLogFiles.Stop.MissingSegment or FasterLogFiles.Stop.DataEnds ? LogDamageKind.MissingSegment : LogDamageKind.Unreadable;
+        if (walk.Stop == FasterLogFiles.Stop.DataEnds && files.CutOffSector(walk.End) is { } cut)
+        {
+            return new Finding(LogDamageKind.MissingSegment, at, $"{walk.Why}, {cut}", walk.Readable, []);
+        }
+
+        var committed = claims.Count == 0 ? 0 : claims.Max(c => c.Until);
+        if (committed > walk.End)
+        {
+            var source = claims.First(c => c.Until == committed).Source;
+            return new Finding(kind, at, $"{walk.Why}, but {source} says the log was committed up to address {committed}: committed records cannot be read", walk.Readable, walk.Salvaged.Where(e => e.Address < committed).ToList());
+        }
+
+        // Each of FASTER's own refusals is damage too, even where the files read fine by their layout.
+        return recoveryProblem is not null ? new Finding(LogDamageKind.CommitMetadata, FasterLogFiles.CommitsFolder, $"the commit metadata cannot be recovered ({recoveryProblem})", [], [])
+            : unreadable is not null ? new Finding(LogDamageKind.Unreadable, files.Describe(ReadableEnd), $"the record here fails its checksum or cannot be read ({unreadable}), so everything from here to the committed tail {CommittedTail} is unreadable", [], [])
+            : null;
     }
 
     private void CompareWithMarker()
     {
-        if (Damage is not null || Marker is not { } marker || marker.Seq <= LastSeq)
+        // A scan from a later address (export --follow) has not seen the records the head file counts.
+        if (Damage is not null || fromAddress > 0 || Marker is not { } marker || marker.Seq <= LastSeq)
         {
-            return;
-        }
-
-        if (marker.Seq == long.MaxValue)
-        {
-            SetDamage(LogDamageKind.ShortOfHead, LastSeq, ReadableEnd, $"the head file ({AuditHeadMarker.FileName}) cannot be read");
             return;
         }
 
         SetDamage(
             LogDamageKind.ShortOfHead,
-            LastSeq,
-            ReadableEnd,
-            Records == 0
-                ? $"the directory held a chain up to seq {marker.Seq} (head file, chain {marker.ChainId}) but no record of it can be read: its log files are gone or unreadable"
-                : $"the readable log ends at seq {LastSeq} but the head file says seq {marker.Seq} was committed: committed records are missing or unreadable");
+            AuditHeadMarker.FileName,
+            marker.Seq == long.MaxValue ? "the head file cannot be read"
+            : Records == 0 ? $"the directory held a chain up to seq {marker.Seq} (head file, chain {marker.ChainId}) but no record of it can be read: its log files are gone or unreadable"
+            : $"the readable log ends at seq {LastSeq} but the head file says seq {marker.Seq} was committed: committed records are missing or unreadable",
+            []);
     }
 
-    private void SetDamage(LogDamageKind kind, long lastGood, long address, string problem) =>
-        Damage ??= new LogDamage(kind, lastGood, address, problem);
+    private void Count(Entry entry)
+    {
+        ReadableEnd = entry.Next;
+        if (entry.Payload.Length < MinRecordBytes)
+        {
+            return;
+        }
+
+        var seq = BinaryPrimitives.ReadInt64BigEndian(entry.Payload.AsSpan(AuditCodec.EntryPrefix + 1));
+        if (FirstSeq < 0)
+        {
+            FirstSeq = seq;
+        }
+
+        LastSeq = seq;
+        LastHash = entry.Payload.AsSpan(AuditCodec.HashBytes, AuditCodec.HashBytes).ToArray();
+        Records++;
+    }
+
+    private void SetDamage(LogDamageKind kind, string where, string problem, IReadOnlyList<Entry> salvaged) =>
+        Damage ??= new LogDamage(kind, where, problem, LastSeq, LastHash, ReadableEnd) { Salvaged = salvaged };
+
+    private static bool TryNext(FasterLogScanIterator iterator, out Entry entry, ref string? unreadable)
+    {
+        try
+        {
+            if (iterator.GetNext(out var raw, out var length, out var address, out var next))
+            {
+                entry = new Entry(address, next, raw.Length == length ? raw : raw[..length]);
+                return true;
+            }
+        }
+        catch (FasterException ex)
+        {
+            // An entry failed FASTER's checksum: FASTER's reading ends here, the walk past it names the damage.
+            unreadable = Plain(ex);
+        }
+
+        entry = default;
+        return false;
+    }
 
     private static string Plain(Exception ex) => ex.Message.ReplaceLineEndings(" ").TrimEnd('.');
+
+    /// <summary>Damage found past FASTER's end, with the committed entries read before it and those past it.</summary>
+    private sealed record Finding(LogDamageKind Kind, string Where, string Problem, List<Entry> Readable, List<Entry> Salvaged);
 }

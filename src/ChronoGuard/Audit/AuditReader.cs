@@ -1,5 +1,3 @@
-using FASTER.core;
-
 namespace ChronoGuard.Audit;
 
 /// <summary>
@@ -9,9 +7,6 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal static class AuditReader
 {
-    // FASTER's first valid log address: the first entry of a log that never dropped a segment.
-    private const long FirstEntryAddress = 64;
-
     /// <summary>
     /// A record (Entry set), or a record or log region that cannot be read (Problem set; Seq is the
     /// record's own seq when that much was readable, else -1). Where names the line or log address.
@@ -25,124 +20,34 @@ internal static class AuditReader
     public static IEnumerable<Item> ReadDirectory(string directory, long fromAddress = 0) => ReadDirectory(directory, fromAddress, _ => { });
 
     /// <summary>
-    /// Reads to the committed tail; ends with a damage item when the commit metadata says more was
-    /// committed than could be read (see <see cref="AuditDamageScan"/>), preceded by the intact records
-    /// between the reader's end and the damage and, with <paramref name="salvage"/>, followed by the
-    /// intact records found past it.
+    /// The records <see cref="AuditLogScan"/> reads, then one damage item when it found damage and,
+    /// with <paramref name="salvage"/>, the intact records it found past the damage.
+    /// <paramref name="nextAddress"/> learns the address after each record (where a later read resumes).
     /// </summary>
     public static IEnumerable<Item> ReadDirectory(string directory, long fromAddress, Action<long> nextAddress, bool salvage = false)
     {
-        if (!Directory.Exists(Path.Combine(directory, "log-commits")))
+        var scan = new AuditLogScan(directory, fromAddress);
+        foreach (var entry in scan.Entries())
         {
-            throw new IOException($"{directory}: not an audit directory (no log-commits)");
+            nextAddress(entry.Next);
+            yield return FromEntry(entry.Payload, entry.Payload.Length, entry.Address);
         }
 
-        var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
-        // FASTER's device creates an empty segment file where it is asked to read a missing one: what
-        // was on disk before it opened is what the damage scan judges.
-        var present = SegmentNames(directory);
-        var (log, device) = AuditWriter.OpenLog(directory, bits, readOnly: true);
-        try
+        // A readable log short of the head file is left to the caller, which holds the head file as an
+        // anchor and names the seq where the chain falls short of it (verify: "truncation").
+        if (scan.Damage is not { } damage || (damage.Kind == LogDamageKind.ShortOfHead && scan.Records > 0))
         {
-            string? recoveryProblem = null;
-            try
+            yield break;
+        }
+
+        // Damage before any record of a log that starts at its beginning is at seq 0.
+        yield return Item.Bad(damage.Where, damage.Problem, scan.AtLogStart ? 0 : -1);
+        if (salvage)
+        {
+            foreach (var entry in damage.Salvaged)
             {
-                log.RecoverReadOnlyAsync().AsTask().GetAwaiter().GetResult();
+                yield return FromEntry(entry.Payload, entry.Payload.Length, entry.Address);
             }
-            catch (FasterException ex)
-            {
-                recoveryProblem = ex.Message;
-            }
-
-            var start = Math.Max(fromAddress, AuditWriter.FirstReadableAddress(log, directory, bits));
-            var readableEnd = start;
-            if (recoveryProblem is null)
-            {
-                // A read-only view knows what is committed, not the writer's in-memory tail.
-                using var iterator = log.Scan(start, log.CommittedUntilAddress);
-                while (TryNext(iterator, out var raw, out var length, out var address, out var next))
-                {
-                    readableEnd = next;
-                    nextAddress(next);
-                    yield return FromEntry(raw, length, address);
-                }
-            }
-
-            if (Damage(directory, bits, readableEnd, present) is { } damage)
-            {
-                foreach (var (address, payload) in damage.Readable)
-                {
-                    yield return FromEntry(payload, payload.Length, address);
-                }
-
-                // Damage before any record of a log that starts at its beginning is at seq 0.
-                var atStart = readableEnd == start && damage.Readable.Count == 0 && start <= FirstEntryAddress;
-                yield return Item.Bad(damage.Where, damage.Problem, atStart ? 0 : -1);
-                if (salvage)
-                {
-                    foreach (var (address, payload) in damage.Salvaged)
-                    {
-                        yield return FromEntry(payload, payload.Length, address);
-                    }
-                }
-            }
-            else if (recoveryProblem is not null)
-            {
-                throw new IOException($"{directory}: the log cannot be recovered: {recoveryProblem}");
-            }
-        }
-        finally
-        {
-            log.Dispose();
-            device.Dispose();
-        }
-    }
-
-    private static HashSet<string> SegmentNames(string directory) =>
-        Directory.GetFiles(directory, "audit.log.*").Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal)!;
-
-    private static AuditDamageScan.Damage? Damage(string directory, int bits, long readableEnd, HashSet<string> present)
-    {
-        var before = Snapshot(directory);
-        var damage = AuditDamageScan.Check(directory, bits, readableEnd, present);
-        if (damage is null || Snapshot(directory) == before)
-        {
-            return damage;
-        }
-
-        // The files changed under the scan: a running writer. A page can be mid-write while a later
-        // commit is already on disk; data that was only in flight reads fine a moment later, damage does not.
-        Thread.Sleep(250);
-        return AuditDamageScan.Check(directory, bits, readableEnd, present);
-    }
-
-    /// <summary>Names, sizes and write times of the log's files: whether anything wrote meanwhile.</summary>
-    private static string Snapshot(string directory)
-    {
-        var text = new System.Text.StringBuilder();
-        var commits = Path.Combine(directory, "log-commits");
-        foreach (var file in Directory.GetFiles(directory, "audit.log.*").Concat(Directory.Exists(commits) ? Directory.GetFiles(commits) : []))
-        {
-            var info = new FileInfo(file);
-            text.Append(file).Append(' ').Append(info.Exists ? info.Length : -1).Append(' ').Append(info.Exists ? info.LastWriteTimeUtc.Ticks : 0).Append('\n');
-        }
-
-        return text.ToString();
-    }
-
-    private static bool TryNext(FasterLogScanIterator iterator, out byte[] raw, out int length, out long address, out long next)
-    {
-        try
-        {
-            return iterator.GetNext(out raw, out length, out address, out next);
-        }
-        catch (FasterException)
-        {
-            // An entry failed FASTER's checksum: the scan ends here and the damage scan names it.
-            raw = [];
-            length = 0;
-            address = next = 0;
-            return false;
         }
     }
 

@@ -199,11 +199,11 @@ internal sealed class AuditWriter : IDisposable
 
             options.SegmentSizeBits = bits;
             // Refused before the log is opened for writing: nothing may touch a damaged log but repair.
-            var scan = AuditLogScan.Run(options.Directory, null, requireLog: false);
+            var scan = AuditLogScan.Run(options.Directory, requireLog: false);
             var repair = AuditRepairNote.Read(options.Directory);
             if (scan.Damage is not null && !(repair is not null && scan.Records == 0 && scan.Damage.Kind == LogDamageKind.ShortOfHead))
             {
-                throw new InvalidDataException(scan.Describe(options.Directory) + $"; refusing to append over committed records: run 'chronoguard audit repair --audit-dir {options.Directory}' to move the damaged part aside");
+                throw new InvalidDataException(scan.Describe() + $"; refusing to append over committed records: run 'chronoguard audit repair --audit-dir {options.Directory}' to move the damaged part aside");
             }
 
             try
