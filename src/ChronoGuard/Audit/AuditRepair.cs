@@ -55,25 +55,27 @@ internal static class AuditRepair
             }
         }
 
-        // The good prefix, copied entry by entry from the moved copy into a fresh log: same bytes, same hashes.
+        // The good prefix, copied entry by entry from the moved copy into a fresh log: same bytes, same
+        // hashes. The moved files read as they did in place, so the same scan yields the same records,
+        // also those past FASTER's own end that only the walk of the segment files reached.
         var bits = AuditWriter.ReadSegmentBits(directory) ?? 26;
         var copied = 0L;
         if (scan.Records > 0)
         {
-            var (source, sourceDevice) = AuditWriter.OpenLog(aside, bits, readOnly: true);
             var (target, targetDevice) = AuditWriter.OpenLog(directory, bits, readOnly: false);
             try
             {
-                source.RecoverReadOnlyAsync().AsTask().GetAwaiter().GetResult();
-                using (var iterator = source.Scan(scan.StartAddress, scan.ReadableEnd))
+                foreach (var entry in new AuditLogScan(aside).Entries())
                 {
-                    while (iterator.GetNext(out var raw, out var length, out _))
+                    if (copied == scan.Records)
                     {
-                        if (length >= AuditCodec.EntryPrefix + 9)
-                        {
-                            target.Enqueue(raw.AsSpan(0, length));
-                            copied++;
-                        }
+                        break;
+                    }
+
+                    if (entry.Payload.Length >= AuditCodec.EntryPrefix + 9)
+                    {
+                        target.Enqueue(entry.Payload);
+                        copied++;
                     }
                 }
 
@@ -81,8 +83,6 @@ internal static class AuditRepair
             }
             finally
             {
-                source.Dispose();
-                sourceDevice.Dispose();
                 target.Dispose();
                 targetDevice.Dispose();
             }
