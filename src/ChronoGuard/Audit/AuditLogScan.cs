@@ -15,7 +15,7 @@ namespace ChronoGuard.Audit;
 /// safe beside a running writer (and a writable FASTER instance holds its tail page in memory, where
 /// checksums are not verified: only a read-only one sees a damaged record).
 /// </summary>
-internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool requireLog = true)
+internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool requireLog = true, bool exclusive = false)
 {
     // FASTER's first valid log address: the first entry of a log that never dropped a segment.
     private const long FirstEntryAddress = 64;
@@ -54,15 +54,20 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
     public LogDamage? Damage { get; private set; }
 
     /// <summary>
-    /// Scans a directory to its end; damage is returned, not thrown. Throws <see cref="IOException"/> only
-    /// when <paramref name="directory"/> is not an audit directory at all.
+    /// Scans a directory no writer is writing to (repair holds the lock) to its end; damage is returned,
+    /// not thrown. Throws <see cref="IOException"/> only when <paramref name="directory"/> is not an audit
+    /// directory at all.
     /// </summary>
-    public static AuditLogScan Run(string directory) => Run(directory, requireLog: true);
+    public static AuditLogScan Run(string directory) => Run(directory, requireLog: true, exclusive: true);
 
-    /// <summary>The writer's scan at start, before it opens the log for writing: a new, empty directory is an empty scan.</summary>
-    internal static AuditLogScan Run(string directory, bool requireLog)
+    /// <summary>
+    /// <paramref name="requireLog"/> false: a new, empty directory is an empty scan (the writer's start).
+    /// <paramref name="exclusive"/>: the caller holds the writer lock, so nothing writes meanwhile and
+    /// segment data with no commit file is damage, not a running writer's moment.
+    /// </summary>
+    internal static AuditLogScan Run(string directory, bool requireLog, bool exclusive)
     {
-        var scan = new AuditLogScan(directory, 0, requireLog);
+        var scan = new AuditLogScan(directory, 0, requireLog, exclusive);
         foreach (var _ in scan.Entries())
         {
         }
@@ -84,16 +89,28 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
         using var files = new FasterLogFiles(directory, bits);
         if (!files.HasCommitFiles)
         {
-            if (files.HasData)
+            var commits = Path.Combine(directory, FasterLogFiles.CommitsFolder);
+            if (!exclusive || !files.HasData)
+            {
+                // A reader cannot tell a log that lost its commit metadata from a running writer's between
+                // FASTER's commit files (it keeps none, or not even the folder, for a while): nothing it
+                // could read is known to be committed. Verify still holds the head file as an anchor.
+                if (requireLog && !Directory.Exists(commits) && (!exclusive || (Marker is null && !files.HasData)))
+                {
+                    throw new IOException($"{directory}: not an audit directory (no {FasterLogFiles.CommitsFolder})");
+                }
+
+                if (!exclusive)
+                {
+                    yield break;
+                }
+            }
+            else
             {
                 SetDamage(LogDamageKind.CommitMetadata, FasterLogFiles.CommitsFolder, "the segment files hold data but the commit metadata is missing or empty, so nothing says what was committed", []);
             }
-            else if (requireLog && Marker is null && !Directory.Exists(Path.Combine(directory, FasterLogFiles.CommitsFolder)))
-            {
-                throw new IOException($"{directory}: not an audit directory (no {FasterLogFiles.CommitsFolder})");
-            }
 
-            // No commit yet: a new log, or one that lost its files (only the head file can tell).
+            // No commit file: a new log, or one that lost its files (only the head file can tell).
             CompareWithMarker();
             yield break;
         }
@@ -168,14 +185,16 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
 
     /// <summary>
     /// Compares the readable end with every claim of what was committed; when the files changed under
-    /// the scan (a running writer) and it found damage, looks once more: a page can be mid-write while a
-    /// later commit is already on disk, and data that was only in flight reads fine a moment later.
+    /// the scan (a running writer) and it found damage, looks once more: a page or a commit file can be
+    /// mid-write while a later commit is already on disk, and data only in flight reads fine a moment later.
     /// </summary>
     private Finding? Compare(FasterLogFiles files, string? recoveryProblem, string? unreadable)
     {
         var before = files.Fingerprint();
         var found = Judge(files, recoveryProblem, unreadable);
-        if (found is null || files.Fingerprint() == before)
+        // Two commit files are a commit file being replaced (FASTER writes the new one, then removes the
+        // old), whose new one may not be complete yet: also worth a second look.
+        if (found is null || (files.Fingerprint() == before && !(found.Kind == LogDamageKind.CommitMetadata && files.CommitFiles > 1)))
         {
             return found;
         }

@@ -65,7 +65,7 @@ internal static class AuditRepair
             var (target, targetDevice) = AuditWriter.OpenLog(directory, bits, readOnly: false);
             try
             {
-                foreach (var entry in new AuditLogScan(aside).Entries())
+                foreach (var entry in new AuditLogScan(aside, exclusive: true).Entries())
                 {
                     if (copied == scan.Records)
                     {

@@ -199,7 +199,7 @@ internal sealed class AuditWriter : IDisposable
 
             options.SegmentSizeBits = bits;
             // Refused before the log is opened for writing: nothing may touch a damaged log but repair.
-            var scan = AuditLogScan.Run(options.Directory, requireLog: false);
+            var scan = AuditLogScan.Run(options.Directory, requireLog: false, exclusive: true);
             var repair = AuditRepairNote.Read(options.Directory);
             if (scan.Damage is not null && !(repair is not null && scan.Records == 0 && scan.Damage.Kind == LogDamageKind.ShortOfHead))
             {

@@ -28,8 +28,8 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
 
     private readonly Dictionary<long, FileStream?> _open = [];
 
-    // FASTER's device creates an empty segment file where it is asked to read a missing one: what was
-    // on disk before FASTER opened the log is what counts, so this is made first.
+    // FASTER's device creates an empty segment file where it is asked to read a missing one: the files on
+    // disk before FASTER opened the log are noted first.
     private readonly HashSet<string> _present = Directory.GetFiles(directory, SegmentPrefix + "*").Select(Path.GetFileName).ToHashSet(StringComparer.Ordinal)!;
 
     /// <summary>What one commit file or commit record says: the log was committed up to Until.</summary>
@@ -58,7 +58,10 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
     public sealed record Walked(long End, Stop Stop, string Why, List<AuditLogScan.Entry> Readable, List<Claim> Claims, List<AuditLogScan.Entry> Salvaged);
 
     /// <summary>Whether a commit file exists at all (FASTER writes the first one at the first commit).</summary>
-    public bool HasCommitFiles => Directory.Exists(Path.Combine(directory, CommitsFolder)) && Directory.EnumerateFiles(Path.Combine(directory, CommitsFolder), "commit.*").Any();
+    public bool HasCommitFiles => CommitFiles > 0;
+
+    /// <summary>How many commit files there are (FASTER keeps one, and two while it replaces it).</summary>
+    public int CommitFiles => Directory.Exists(Path.Combine(directory, CommitsFolder)) ? Directory.GetFiles(Path.Combine(directory, CommitsFolder), "commit.*").Length : 0;
 
     /// <summary>Whether a segment holds bytes: FASTER creates an empty first segment as soon as a log is opened.</summary>
     public bool HasData => _present.Any(name => new FileInfo(Path.Combine(directory, name)).Length > 0);
@@ -411,7 +414,9 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
         {
             var name = SegmentPrefix + segment.ToString(CultureInfo.InvariantCulture);
             var path = Path.Combine(directory, name);
-            stream = _present.Contains(name) && File.Exists(path) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete) : null;
+            // A file FASTER's reader created itself is empty and was not there before; a segment a running
+            // writer made meanwhile has data (and a scan that finds it still empty looks again).
+            stream = File.Exists(path) && (_present.Contains(name) || new FileInfo(path).Length > 0) ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete) : null;
             _open[segment] = stream;
         }
 
