@@ -89,25 +89,27 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
         using var files = new FasterLogFiles(directory, bits);
         if (!files.HasCommitFiles)
         {
-            var commits = Path.Combine(directory, FasterLogFiles.CommitsFolder);
-            if (!exclusive || !files.HasData)
+            var hasFolder = Directory.Exists(Path.Combine(directory, FasterLogFiles.CommitsFolder));
+            if (!exclusive)
             {
                 // A reader cannot tell a log that lost its commit metadata from a running writer's between
                 // FASTER's commit files (it keeps none, or not even the folder, for a while): nothing it
                 // could read is known to be committed. Verify still holds the head file as an anchor.
-                if (requireLog && !Directory.Exists(commits) && (!exclusive || (Marker is null && !files.HasData)))
+                if (requireLog && !hasFolder)
                 {
                     throw new IOException($"{directory}: not an audit directory (no {FasterLogFiles.CommitsFolder})");
                 }
 
-                if (!exclusive)
-                {
-                    yield break;
-                }
+                yield break;
             }
-            else
+
+            if (files.HasData)
             {
                 SetDamage(LogDamageKind.CommitMetadata, FasterLogFiles.CommitsFolder, "the segment files hold data but the commit metadata is missing or empty, so nothing says what was committed", []);
+            }
+            else if (requireLog && Marker is null && !hasFolder)
+            {
+                throw new IOException($"{directory}: not an audit directory (no {FasterLogFiles.CommitsFolder})");
             }
 
             // No commit file: a new log, or one that lost its files (only the head file can tell).

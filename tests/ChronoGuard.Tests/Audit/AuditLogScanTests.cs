@@ -47,15 +47,7 @@ public sealed partial class AuditLogScanTests
     {
         var auditDir = dir.File("audit");
         using var writer = Open(auditDir, bits: 20);
-        for (var i = 0; i < 16_000; i++)
-        {
-            var r = default(AuditRecord);
-            r.Kind = AuditKind.Decision;
-            r.Set(AuditText.Host, $"h{i}.example.org");
-            r.Set(AuditText.Path, new string('p', 100));
-            writer.Append(ref r);
-        }
-
+        AuditTestData.AppendDecisions(writer, 16_000);
         return auditDir;
     }
 
@@ -256,14 +248,7 @@ public sealed partial class AuditLogScanTests
         {
             for (var batch = 0; batch < Batches; batch++)
             {
-                for (var i = 0; i < 1000; i++)
-                {
-                    var r = default(AuditRecord);
-                    r.Kind = AuditKind.Decision;
-                    r.Set(AuditText.Host, $"h{batch}-{i}.example.org");
-                    r.Set(AuditText.Path, new string('p', 200));
-                    writer.Append(ref r);
-                }
+                AuditTestData.AppendDecisions(writer, 1000, pathLength: 200, prefix: $"h{batch}-");
 
                 written.Release();
                 Assert.True(await reading.WaitAsync(TimeSpan.FromSeconds(60)), "the reader never started its round");

@@ -36,6 +36,22 @@ internal static class AuditTestData
         return Export(options.Directory);
     }
 
+    /// <summary>
+    /// Appends <paramref name="count"/> decision records of ~<paramref name="pathLength"/> + 150 bytes
+    /// (16,000 of 100 fill several 512 KiB pages of 1 MiB segments).
+    /// </summary>
+    public static void AppendDecisions(AuditWriter writer, int count, int pathLength = 100, string prefix = "h")
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var r = default(AuditRecord);
+            r.Kind = AuditKind.Decision;
+            r.Set(AuditText.Host, $"{prefix}{i}.example.org");
+            r.Set(AuditText.Path, new string('p', pathLength));
+            writer.Append(ref r);
+        }
+    }
+
     public static List<string> Export(string auditDir)
     {
         var lines = new List<string>();

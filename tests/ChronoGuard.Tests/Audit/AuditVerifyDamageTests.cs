@@ -264,14 +264,7 @@ public sealed partial class AuditVerifyDamageTests(AuditVerifyDamageTests.RealLo
         var options = new AuditOptions { Directory = audit, SegmentSizeBits = 20, QueueCapacity = 1024 };
         using (var writer = AuditWriter.Open(options, TimeProvider.System))
         {
-            for (var i = 0; i < 16_000; i++)
-            {
-                var r = default(AuditRecord);
-                r.Kind = AuditKind.Decision;
-                r.Set(AuditText.Host, $"h{i}.example.org");
-                r.Set(AuditText.Path, new string('p', 100));
-                writer.Append(ref r);
-            }
+            AuditTestData.AppendDecisions(writer, 16_000);
         }
 
         var segments = System.IO.Directory.GetFiles(audit, "audit.log.*").Order(StringComparer.Ordinal).ToList();
