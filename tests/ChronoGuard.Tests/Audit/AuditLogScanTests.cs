@@ -42,12 +42,15 @@ public sealed partial class AuditLogScanTests
         return ex.Message;
     }
 
-    /// <summary>~3.5 MB in 1 MiB segments: several 512 KiB pages per segment, commit records all along.</summary>
+    /// <summary>
+    /// ~3.5 MB in 1 MiB segments: several 512 KiB pages per segment, and a commit forced after every
+    /// 1,000 records, so each segment holds FASTER commit records between records.
+    /// </summary>
     private static string WriteLargeLog(TempDir dir)
     {
         var auditDir = dir.File("audit");
         using var writer = Open(auditDir, bits: 20);
-        AuditTestData.AppendDecisions(writer, 16_000);
+        AuditTestData.AppendDecisions(writer, 16_000, commitEvery: 1000);
         return auditDir;
     }
 

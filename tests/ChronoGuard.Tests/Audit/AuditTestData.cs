@@ -38,17 +38,36 @@ internal static class AuditTestData
 
     /// <summary>
     /// Appends <paramref name="count"/> decision records of ~<paramref name="pathLength"/> + 150 bytes
-    /// (16,000 of 100 fill several 512 KiB pages of 1 MiB segments).
+    /// (16,000 of 100 fill several 512 KiB pages of 1 MiB segments) and returns the last seq. With
+    /// <paramref name="commitEvery"/>, it waits for a durable commit after every that many records, so the
+    /// log holds FASTER commit records at known places whatever the machine's speed (a fixture that
+    /// hoped for the writer's own commit timer to fire mid-batch failed on a quiet machine).
     /// </summary>
-    public static void AppendDecisions(AuditWriter writer, int count, int pathLength = 100, string prefix = "h")
+    public static long AppendDecisions(AuditWriter writer, int count, int pathLength = 100, string prefix = "h", int commitEvery = 0)
     {
+        var seq = -1L;
         for (var i = 0; i < count; i++)
         {
             var r = default(AuditRecord);
             r.Kind = AuditKind.Decision;
             r.Set(AuditText.Host, $"{prefix}{i}.example.org");
             r.Set(AuditText.Path, new string('p', pathLength));
-            writer.Append(ref r);
+            seq = writer.Append(ref r);
+            if (commitEvery > 0 && (i + 1) % commitEvery == 0)
+            {
+                Commit(writer, seq);
+            }
+        }
+
+        return seq;
+    }
+
+    /// <summary>Forces a durable commit of everything up to <paramref name="seq"/> (the writer commits it at once for a waiter).</summary>
+    public static void Commit(AuditWriter writer, long seq)
+    {
+        if (!writer.WaitDurableAsync(seq).AsTask().Wait(TimeSpan.FromSeconds(60)) || writer.CommittedSeq < seq)
+        {
+            throw new InvalidOperationException($"seq {seq} was not committed: {writer.FaultCause}");
         }
     }
 
