@@ -97,6 +97,13 @@ internal static partial class PolicyCompiler
             throw new PolicyProblem($"{path}.op", $"\"{c.Op}\" does not apply to field \"{c.Field}\"");
         }
 
+        if (c.IgnoreCase && !textual)
+        {
+            throw new PolicyProblem($"{path}.ignoreCase", $"applies to text fields only (path, user_agent; domain and method always ignore case), not \"{c.Field}\"");
+        }
+
+        // domain and method are case-insensitive by nature; path and user_agent are what the origin reads.
+        var ignoreCase = field is RuleField.Domain or RuleField.Method || c.IgnoreCase;
         var values = c.Values ?? throw new PolicyProblem($"{path}.value", "is required");
         if (op is RuleOp.In or RuleOp.NotIn && !c.ValueIsArray)
         {
@@ -147,7 +154,7 @@ internal static partial class PolicyCompiler
                 throw new PolicyProblem($"{path}.value", "regex takes one pattern");
             }
 
-            return new Condition { Field = field, Op = op, Pattern = CompileRegex(values[0], $"{path}.value", ruleName) };
+            return new Condition { Field = field, Op = op, IgnoreCase = ignoreCase, Pattern = CompileRegex(values[0], ignoreCase, $"{path}.value", ruleName) };
         }
 
         var strings = new byte[values.Count][];
@@ -157,7 +164,7 @@ internal static partial class PolicyCompiler
             strings[i] = Encoding.UTF8.GetBytes(v);
         }
 
-        return new Condition { Field = field, Op = op, Strings = strings };
+        return new Condition { Field = field, Op = op, IgnoreCase = ignoreCase, Strings = strings };
     }
 
     /// <summary>Longest regex pattern accepted (the automaton is built from it at load).</summary>
@@ -168,7 +175,7 @@ internal static partial class PolicyCompiler
     /// no match timeout is needed, so none can fire and be taken as "no match" (which fails a deny
     /// rule open). A construct that needs backtracking is a load error naming the rule.
     /// </summary>
-    private static Regex CompileRegex(string pattern, string path, string ruleName)
+    private static Regex CompileRegex(string pattern, bool ignoreCase, string path, string ruleName)
     {
         if (pattern.Length > MaxRegexLength)
         {
@@ -177,7 +184,8 @@ internal static partial class PolicyCompiler
 
         try
         {
-            return new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking, Regex.InfiniteMatchTimeout);
+            var options = RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | (ignoreCase ? RegexOptions.IgnoreCase : RegexOptions.None);
+            return new Regex(pattern, options, Regex.InfiniteMatchTimeout);
         }
         catch (RegexParseException ex)
         {
