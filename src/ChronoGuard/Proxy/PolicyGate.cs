@@ -119,6 +119,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             // Non-TLS bytes are only refused on 443 (SPEC §4); a tunnel on another port may carry any protocol.
             TlsClientHello.Result.NotTls => decision.Port == 443 ? Reasons.NotTls : string.Empty,
             TlsClientHello.Result.NoSni => Reasons.SniMissing,
+            TlsClientHello.Result.EncryptedClientHello => Reasons.SniEch,
             TlsClientHello.Result.Malformed => Reasons.NotTls, // refused on every port: TLS-shaped, but no client sends it
             _ => Ascii.EqualsIgnoreCase(sni[..length], decision.Host) ? string.Empty : Reasons.SniMismatch,
         };
