@@ -346,9 +346,17 @@ internal static class HttpHeadParser
     // Every IPv4 spelling IPAddress and inet_aton accept (decimal, octal, hex parts) is made of these.
     private static readonly SearchValues<byte> NumericHostBytes = SearchValues.Create(".0123456789abcdefxABCDEFX"u8);
 
-    /// <summary>Rare: only names made of hex digits, dots and x get here (and pay for the parse).</summary>
+    /// <summary>
+    /// Only names made of hex digits, dots and x get here: a dotted quad as written by IPAddress passes
+    /// without a parse (no allocation for the common IP-literal target); the rest pay for one.
+    /// </summary>
     private static bool IsCanonicalIpv4(ReadOnlySpan<byte> name)
     {
+        if (IsDottedQuad(name))
+        {
+            return true;
+        }
+
         Span<char> chars = stackalloc char[name.Length];
         Span<char> canonical = stackalloc char[16];
         Encoding.ASCII.GetChars(name, chars);
@@ -359,6 +367,42 @@ internal static class HttpHeadParser
 
         return address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
             && address.TryFormat(canonical, out var n) && canonical[..n].SequenceEqual(chars);
+    }
+
+    /// <summary>Four decimal parts of 0 to 255 without leading zeros: the one spelling every reader agrees on.</summary>
+    private static bool IsDottedQuad(ReadOnlySpan<byte> name)
+    {
+        var parts = 0;
+        var value = 0;
+        var digits = 0;
+        for (var i = 0; i <= name.Length; i++)
+        {
+            if (i == name.Length || name[i] == (byte)'.')
+            {
+                if (digits == 0 || ++parts > 4)
+                {
+                    return false;
+                }
+
+                value = 0;
+                digits = 0;
+                continue;
+            }
+
+            var c = name[i];
+            if (!IsDigit(c) || (digits == 1 && value == 0))
+            {
+                return false;
+            }
+
+            value = (value * 10) + (c - '0');
+            if (++digits > 3 || value > 255)
+            {
+                return false;
+            }
+        }
+
+        return parts == 4;
     }
 
     private static bool IsIpv6(ReadOnlySpan<byte> literal)

@@ -239,7 +239,7 @@ public sealed class HttpHeadParserTests
     {
         ".blocked.cg.test", "blocked..cg.test", "blocked.cg.test..", ".", "..", ".a.",
         new string('a', 64) + ".test", string.Join('.', Enumerable.Repeat(new string('a', 62), 4)) + ".xx",
-        "127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "1.2.3", "a.test@b.test", "a.test/x",
+        "127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "01.2.3.4", "1.2.3", "a.test@b.test", "a.test/x",
     };
 
     [Theory]
@@ -273,6 +273,31 @@ public sealed class HttpHeadParserTests
         var longest = string.Join('.', Enumerable.Repeat(new string('a', 63), 3)) + "." + new string('b', 61);
         Assert.Equal(253, longest.Length);
         Assert.Equal(ParseError.None, Heads.Request($"CONNECT {longest}.:443 HTTP/1.1\r\n\r\n"));
+    }
+
+    [Fact]
+    public void Checking_a_name_or_a_dotted_quad_allocates_nothing()
+    {
+        var heads = new[]
+        {
+            Heads.Latin1("GET http://127.0.0.1:8080/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"),
+            Heads.Latin1("CONNECT api.example.org:443 HTTP/1.1\r\nHost: api.example.org:443\r\n\r\n"),
+            Heads.Latin1("CONNECT beef.cafe:443 HTTP/1.1\r\n\r\n"),
+        };
+        var h = Heads.NewHead();
+        var errors = 0;
+        var allocated = Allocations.Least(() =>
+        {
+            foreach (var head in heads)
+            {
+                h.Reset();
+                head.CopyTo(h.Buffer, 0);
+                h.Length = head.Length;
+                errors += (int)HttpHeadParser.ParseRequest(h);
+            }
+        });
+
+        Assert.Equal((0, 0L), (errors, allocated));
     }
 
     [Theory]
