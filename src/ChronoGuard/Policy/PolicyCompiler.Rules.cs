@@ -162,9 +162,55 @@ internal static partial class PolicyCompiler
         {
             var v = field == RuleField.Domain ? DomainNames.NormalizeHost(values[i]) : values[i];
             strings[i] = Encoding.UTF8.GetBytes(v);
+            if (field == RuleField.Path && NeverInNormalPath(v, whole: op is RuleOp.Equals or RuleOp.NotEquals or RuleOp.In or RuleOp.NotIn) is { } why)
+            {
+                throw new PolicyProblem($"{path}.value", $"rule \"{ruleName}\": \"{v}\" can never match: rules see the normalised path without the query, which never {why}");
+            }
         }
 
         return new Condition { Field = field, Op = op, IgnoreCase = ignoreCase, Strings = strings };
+    }
+
+    /// <summary>
+    /// Why a path value can never match a normalised path (SPEC §4), or null: such a condition would
+    /// silently never hold, and a deny rule written that way fails open.
+    /// </summary>
+    private static string? NeverInNormalPath(string value, bool whole)
+    {
+        if (whole && !value.StartsWith('/'))
+        {
+            return "lacks the leading \"/\"";
+        }
+
+        if (whole && (value.EndsWith("/.", StringComparison.Ordinal) || value.EndsWith("/..", StringComparison.Ordinal)))
+        {
+            return "ends in a dot segment";
+        }
+
+        string[] never = ["?", "//", "/./", "/../", "\\"];
+        foreach (var n in never)
+        {
+            if (value.Contains(n, StringComparison.Ordinal))
+            {
+                return $"contains \"{n}\"";
+            }
+        }
+
+        for (var i = value.IndexOf('%', StringComparison.Ordinal); i >= 0; i = value.IndexOf('%', i + 1))
+        {
+            if (i + 2 >= value.Length || !Uri.IsHexDigit(value[i + 1]) || !Uri.IsHexDigit(value[i + 2]))
+            {
+                return "holds invalid percent-encoding";
+            }
+
+            var c = (char)Convert.ToInt32(value.Substring(i + 1, 2), 16);
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~' or '/' or '\\' or '\0')
+            {
+                return $"holds \"{value.Substring(i, 3)}\" (decoded, or refused)";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Longest regex pattern accepted (the automaton is built from it at load).</summary>

@@ -112,6 +112,31 @@ public sealed class PathRuleTests
         Assert.Contains("$.policies[0].rules[0].when[0].ignoreCase: applies to text fields only", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("equals", "\"/%73ecret\"", "holds \"%73\"")]
+    [InlineData("starts_with", "\"//secret\"", "contains \"//\"")]
+    [InlineData("contains", "\"/x/../\"", "contains \"/../\"")]
+    [InlineData("in", "[\"/a\", \"/b?c=1\"]", "contains \"?\"")]
+    [InlineData("equals", "\"secret\"", "lacks the leading")]
+    [InlineData("not_equals", "\"/admin/..\"", "ends in a dot segment")]
+    [InlineData("starts_with", "\"/a%2fb\"", "holds \"%2f\"")]
+    [InlineData("ends_with", "\"%zz\"", "holds invalid percent-encoding")]
+    public void A_path_value_no_normalised_path_can_match_is_a_load_error(string op, string value, string why)
+    {
+        var error = PolicyFixture.LoadError(Policy(Rule("deny", "path", op, value)));
+        Assert.Contains("$.policies[0].rules[0].when[0].value: rule \"r\": ", error, StringComparison.Ordinal);
+        Assert.Contains("can never match: rules see the normalised path without the query, which never " + why, error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("starts_with", "\"/admin/.\"")]
+    [InlineData("contains", "\"%3B\"")]
+    [InlineData("ends_with", "\".json\"")]
+    [InlineData("contains", "\"admin\"")]
+    [InlineData("equals", "\"/a;b/c\"")]
+    public void Path_values_a_normalised_path_can_hold_load(string op, string value) =>
+        Assert.NotNull(PolicyFixture.Compile(Policy(Rule("deny", "path", op, value))));
+
     private static (Decision Decision, string? Rule) Decide(PolicyEngines engines, HttpHead head)
     {
         var gate = new PolicyGate(engines.Engine, TimeProvider.System);
