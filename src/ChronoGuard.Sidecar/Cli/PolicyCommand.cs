@@ -76,13 +76,6 @@ internal static class PolicyCommand
             return CommandLine.UsageError;
         }
 
-        var targetBytes = Encoding.ASCII.GetBytes(target);
-        if (!HttpHeadParser.TryParseAuthority(targetBytes, 0, portRequired: true, defaultPort: 0, out var hostSeg, out var port))
-        {
-            stderr.WriteLine($"policy explain: --target '{target}' is not HOST:PORT");
-            return CommandLine.UsageError;
-        }
-
         var now = DateTimeOffset.UtcNow;
         if (at is not null && !DateTimeOffset.TryParse(at, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out now))
         {
@@ -92,6 +85,35 @@ internal static class PolicyCommand
 
         var trace = new ConsoleTrace(stdout);
         trace.Step($"at {now.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}, target {target}, method {method ?? "CONNECT"}{(path is null ? string.Empty : ", path " + path)}");
+
+        // The proxy's own parser judges the target and path first, so explain refuses what it refuses.
+        var targetBytes = Encoding.ASCII.GetBytes(target);
+        if (target.Any(c => c > 0x7F) || !HttpHeadParser.TryParseAuthority(targetBytes, 0, portRequired: true, defaultPort: 0, out var hostSeg, out var port))
+        {
+            return Refused(trace, stdout, $"target: '{target}' is not a valid HOST:PORT (a DNS name or IP literal)", ParseError.BadTarget);
+        }
+
+        byte[]? pathBytes = null, withoutParameters = null;
+        if (path is not null)
+        {
+            var raw = Encoding.ASCII.GetBytes(path.Split('?')[0] is { Length: > 0 } p ? p : "/");
+            pathBytes = new byte[raw.Length];
+            if (path.Any(c => c is <= ' ' or > '~') || raw[0] != (byte)'/'
+                || PathNormalizer.Normalize(raw, pathBytes, dropParameters: false, out var written) != ParseError.None)
+            {
+                return Refused(trace, stdout, $"path: '{path}' cannot be normalised without guessing", ParseError.BadPath);
+            }
+
+            pathBytes = pathBytes[..written];
+            if (raw.AsSpan().IndexOf((byte)';') >= 0)
+            {
+                withoutParameters = new byte[raw.Length];
+                PathNormalizer.Normalize(raw, withoutParameters, dropParameters: true, out written);
+                withoutParameters = withoutParameters[..written];
+            }
+
+            trace.Step($"path as rules see it: {Encoding.ASCII.GetString(pathBytes)}{(withoutParameters is null ? string.Empty : $" (without parameters: {Encoding.ASCII.GetString(withoutParameters)})")}");
+        }
         if (!policy.AgentsById.TryGetValue(agentId, out var agent))
         {
             trace.Step($"agent {agentId}: unknown -> DENY 407 {Reasons.BadCredentials}");
@@ -109,8 +131,10 @@ internal static class PolicyCommand
         {
             var connect = method is null or "CONNECT";
             var facts = new RequestFacts(targetBytes.AsSpan(hostSeg.Start, hostSeg.Length), port, Encoding.ASCII.GetBytes(method ?? "CONNECT"),
-                path is null ? default : Encoding.ASCII.GetBytes(path), default, null, connect);
-            result = policy.Decide(agent, facts, now, Stopwatch.GetTimestamp(), trace);
+                pathBytes, default, null, connect);
+            result = withoutParameters is null
+                ? policy.Decide(agent, facts, now, Stopwatch.GetTimestamp(), trace)
+                : policy.Decide(agent, facts with { PathWithoutParameters = withoutParameters }, now, Stopwatch.GetTimestamp(), trace);
             foreach (var p in agent.Order)
             {
                 if (p.Limits is { } l)
@@ -128,6 +152,14 @@ internal static class PolicyCommand
         var retry = result.RetryAt is { } r ? $", retry at {r.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}" : result.RetryAfterSeconds >= 0 ? $", retry after {result.RetryAfterSeconds} s" : string.Empty;
         stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{retry})");
         return result.IsAllow ? CommandLine.Ok : CommandLine.CheckFailed;
+    }
+
+    /// <summary>What the proxy answers a request its parser refuses: 400, before any policy step.</summary>
+    private static int Refused(ConsoleTrace trace, TextWriter stdout, string step, ParseError error)
+    {
+        trace.Step(step);
+        stdout.WriteLine($"decision: DENY ({ParseErrors.StatusCode(error)} {ParseErrors.Reason(error)})");
+        return CommandLine.CheckFailed;
     }
 
     private sealed class ConsoleTrace(TextWriter output) : IDecisionTrace

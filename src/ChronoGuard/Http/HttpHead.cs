@@ -12,6 +12,7 @@ internal sealed class HttpHead : IDisposable
     public const int MaxConnectionTokens = 16;
 
     private byte[]? _buffer;
+    private byte[]? _withoutParameters;
 
     public HttpHead(int maxHeadBytes, int maxHeaders)
     {
@@ -21,6 +22,7 @@ internal sealed class HttpHead : IDisposable
         HeaderValues = new Seg[maxHeaders];
         HeaderDropped = new bool[maxHeaders];
         ConnectionTokens = new Seg[MaxConnectionTokens];
+        WithoutParametersLength = -1;
     }
 
     public byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(HttpHead));
@@ -51,8 +53,14 @@ internal sealed class HttpHead : IDisposable
     public Seg Target;
     public Seg TargetHost;
     public int TargetPort;
-    /// <summary>Origin-form path and query of an absolute-form target; empty means "/".</summary>
+    /// <summary>Origin-form path (normalised in place) and query of an absolute-form target; empty means "/".</summary>
     public Seg TargetPath;
+    /// <summary>How much of <see cref="TargetPath"/> is the path (the rest is the query).</summary>
+    public int PathLength;
+    /// <summary>Length of the path read without its parameters, in its own buffer; -1 when the path has none.</summary>
+    public int WithoutParametersLength;
+    public bool HasProxyAuthorization;
+    public bool HasUserAgent;
     public Seg HostHeader;
     public int HostIndex;
     public Seg ProxyAuthorization;
@@ -66,6 +74,28 @@ internal sealed class HttpHead : IDisposable
     public Seg StatusLine;
 
     public ReadOnlySpan<byte> Span(Seg seg) => Buffer.AsSpan(seg.Start, seg.Length);
+
+    /// <summary>The normalised path rules judge (no query; "/" when the target has none).</summary>
+    public ReadOnlySpan<byte> Path => PathLength == 0 ? "/"u8 : Buffer.AsSpan(TargetPath.Start, PathLength);
+
+    /// <summary>The path with its parameters dropped, when it has any (see <see cref="WithoutParametersLength"/>).</summary>
+    public ReadOnlySpan<byte> PathWithoutParameters => _withoutParameters.AsSpan(0, Math.Max(WithoutParametersLength, 0));
+
+    /// <summary>Room for the second reading of a path with parameters; rented once and kept with the head.</summary>
+    public Span<byte> WithoutParametersBuffer(int length)
+    {
+        if (_withoutParameters is null || _withoutParameters.Length < length)
+        {
+            if (_withoutParameters is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_withoutParameters);
+            }
+
+            _withoutParameters = ArrayPool<byte>.Shared.Rent(length);
+        }
+
+        return _withoutParameters;
+    }
 
     public bool KeepAlive => VersionMinor >= 1 ? !ConnectionClose : ConnectionKeepAlive && !ConnectionClose;
 
@@ -88,6 +118,10 @@ internal sealed class HttpHead : IDisposable
         TargetHost = default;
         TargetPort = 0;
         TargetPath = default;
+        PathLength = 0;
+        WithoutParametersLength = -1;
+        HasProxyAuthorization = false;
+        HasUserAgent = false;
         HostHeader = default;
         HostIndex = -1;
         ProxyAuthorization = default;
@@ -126,6 +160,13 @@ internal sealed class HttpHead : IDisposable
         if (b is not null)
         {
             ArrayPool<byte>.Shared.Return(b);
+        }
+
+        var p = _withoutParameters;
+        _withoutParameters = null;
+        if (p is not null)
+        {
+            ArrayPool<byte>.Shared.Return(p);
         }
     }
 }

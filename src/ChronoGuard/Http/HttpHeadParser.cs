@@ -102,9 +102,9 @@ internal static class HttpHeadParser
                     return ParseError.MissingHost;
                 }
             }
-            else if (!HostAgrees(h))
+            else if (HostAgrees(h) is var hostError and not ParseError.None)
             {
-                return ParseError.HostMismatch;
+                return hostError;
             }
         }
 
@@ -205,6 +205,48 @@ internal static class HttpHeadParser
         }
 
         h.TargetPath = end < 0 ? default : new Seg(offset + 7 + end, afterScheme.Length - end);
+        return NormalizePath(h);
+    }
+
+    /// <summary>
+    /// Rewrites the path in the head buffer to its normal form (it only shrinks), the query moved up
+    /// behind it, so the rules, the record and the origin all see the one path that was decided. A
+    /// path with parameters also gets its second reading, without them, in the head's side buffer.
+    /// </summary>
+    private static ParseError NormalizePath(HttpHead h)
+    {
+        var target = h.Buffer.AsSpan(h.TargetPath.Start, h.TargetPath.Length);
+        var query = target.IndexOf((byte)'?');
+        var pathLength = query < 0 ? target.Length : query;
+        var path = target[..pathLength];
+        h.PathLength = pathLength;
+        if (pathLength == 0)
+        {
+            return ParseError.None;
+        }
+
+        if (path.IndexOf((byte)';') >= 0)
+        {
+            var err = PathNormalizer.Normalize(path, h.WithoutParametersBuffer(pathLength), dropParameters: true, out h.WithoutParametersLength);
+            if (err != ParseError.None)
+            {
+                return err;
+            }
+        }
+        else if (PathNormalizer.IsNormal(path))
+        {
+            return ParseError.None;
+        }
+
+        var error = PathNormalizer.Normalize(path, target, dropParameters: false, out var written);
+        if (error != ParseError.None)
+        {
+            return error;
+        }
+
+        target[pathLength..].CopyTo(target[written..]);
+        h.PathLength = written;
+        h.TargetPath = new Seg(h.TargetPath.Start, written + target.Length - pathLength);
         return ParseError.None;
     }
 
@@ -217,7 +259,7 @@ internal static class HttpHeadParser
         if (a.Length > 0 && a[0] == (byte)'[')
         {
             var close = a.IndexOf((byte)']');
-            if (close < 3 || a[1..close].IndexOfAnyExcept(Ipv6Bytes) >= 0)
+            if (close < 3 || a[1..close].IndexOfAnyExcept(Ipv6Bytes) >= 0 || !IsIpv6(a[1..close]))
             {
                 return false;
             }
@@ -240,7 +282,7 @@ internal static class HttpHeadParser
         {
             var colon = a.LastIndexOf((byte)':');
             var hostPart = colon < 0 ? a : a[..colon];
-            if (hostPart.IsEmpty || hostPart.Length > 255 || hostPart.IndexOfAnyExcept(HostBytes) >= 0)
+            if (!IsValidName(hostPart))
             {
                 return false;
             }
@@ -255,6 +297,119 @@ internal static class HttpHeadParser
         }
 
         return TryParsePort(portPart, out port);
+    }
+
+    /// <summary>
+    /// A host name every later step reads the same way (SPEC §4 "Hosts"): labels of 1 to 63 bytes, at
+    /// most 253 bytes without the one trailing dot allowed, and nothing that the resolver would take
+    /// for an IPv4 address unless written as one (<c>127.1</c>, <c>2130706433</c> or <c>0x7f.0.0.1</c>
+    /// would be dialed as an address that domain lists never compared).
+    /// </summary>
+    private static bool IsValidName(ReadOnlySpan<byte> host)
+    {
+        if (host.IndexOfAnyExcept(HostBytes) >= 0)
+        {
+            return false;
+        }
+
+        var name = !host.IsEmpty && host[^1] == (byte)'.' ? host[..^1] : host;
+        if (name.IsEmpty || name.Length > 253)
+        {
+            return false;
+        }
+
+        var label = 0;
+        foreach (var c in name)
+        {
+            if (c != (byte)'.')
+            {
+                label++;
+            }
+            else if (label is 0 or > 63)
+            {
+                return false;
+            }
+            else
+            {
+                label = 0;
+            }
+        }
+
+        if (label is 0 or > 63)
+        {
+            return false;
+        }
+
+        return name.IndexOfAnyExcept(NumericHostBytes) >= 0 || IsCanonicalIpv4(name);
+    }
+
+    // Every IPv4 spelling IPAddress and inet_aton accept (decimal, octal, hex parts) is made of these.
+    private static readonly SearchValues<byte> NumericHostBytes = SearchValues.Create(".0123456789abcdefxABCDEFX"u8);
+
+    /// <summary>
+    /// Only names made of hex digits, dots and x get here: a dotted quad as written by IPAddress passes
+    /// without a parse (no allocation for the common IP-literal target); the rest pay for one.
+    /// </summary>
+    private static bool IsCanonicalIpv4(ReadOnlySpan<byte> name)
+    {
+        if (IsDottedQuad(name))
+        {
+            return true;
+        }
+
+        Span<char> chars = stackalloc char[name.Length];
+        Span<char> canonical = stackalloc char[16];
+        Encoding.ASCII.GetChars(name, chars);
+        if (!System.Net.IPAddress.TryParse(chars, out var address))
+        {
+            return true; // a name after all ("beef.cafe"), for DNS to answer
+        }
+
+        return address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+            && address.TryFormat(canonical, out var n) && canonical[..n].SequenceEqual(chars);
+    }
+
+    /// <summary>Four decimal parts of 0 to 255 without leading zeros: the one spelling every reader agrees on.</summary>
+    private static bool IsDottedQuad(ReadOnlySpan<byte> name)
+    {
+        var parts = 0;
+        var value = 0;
+        var digits = 0;
+        for (var i = 0; i <= name.Length; i++)
+        {
+            if (i == name.Length || name[i] == (byte)'.')
+            {
+                if (digits == 0 || ++parts > 4)
+                {
+                    return false;
+                }
+
+                value = 0;
+                digits = 0;
+                continue;
+            }
+
+            var c = name[i];
+            if (!IsDigit(c) || (digits == 1 && value == 0))
+            {
+                return false;
+            }
+
+            value = (value * 10) + (c - '0');
+            if (++digits > 3 || value > 255)
+            {
+                return false;
+            }
+        }
+
+        return parts == 4;
+    }
+
+    private static bool IsIpv6(ReadOnlySpan<byte> literal)
+    {
+        Span<char> chars = stackalloc char[literal.Length];
+        Encoding.ASCII.GetChars(literal, chars);
+        return System.Net.IPAddress.TryParse(chars, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
     }
 
     private static bool TryParsePort(ReadOnlySpan<byte> p, out int port)
@@ -360,6 +515,12 @@ internal static class HttpHeadParser
             h.HeaderDropped[i] = true;
             if (isRequest && Ascii.EqualsIgnoreCase(name, "proxy-authorization"u8))
             {
+                if (h.HasProxyAuthorization)
+                {
+                    return ParseError.DuplicateProxyAuthorization;
+                }
+
+                h.HasProxyAuthorization = true;
                 h.ProxyAuthorization = valueSeg;
             }
             else if (Ascii.EqualsIgnoreCase(name, "proxy-connection"u8))
@@ -367,6 +528,13 @@ internal static class HttpHeadParser
                 return ParseConnection(h, value, valueSeg.Start, recordTokens: false, isRequest);
             }
 
+            return ParseError.None;
+        }
+
+        // Only the sidecar's own refusals carry X-ChronoGuard-*: an origin's would pass for one.
+        if (!isRequest && name.Length > 14 && Ascii.EqualsIgnoreCase(name[..14], "x-chronoguard-"u8))
+        {
+            h.HeaderDropped[i] = true;
             return ParseError.None;
         }
 
@@ -409,6 +577,17 @@ internal static class HttpHeadParser
                 h.HeaderDropped[i] = true;
                 break;
             case 10 when Ascii.EqualsIgnoreCase(name, "user-agent"u8):
+                if (!isRequest)
+                {
+                    break;
+                }
+
+                if (h.HasUserAgent)
+                {
+                    return ParseError.DuplicateUserAgent;
+                }
+
+                h.HasUserAgent = true;
                 h.UserAgent = valueSeg;
                 break;
             case 14 when Ascii.EqualsIgnoreCase(name, "content-length"u8):
@@ -530,15 +709,15 @@ internal static class HttpHeadParser
         _ => false,
     };
 
-    private static bool HostAgrees(HttpHead h)
+    private static ParseError HostAgrees(HttpHead h)
     {
         var hostValue = h.Span(h.HostHeader);
         if (!TryParseAuthority(hostValue, h.HostHeader.Start, portRequired: false, defaultPort: 80, out var host, out var port))
         {
-            return false;
+            return ParseError.BadTarget;
         }
 
-        return port == h.TargetPort && Ascii.EqualsIgnoreCase(h.Span(host), h.Span(h.TargetHost));
+        return port == h.TargetPort && Ascii.EqualsIgnoreCase(h.Span(host), h.Span(h.TargetHost)) ? ParseError.None : ParseError.HostMismatch;
     }
 
     private static bool IsDigit(byte c) => (uint)(c - '0') <= 9;

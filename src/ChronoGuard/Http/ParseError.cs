@@ -32,6 +32,15 @@ internal enum ParseError : byte
     /// <summary>A Connection (or Proxy-Connection) header names Content-Length, Transfer-Encoding or Host.</summary>
     FramingHeaderInConnection,
 
+    /// <summary>A path that cannot be normalised without guessing (see <see cref="PathNormalizer"/>).</summary>
+    BadPath,
+
+    /// <summary>Two Proxy-Authorization headers: which one names the agent would be a guess.</summary>
+    DuplicateProxyAuthorization,
+
+    /// <summary>Two User-Agent headers: rules would judge one while the origin may read the other.</summary>
+    DuplicateUserAgent,
+
     // Chunked bodies (ChunkedScanner), each reported at the first byte that cannot belong to the body.
 
     /// <summary>No hex digit where a chunk size must start, or a byte after it that is not ';', BWS or CRLF.</summary>

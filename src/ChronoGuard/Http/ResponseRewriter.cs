@@ -1,21 +1,16 @@
 namespace ChronoGuard.Http;
 
-/// <summary>Writes the head relayed to the client: the origin's status and end-to-end headers, our framing.</summary>
+/// <summary>
+/// Writes the head relayed to the client: the origin's status code with the standard phrase (never the
+/// origin's, which could imitate a "(chronoguard: …)" refusal), its end-to-end headers but no
+/// <c>X-ChronoGuard-*</c> (the parser drops them), our framing.
+/// </summary>
 internal static class ResponseRewriter
 {
     public static int Write(HttpHead response, HttpHead request, bool keepAlive, Span<byte> destination)
     {
         var w = new HeadWriter(destination);
-        w.Append("HTTP/1.1 "u8);
-        w.Append(response.Span(response.StatusLine)[9..]);
-        w.Append("\r\n"u8);
-        for (var i = 0; i < response.HeaderCount; i++)
-        {
-            if (response.IsForwarded(i))
-            {
-                w.Header(response.Span(response.HeaderNames[i]), response.Span(response.HeaderValues[i]));
-            }
-        }
+        StatusAndHeaders(ref w, response);
 
         // An origin's "Connection: Content-Length" is honoured for nothing: the body is relayed by the
         // framing parsed here, so the same framing is what the client must be told (dropping it would
@@ -34,5 +29,30 @@ internal static class ResponseRewriter
 
         w.Append("Via: 1.1 chronoguard\r\n\r\n"u8);
         return w.Length;
+    }
+
+    /// <summary>An interim (1xx) response: status and end-to-end headers only, no framing of its own.</summary>
+    public static int WriteInterim(HttpHead response, Span<byte> destination)
+    {
+        var w = new HeadWriter(destination);
+        StatusAndHeaders(ref w, response);
+        w.Append("\r\n"u8);
+        return w.Length;
+    }
+
+    private static void StatusAndHeaders(ref HeadWriter w, HttpHead response)
+    {
+        w.Append("HTTP/1.1 "u8);
+        w.Append(response.StatusCode);
+        w.Append(" "u8);
+        w.Append(ResponseWriter.StandardPhrase(response.StatusCode));
+        w.Append("\r\n"u8);
+        for (var i = 0; i < response.HeaderCount; i++)
+        {
+            if (response.IsForwarded(i))
+            {
+                w.Header(response.Span(response.HeaderNames[i]), response.Span(response.HeaderValues[i]));
+            }
+        }
     }
 }

@@ -20,8 +20,19 @@ internal sealed class Condition
 
     public Regex? Pattern { get; init; }
 
+    /// <summary>
+    /// One case rule for every operator, regex included (SPEC §4): <c>domain</c> and <c>method</c> without
+    /// regard to case, <c>path</c> and <c>user_agent</c> exactly unless the condition says <c>ignoreCase</c>.
+    /// </summary>
+    public bool IgnoreCase { get; init; }
+
     /// <param name="localMinuteOfWeek">The request time in the policy's zone (for day_of_week and hour).</param>
-    public bool Matches(in RequestFacts facts, int localMinuteOfWeek)
+    /// <param name="eitherReading">
+    /// How a path with parameters is judged: origins differ on whether <c>;…</c> belongs to the segment,
+    /// so a condition that refuses (deny, rate_limit, log) matches when either reading does, and one
+    /// that allows only when both do.
+    /// </param>
+    public bool Matches(in RequestFacts facts, int localMinuteOfWeek, bool eitherReading)
     {
         switch (Field)
         {
@@ -33,15 +44,22 @@ internal sealed class Condition
                 return MatchNumber(localMinuteOfWeek % 1440 / 60);
             case RuleField.SourceIp:
                 return MatchAddress(facts.Source);
+            case RuleField.Path:
+                var kept = MatchText(facts.Path, IgnoreCase);
+                if (!facts.HasPathParameters || kept == eitherReading)
+                {
+                    return kept;
+                }
+
+                return MatchText(facts.PathWithoutParameters, IgnoreCase);
             default:
                 var value = Field switch
                 {
                     RuleField.Domain => TrimDot(facts.Host),
                     RuleField.Method => facts.Method,
-                    RuleField.Path => facts.Path,
                     _ => facts.UserAgent,
                 };
-                return MatchText(value, ignoreCase: Field != RuleField.Path);
+                return MatchText(value, IgnoreCase);
         }
     }
 

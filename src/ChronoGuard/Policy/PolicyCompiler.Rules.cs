@@ -97,6 +97,13 @@ internal static partial class PolicyCompiler
             throw new PolicyProblem($"{path}.op", $"\"{c.Op}\" does not apply to field \"{c.Field}\"");
         }
 
+        if (c.IgnoreCase && !textual)
+        {
+            throw new PolicyProblem($"{path}.ignoreCase", $"applies to text fields only (path, user_agent; domain and method always ignore case), not \"{c.Field}\"");
+        }
+
+        // domain and method are case-insensitive by nature; path and user_agent are what the origin reads.
+        var ignoreCase = field is RuleField.Domain or RuleField.Method || c.IgnoreCase;
         var values = c.Values ?? throw new PolicyProblem($"{path}.value", "is required");
         if (op is RuleOp.In or RuleOp.NotIn && !c.ValueIsArray)
         {
@@ -147,7 +154,7 @@ internal static partial class PolicyCompiler
                 throw new PolicyProblem($"{path}.value", "regex takes one pattern");
             }
 
-            return new Condition { Field = field, Op = op, Pattern = CompileRegex(values[0], $"{path}.value", ruleName) };
+            return new Condition { Field = field, Op = op, IgnoreCase = ignoreCase, Pattern = CompileRegex(values[0], ignoreCase, $"{path}.value", ruleName) };
         }
 
         var strings = new byte[values.Count][];
@@ -155,9 +162,55 @@ internal static partial class PolicyCompiler
         {
             var v = field == RuleField.Domain ? DomainNames.NormalizeHost(values[i]) : values[i];
             strings[i] = Encoding.UTF8.GetBytes(v);
+            if (field == RuleField.Path && NeverInNormalPath(v, whole: op is RuleOp.Equals or RuleOp.NotEquals or RuleOp.In or RuleOp.NotIn) is { } why)
+            {
+                throw new PolicyProblem($"{path}.value", $"rule \"{ruleName}\": \"{v}\" can never match: rules see the normalised path without the query, which never {why}");
+            }
         }
 
-        return new Condition { Field = field, Op = op, Strings = strings };
+        return new Condition { Field = field, Op = op, IgnoreCase = ignoreCase, Strings = strings };
+    }
+
+    /// <summary>
+    /// Why a path value can never match a normalised path (SPEC §4), or null: such a condition would
+    /// silently never hold, and a deny rule written that way fails open.
+    /// </summary>
+    private static string? NeverInNormalPath(string value, bool whole)
+    {
+        if (whole && !value.StartsWith('/'))
+        {
+            return "lacks the leading \"/\"";
+        }
+
+        if (whole && (value.EndsWith("/.", StringComparison.Ordinal) || value.EndsWith("/..", StringComparison.Ordinal)))
+        {
+            return "ends in a dot segment";
+        }
+
+        string[] never = ["?", "//", "/./", "/../", "\\"];
+        foreach (var n in never)
+        {
+            if (value.Contains(n, StringComparison.Ordinal))
+            {
+                return $"contains \"{n}\"";
+            }
+        }
+
+        for (var i = value.IndexOf('%', StringComparison.Ordinal); i >= 0; i = value.IndexOf('%', i + 1))
+        {
+            if (i + 2 >= value.Length || !Uri.IsHexDigit(value[i + 1]) || !Uri.IsHexDigit(value[i + 2]))
+            {
+                return "holds invalid percent-encoding";
+            }
+
+            var c = (char)Convert.ToInt32(value.Substring(i + 1, 2), 16);
+            if (char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~' or '/' or '\\' or '\0')
+            {
+                return $"holds \"{value.Substring(i, 3)}\" (decoded, or refused)";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Longest regex pattern accepted (the automaton is built from it at load).</summary>
@@ -168,7 +221,7 @@ internal static partial class PolicyCompiler
     /// no match timeout is needed, so none can fire and be taken as "no match" (which fails a deny
     /// rule open). A construct that needs backtracking is a load error naming the rule.
     /// </summary>
-    private static Regex CompileRegex(string pattern, string path, string ruleName)
+    private static Regex CompileRegex(string pattern, bool ignoreCase, string path, string ruleName)
     {
         if (pattern.Length > MaxRegexLength)
         {
@@ -177,7 +230,8 @@ internal static partial class PolicyCompiler
 
         try
         {
-            return new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.IgnoreCase | RegexOptions.NonBacktracking, Regex.InfiniteMatchTimeout);
+            var options = RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | (ignoreCase ? RegexOptions.IgnoreCase : RegexOptions.None);
+            return new Regex(pattern, options, Regex.InfiniteMatchTimeout);
         }
         catch (RegexParseException ex)
         {

@@ -117,6 +117,9 @@ internal sealed class ConditionEntry
 
     /// <summary>The value was written as an array (required by <c>in</c>/<c>not_in</c>).</summary>
     public bool ValueIsArray { get; set; }
+
+    /// <summary><c>ignoreCase</c>: compare <c>path</c> or <c>user_agent</c> without regard to ASCII case.</summary>
+    public bool IgnoreCase { get; set; }
 }
 
 internal sealed class GrantEntry

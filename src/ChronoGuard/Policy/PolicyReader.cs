@@ -208,7 +208,8 @@ internal static class PolicyReader
                     }
 
                     break;
-                default: throw Unknown(name, at, "field, op, value");
+                case "ignoreCase": c.IgnoreCase = Bool(value, path); break;
+                default: throw Unknown(name, at, "field, op, value, ignoreCase");
             }
         }
 

@@ -26,6 +26,9 @@ internal static class Reasons
     public const string DefaultDeny = "default_deny";
     public const string SniMismatch = "sni_mismatch";
     public const string SniMissing = "sni_missing";
+
+    /// <summary>The ClientHello carries encrypted_client_hello: the SNI is only the outer name.</summary>
+    public const string SniEch = "sni_ech";
     public const string NotTls = "not_tls";
     public const string PolicyRevoked = "policy_revoked";
     public const string WindowClosed = "window_closed";

@@ -25,9 +25,10 @@ internal sealed class Rule
 
     public bool Matches(in RequestFacts facts, int localMinuteOfWeek)
     {
+        var eitherReading = Action != RuleAction.Allow;
         foreach (var c in When)
         {
-            if (!c.Matches(facts, localMinuteOfWeek))
+            if (!c.Matches(facts, localMinuteOfWeek, eitherReading))
             {
                 return false;
             }

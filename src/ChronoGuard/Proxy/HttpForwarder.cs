@@ -215,10 +215,12 @@ internal static class HttpForwarder
                         return (Exchange.BadResponse, BodyResult.Done, false);
                     }
 
-                    // Interim responses (100 Continue, 103 Early Hints) go to the client as they are.
+                    // Interim responses (100 Continue, 103 Early Hints) go to the client rewritten like a
+                    // final one: an origin's phrase and X-ChronoGuard-* headers stop here too.
                     if (request.VersionMinor >= 1)
                     {
-                        await SocketSend.SendAllAsync(connection.Socket, response.Buffer.AsMemory(0, response.Length)).ConfigureAwait(false);
+                        var interim = ResponseRewriter.WriteInterim(response, scratch);
+                        await SocketSend.SendAllAsync(connection.Socket, scratch.AsMemory(0, interim)).ConfigureAwait(false);
                     }
 
                     continue;

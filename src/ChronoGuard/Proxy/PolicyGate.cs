@@ -65,11 +65,13 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
                 head.Span(head.TargetHost),
                 head.TargetPort,
                 head.Span(head.Method),
-                head.IsConnect ? default : head.Span(head.TargetPath),
+                head.IsConnect ? default : head.Path,
                 head.Span(head.UserAgent),
                 connection.Remote?.Address,
                 head.IsConnect);
-            decision.Result = policy.Decide(agent!, facts, now, started);
+            decision.Result = head.WithoutParametersLength < 0
+                ? policy.Decide(agent!, facts, now, started)
+                : policy.Decide(agent!, facts with { PathWithoutParameters = head.PathWithoutParameters }, now, started);
             if (decision.Result.IsAllow && head.IsConnect)
             {
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
@@ -117,6 +119,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             // Non-TLS bytes are only refused on 443 (SPEC §4); a tunnel on another port may carry any protocol.
             TlsClientHello.Result.NotTls => decision.Port == 443 ? Reasons.NotTls : string.Empty,
             TlsClientHello.Result.NoSni => Reasons.SniMissing,
+            TlsClientHello.Result.EncryptedClientHello => Reasons.SniEch,
             TlsClientHello.Result.Malformed => Reasons.NotTls, // refused on every port: TLS-shaped, but no client sends it
             _ => Ascii.EqualsIgnoreCase(sni[..length], decision.Host) ? string.Empty : Reasons.SniMismatch,
         };

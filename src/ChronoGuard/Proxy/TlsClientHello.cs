@@ -32,6 +32,12 @@ internal static class TlsClientHello
 
         /// <summary>A well-formed ClientHello naming one host, copied to the caller's buffer.</summary>
         Found,
+
+        /// <summary>
+        /// A well-formed ClientHello carrying <c>encrypted_client_hello</c>: its SNI is the outer name
+        /// and the name the server acts on is encrypted, so the SNI proves nothing.
+        /// </summary>
+        EncryptedClientHello,
     }
 
     /// <summary>
@@ -48,6 +54,8 @@ internal static class TlsClientHello
     private const int MaxHostName = 255;
     private const byte Handshake = 22;
     private const byte ClientHelloType = 1;
+    private const int ServerNameType = 0;
+    private const int EncryptedClientHelloType = 0xfe0d; // RFC 9849 (draft-ietf-tls-esni) §5
 
     public static Result TryGetSni(in ReadOnlySequence<byte> input, Span<byte> hostBuffer, out int hostLength)
     {
@@ -198,6 +206,7 @@ internal static class TlsClientHello
         }
 
         var found = false;
+        var encrypted = false;
         while (m.Left > 0)
         {
             if (!m.TryReadU16(out var type) || !m.TryReadU16(out var length) || length > m.Left)
@@ -205,8 +214,9 @@ internal static class TlsClientHello
                 return Result.Malformed;
             }
 
-            if (type != 0)
+            if (type != ServerNameType)
             {
+                encrypted |= type == EncryptedClientHelloType;
                 m.Skip(length);
                 continue;
             }
@@ -221,7 +231,8 @@ internal static class TlsClientHello
             found = true;
         }
 
-        return found ? Result.Found : Result.NoSni;
+        // Judged once the whole hello is known to be well formed: a malformed one stays Malformed.
+        return encrypted ? Result.EncryptedClientHello : found ? Result.Found : Result.NoSni;
     }
 
     /// <summary>

@@ -19,7 +19,7 @@ internal static class DecisionReasons
         Reasons.PortNotAllowed, Reasons.PrivateDestination, Reasons.MetadataDestination, Reasons.TunnelLimit,
         Reasons.EgressBudget, Reasons.RuleDeny, Reasons.RuleAllow, Reasons.DomainBlocked, Reasons.OutsideWindow,
         Reasons.RateLimit, Reasons.FanOut, Reasons.DefaultAllow, Reasons.DefaultDeny, Reasons.SniMismatch,
-        Reasons.SniMissing, Reasons.NotTls, Reasons.PolicyRevoked, Reasons.WindowClosed,
+        Reasons.SniMissing, Reasons.SniEch, Reasons.NotTls, Reasons.PolicyRevoked, Reasons.WindowClosed,
     ];
 
     /// <summary>Label values by index; <see cref="Other"/> is index 0.</summary>

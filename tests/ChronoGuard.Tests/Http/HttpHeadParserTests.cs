@@ -230,12 +230,113 @@ public sealed class HttpHeadParserTests
     [InlineData("GET http://a.test/ HTTP/1.1\r\nHost: a.test:8080\r\n\r\n")]
     [InlineData("GET http://a.test:8080/ HTTP/1.1\r\nHost: a.test\r\n\r\n")]
     [InlineData("GET http://a.test/ HTTP/1.1\r\nHost: a.test.\r\n\r\n")]
-    [InlineData("GET http://a.test/ HTTP/1.1\r\nHost: a.test@b.test\r\n\r\n")]
-    [InlineData("GET http://a.test/ HTTP/1.1\r\nHost: a.test/x\r\n\r\n")]
     [InlineData("GET http://[::1]/ HTTP/1.1\r\nHost: [::2]\r\n\r\n")]
     [InlineData("GET http://a.test/ HTTP/1.0\r\nHost: b.test\r\n\r\n")]
     public void An_absolute_target_and_a_disagreeing_Host_are_refused(string head) =>
         Assert.Equal(ParseError.HostMismatch, Heads.Request(head));
+
+    public static TheoryData<string> InvalidHosts => new()
+    {
+        ".blocked.cg.test", "blocked..cg.test", "blocked.cg.test..", ".", "..", ".a.",
+        new string('a', 64) + ".test", string.Join('.', Enumerable.Repeat(new string('a', 62), 4)) + ".xx",
+        "127.1", "2130706433", "0x7f.0.0.1", "0177.0.0.1", "01.2.3.4", "1.2.3", "a.test@b.test", "a.test/x",
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidHosts))]
+    public void A_target_or_Host_that_is_not_a_host_name_is_bad_target(string host)
+    {
+        if (!host.Contains('/', StringComparison.Ordinal) && !host.Contains('@', StringComparison.Ordinal))
+        {
+            Assert.Equal(ParseError.BadTarget, Heads.Request($"CONNECT {host}:443 HTTP/1.1\r\n\r\n"));
+            Assert.Equal(ParseError.BadTarget, Heads.Request($"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+            Assert.Equal(ParseError.BadTarget, Heads.Request($"GET http://{host}:8080/ HTTP/1.0\r\n\r\n"));
+        }
+
+        Assert.Equal(ParseError.BadTarget, Heads.Request($"GET http://a.test/ HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+    }
+
+    [Theory]
+    [InlineData("a.test")]
+    [InlineData("a.test.")]
+    [InlineData("localhost")]
+    [InlineData("127.0.0.1")]
+    [InlineData("0.0.0.0")]
+    [InlineData("beef.cafe")]
+    [InlineData("deadbeef")]
+    [InlineData("1e100.net")]
+    [InlineData("_srv.a-b.test")]
+    public void Valid_names_and_canonical_addresses_pass(string host)
+    {
+        Assert.Equal(ParseError.None, Heads.Request($"CONNECT {host}:443 HTTP/1.1\r\n\r\n"));
+        Assert.Equal(ParseError.None, Heads.Request($"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        var longest = string.Join('.', Enumerable.Repeat(new string('a', 63), 3)) + "." + new string('b', 61);
+        Assert.Equal(253, longest.Length);
+        Assert.Equal(ParseError.None, Heads.Request($"CONNECT {longest}.:443 HTTP/1.1\r\n\r\n"));
+    }
+
+    [Fact]
+    public void Checking_a_name_or_a_dotted_quad_allocates_nothing()
+    {
+        var heads = new[]
+        {
+            Heads.Latin1("GET http://127.0.0.1:8080/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"),
+            Heads.Latin1("CONNECT api.example.org:443 HTTP/1.1\r\nHost: api.example.org:443\r\n\r\n"),
+            Heads.Latin1("CONNECT beef.cafe:443 HTTP/1.1\r\n\r\n"),
+        };
+        var h = Heads.NewHead();
+        var errors = 0;
+        var allocated = Allocations.Least(() =>
+        {
+            foreach (var head in heads)
+            {
+                h.Reset();
+                head.CopyTo(h.Buffer, 0);
+                h.Length = head.Length;
+                errors += (int)HttpHeadParser.ParseRequest(h);
+            }
+        });
+
+        Assert.Equal((0, 0L), (errors, allocated));
+    }
+
+    [Theory]
+    [InlineData("[::1]", true)]
+    [InlineData("[::ffff:127.0.0.1]", true)]
+    [InlineData("[1.2.3.4]", false)]
+    [InlineData("[:::]", false)]
+    [InlineData("[1::2::3]", false)]
+    public void An_IPv6_literal_must_parse(string host, bool valid) =>
+        Assert.Equal(valid ? ParseError.None : ParseError.BadTarget, Heads.Request($"CONNECT {host}:443 HTTP/1.1\r\n\r\n"));
+
+    [Theory]
+    [InlineData("Proxy-Authorization: Basic Ym9iOng=\r\nProxy-Authorization: Basic YWxpY2U6eA==", "duplicate_proxy_authorization")]
+    [InlineData("Proxy-Authorization: Basic Ym9iOng=\r\nproxy-authorization: Basic Ym9iOng=", "duplicate_proxy_authorization")]
+    [InlineData("Proxy-Authorization:\r\nProxy-Authorization: Basic YWxpY2U6eA==", "duplicate_proxy_authorization")]
+    [InlineData("User-Agent: curl\r\nUser-Agent: friendly", "duplicate_user_agent")]
+    public void A_header_the_decision_reads_once_may_appear_only_once(string headers, string reason)
+    {
+        Assert.Equal(reason, ParseErrors.Reason(Heads.Request(Get + headers + "\r\n\r\n")));
+        Assert.Equal(reason, ParseErrors.Reason(Heads.Request("CONNECT a.test:443 HTTP/1.1\r\n" + headers + "\r\n\r\n")));
+    }
+
+    [Fact]
+    public void An_origin_cannot_send_the_sidecar_s_headers()
+    {
+        Assert.Equal(ParseError.None, Heads.Response("HTTP/1.1 403 Forbidden (chronoguard: BLOCK domain_blocked)\r\nX-ChronoGuard-Decision: BLOCK\r\nx-chronoguard-audit-seq: 7\r\nX-ChronoGuardian: kept\r\nX-Other: kept\r\nContent-Length: 0\r\n\r\n", out var h));
+        var destination = new byte[1024];
+        var n = ResponseRewriter.Write(h, Heads.NewHead(), keepAlive: true, destination);
+        var head = Encoding.ASCII.GetString(destination, 0, n);
+        Assert.StartsWith("HTTP/1.1 403 Forbidden\r\n", head, StringComparison.Ordinal);
+        Assert.DoesNotContain("chronoguard:", head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("X-ChronoGuard-", head, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("X-ChronoGuardian: kept\r\n", head, StringComparison.Ordinal);
+        Assert.Contains("X-Other: kept\r\n", head, StringComparison.Ordinal);
+
+        Assert.Equal(ParseError.None, Heads.Response("HTTP/1.1 599 (chronoguard: DENY x)\r\nContent-Length: 0\r\n\r\n", out h));
+        n = ResponseRewriter.Write(h, Heads.NewHead(), keepAlive: true, destination);
+        Assert.StartsWith("HTTP/1.1 599 \r\n", Encoding.ASCII.GetString(destination, 0, n), StringComparison.Ordinal);
+    }
 
     [Theory]
     [InlineData("GET http://a.test/ HTTP/1.1\r\nHost: A.TEST\r\n\r\n")]

@@ -85,7 +85,7 @@ public sealed class RuleIndexTests
                     var holds = true;
                     foreach (var c in rule.When)
                     {
-                        holds &= c.Matches(facts, 0);
+                        holds &= c.Matches(facts, 0, eitherReading: rule.Action != RuleAction.Allow);
                     }
 
                     if (!holds)

@@ -93,6 +93,24 @@ public sealed class TlsClientHelloTests
         Assert.Equal(TlsClientHello.Result.Malformed, Judge(new ReadOnlySequence<byte>(wire), out _));
     }
 
+    [Fact]
+    public async Task A_ClientHello_carrying_encrypted_client_hello_is_told_apart_from_a_plain_one()
+    {
+        // The outer SNI names an allowed host; the name the server acts on is in the encrypted payload.
+        var ech = Extension(0xfe0d, [0, 0, 1, 0, 1, 7, 0, 4, 1, 2, 3, 4, 0, 2, 9, 9]);
+        Assert.Equal(TlsClientHello.Result.EncryptedClientHello, Judge(new ReadOnlySequence<byte>(Record(Hello(Sni(Host), ech))), out var host));
+        Assert.Equal(string.Empty, host);
+        Assert.Equal(TlsClientHello.Result.EncryptedClientHello, Judge(new ReadOnlySequence<byte>(Record(Hello(ech, Sni(Host)))), out _));
+        Assert.Equal(TlsClientHello.Result.EncryptedClientHello, Judge(new ReadOnlySequence<byte>(Record(Hello(ech))), out _));
+        Assert.Equal(TlsClientHello.Result.Malformed, Judge(new ReadOnlySequence<byte>(Record(Hello(ech, Sni(Host), Sni(Host)))), out _));
+        Assert.Equal(TlsClientHello.Result.Found, Judge(new ReadOnlySequence<byte>(Record(Hello(Extension(0xfe0c, [1]), Sni(Host)))), out _));
+
+        var real = ClientHellos.WithExtension(await CaptureClientHelloAsync(Host), 0xfe0d, [0, 0, 1, 0, 1, 7, 0, 0, 0, 0]);
+        Assert.Equal(TlsClientHello.Result.EncryptedClientHello, Judge(new ReadOnlySequence<byte>(real), out _));
+        Assert.Equal(TlsClientHello.Result.EncryptedClientHello, Judge(new ReadOnlySequence<byte>(Records(real[5..], [real.Length / 2])), out _));
+        Assert.Equal(TlsClientHello.Result.NeedMore, Judge(new ReadOnlySequence<byte>(real, 0, real.Length - 1), out _));
+    }
+
     public static TheoryData<string, byte[]> MalformedWires()
     {
         var m = Hello(Sni(Host));

@@ -45,6 +45,25 @@ internal static class ClientHellos
         return [.. Record(message[..at]), .. Record(message[at..])];
     }
 
+    /// <summary>A one-record hello with one more extension at the end of its list, every length adjusted.</summary>
+    public static byte[] WithExtension(byte[] record, ushort type, byte[] data)
+    {
+        var hello = record.ToList();
+        var p = 5 + 4 + 2 + 32;
+        p += 1 + hello[p];
+        p += 2 + ((hello[p] << 8) | hello[p + 1]);
+        p += 1 + hello[p];
+        var extensions = ((hello[p] << 8) | hello[p + 1]) + 4 + data.Length;
+        hello[p] = (byte)(extensions >> 8);
+        hello[p + 1] = (byte)extensions;
+        hello.AddRange([(byte)(type >> 8), (byte)type, (byte)(data.Length >> 8), (byte)data.Length, .. data]);
+        var message = hello.Count - 9;
+        (hello[6], hello[7], hello[8]) = ((byte)(message >> 16), (byte)(message >> 8), (byte)message);
+        var fragment = hello.Count - 5;
+        (hello[3], hello[4]) = ((byte)(fragment >> 8), (byte)fragment);
+        return [.. hello];
+    }
+
     private static async Task ReadExactly(Socket socket, byte[] buffer)
     {
         var read = 0;
