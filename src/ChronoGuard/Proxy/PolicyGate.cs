@@ -148,8 +148,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         {
             FillDecision(ref record, connection, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason);
             var policy = engine.Current;
-            // Format 2: observe mode lets every refusal through; the built-in anonymous agent proved nothing.
-            record.Enforced = decision.Result.IsAllow || !policy.IsObserve;
+            // Format 2: false only when a refusal was let through (observe mode), judged by what this
+            // request did, not by the policy current now (a reload may have changed the mode since);
+            // the built-in anonymous agent proved nothing.
+            record.Enforced = decision.Result.IsAllow || !decision.Allowed;
             record.Identity = decision.Agent is { } plan && !ReferenceEquals(plan, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
             Span<byte> dialed = stackalloc byte[64];
             if (decision.Dialed is { } ip && ip.TryFormat(dialed, out var written))

@@ -33,6 +33,7 @@ internal sealed class RequestScope
     private bool _recorded;
     private bool _keepUpstream;
     private bool _exited;
+    private bool _guardRefused;
     private string? _closeReason;
 
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
@@ -76,19 +77,49 @@ internal sealed class RequestScope
         return Decision.Allowed;
     }
 
-    /// <summary>The network guard on one address; false when it must not be dialed (the refusal is kept for the record).</summary>
-    public bool AcceptAddress(IPAddress address)
+    /// <summary>
+    /// The network guard over every resolved address, as one verdict (SPEC §4): the addresses that
+    /// pass are moved to the front and only they are dialed, and the decision stands as it was; only
+    /// when none passes does the guard's refusal become the decision (with the first refused address),
+    /// and then observe mode dials them all. Judging an address never changes the decision by itself,
+    /// so a name that also resolves to a refused address is recorded as what happened: the dial to the
+    /// allowed one. Returns how many addresses to dial (0: refused).
+    /// </summary>
+    public int JudgeAddresses(IPAddress[] addresses)
     {
-        var dial = _gate.AcceptAddress(Decision, address, out var judged);
-        if (!judged.IsAllow)
+        var passed = 0;
+        var observed = false;
+        IPAddress? refused = null;
+        DecisionResult refusal = default;
+        for (var i = 0; i < addresses.Length; i++)
         {
-            Decision.Result = judged;
-            Decision.Dialed = address;
-            Decision.Allowed = dial;
+            var dial = _gate.AcceptAddress(Decision, addresses[i], out var judged);
+            if (judged.IsAllow)
+            {
+                addresses[passed++] = addresses[i];
+            }
+            else if (refused is null)
+            {
+                refused = addresses[i];
+                refusal = judged;
+                observed = dial;
+            }
         }
 
-        return dial;
+        if (passed > 0 || refused is null)
+        {
+            return passed;
+        }
+
+        Decision.Result = refusal;
+        Decision.Dialed = refused;
+        Decision.Allowed = observed;
+        _guardRefused = observed;
+        return observed ? addresses.Length : 0;
     }
+
+    /// <summary>Whether the guard passes an address already connected (a kept upstream): the decision is not touched.</summary>
+    public bool MayReuse(IPAddress address) => _gate.AcceptAddress(Decision, address, out var judged) && judged.IsAllow;
 
     public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision);
 
@@ -107,6 +138,13 @@ internal sealed class RequestScope
     /// <summary>The upstream was dialed (or refused at the TCP level).</summary>
     public void Dialed(IPAddress? address, long elapsedTicks, bool connected)
     {
+        if (_guardRefused && address is not null && !address.Equals(Decision.Dialed))
+        {
+            // Observe mode dialed past the guard's refusal: the record names the address dialed, so
+            // its reason must be the guard's verdict on that address.
+            _gate.AcceptAddress(Decision, address, out Decision.Result);
+        }
+
         Decision.Dialed = address;
         if (connected)
         {
