@@ -36,10 +36,11 @@ internal interface IRequestGate
     /// <summary>The one egress account: bytes sent upstream; false once the agent's budget is spent.</summary>
     bool ChargeEgress(in RequestDecision decision, long bytes);
 
-    /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could flow.</summary>
+    /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could
+    /// flow or when a refusal was answered after the decision record (<see cref="RequestTotals.Status"/>).</summary>
     void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals);
 
-    /// <summary>Audits a refusal the proxy made itself (malformed input, capacity, bad body framing); returns its seq.</summary>
+    /// <summary>Audits a refusal the proxy made itself before any request was decided (malformed input, header timeout, capacity); returns its seq.</summary>
     long RecordRefusal(in ConnectionInfo connection, in Refusal refusal);
 
     /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (Stopwatch ticks).</summary>

@@ -218,7 +218,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
 
         _metrics.AddBytes(totals.BytesUp, totals.BytesDown);
-        if (audit is null || !totals.Established)
+        // A close record when bytes could flow, and when the client was refused after the decision
+        // record (a failed durable wait, bad body framing): that refusal is told here, not by a
+        // second decision record.
+        if (audit is null || !(totals.Established || totals.Status != 0))
         {
             return;
         }
@@ -232,6 +235,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             record.BytesUp = totals.BytesUp;
             record.BytesDown = totals.BytesDown;
             record.DurationMs = totals.DurationMs;
+            record.Status = totals.Status;
             record.Set(AuditText.Agent, decision.Agent?.Id);
             SetAddress(ref record, connection.Remote?.Address);
             record.Set(AuditText.Host, decision.Host);

@@ -35,6 +35,7 @@ internal sealed class RequestScope
     private bool _exited;
     private bool _guardRefused;
     private string? _closeReason;
+    private int _closeStatus;
 
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
     public RequestDecision Decision;
@@ -170,7 +171,9 @@ internal sealed class RequestScope
     /// <summary>
     /// Records the allowed request and waits until the record is durable when the mode says so. False
     /// when it never will be: the request is then refused 503 <c>audit_unavailable</c> (sent here when
-    /// <paramref name="answer"/>), and nothing goes upstream.
+    /// <paramref name="answer"/>), and nothing goes upstream. The decision record already exists (it
+    /// had to, to be waited for), so the refusal is not a second decision record: the close record
+    /// tells it, and the answer names the decision record's seq.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
@@ -184,7 +187,7 @@ internal sealed class RequestScope
         _closeReason = ProxyReasons.AuditUnavailable;
         if (answer)
         {
-            await _connection.RefuseAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable), audit: true).ConfigureAwait(false);
+            await AnswerAfterRecordAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable)).ConfigureAwait(false);
         }
 
         return false;
@@ -220,17 +223,35 @@ internal sealed class RequestScope
             Decision.Result.Reason = reason;
             Record(status);
         }
+        else if (answer)
+        {
+            _closeStatus = status;
+        }
 
         return answer
             ? _connection.RefuseAsync(new Refusal(status, DecisionNames.Name(Decision.Result.Decision), reason) { AuditSeq = Decision.AuditSeq }, audit: false)
             : Task.CompletedTask;
     }
 
-    /// <summary>A refusal of the proxy's own after the request was recorded (bad body framing, body timeout): audited as its own record.</summary>
+    /// <summary>
+    /// A refusal of the proxy's own after the request was recorded (bad body framing, body timeout,
+    /// egress budget): one request keeps one decision record, so the close record tells this one.
+    /// </summary>
     public Task RefuseProtocolAsync(int status, string decision, string reason)
     {
         _closeReason ??= reason;
-        return _connection.RefuseAsync(new Refusal(status, decision, reason), audit: true);
+        return AnswerAfterRecordAsync(new Refusal(status, decision, reason));
+    }
+
+    /// <summary>
+    /// Answers a refusal that came after the decision record: the close record carries its status and
+    /// reason, and the answer names the decision record (X-ChronoGuard-Audit-Seq), the one record of
+    /// this request, whose connId leads to the close record.
+    /// </summary>
+    private Task AnswerAfterRecordAsync(Refusal refusal)
+    {
+        _closeStatus = refusal.Status;
+        return _connection.RefuseAsync(refusal with { AuditSeq = Decision.AuditSeq }, audit: false);
     }
 
     /// <summary>From here bytes may flow: the exit writes a close record.</summary>
@@ -309,7 +330,7 @@ internal sealed class RequestScope
 
                 var established = _establishedMs >= 0;
                 var duration = established ? Context.NowMs() - _establishedMs : 0;
-                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed"));
+                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed", _closeStatus));
             }
         }
         finally
