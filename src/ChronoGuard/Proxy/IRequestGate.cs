@@ -46,6 +46,9 @@ internal interface IRequestGate
     /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (Stopwatch ticks).</summary>
     void UpstreamConnected(long elapsedTicks);
 
+    /// <summary>Once per heartbeat, before <see cref="NeedsRecheck"/>: periodic bookkeeping (counts of suppressed refusals become records).</summary>
+    void Tick();
+
     /// <summary>Once per heartbeat: whether open tunnels must be judged again (new policy, new minute).</summary>
     bool NeedsRecheck();
 

@@ -17,6 +17,7 @@ namespace ChronoGuard.Proxy;
 internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : IRequestGate
 {
     private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics();
+    private readonly UnauthenticatedLimiter? _limiter = audit is { Options.UnauthenticatedPerSecond: > 0 and var n } ? new UnauthenticatedLimiter(n) : null;
     private long _seenVersion = -1;
     private long _seenMinute;
 
@@ -85,7 +86,13 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
         decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
         _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
-        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
+        if (auth == AuthOutcome.Ok)
+        {
+            // Only requests that passed authentication feed the domain analytics (SPEC §5): a client
+            // without credentials must not be able to make its host the top domain.
+            _metrics.RecordDomain(head.Span(head.TargetHost), agent!.Runtime.Index, now.UtcTicks / TimeSpan.TicksPerMinute);
+        }
+
         return decision;
     }
 
@@ -137,7 +144,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
         Count(decision);
-        if (audit is null)
+        if (audit is null || (status == 407 && Suppress(connection, decision.Host)))
         {
             return -1;
         }
@@ -178,7 +185,8 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
     {
         _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny, refusal.Reason);
-        if (audit is null)
+        // Every refusal that reaches here came before any credential was checked: limited per source like a 407.
+        if (audit is null || Suppress(connection, null))
         {
             return -1;
         }
@@ -247,6 +255,27 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
     }
 
+    /// <summary>
+    /// Once per heartbeat: the counts of unauthenticated refusals from seconds that have ended become
+    /// their <c>system</c> records (a source that stopped sending is recorded here, not at its next refusal).
+    /// </summary>
+    public void Tick()
+    {
+        if (_limiter is { HasPending: true } limiter)
+        {
+            WriteSuppressed(limiter, Second());
+        }
+    }
+
+    /// <summary>At stop, after the proxy drained and before the stop record: every count still held is recorded.</summary>
+    public void FlushSuppressed()
+    {
+        if (_limiter is { HasPending: true } limiter)
+        {
+            WriteSuppressed(limiter, long.MaxValue);
+        }
+    }
+
     public bool NeedsRecheck()
     {
         var version = engine.Version;
@@ -276,6 +305,71 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             TunnelVerdict.WindowClosed => Reasons.WindowClosed,
             _ => null,
         };
+    }
+
+    private long Second() => time.GetUtcNow().ToUnixTimeSeconds();
+
+    /// <summary>
+    /// An unauthenticated refusal past Audit:UnauthenticatedPerSecond from its source: true when it is
+    /// only counted (no record of its own, so no seq to give the client). A count this call closed is
+    /// recorded here.
+    /// </summary>
+    private bool Suppress(in ConnectionInfo connection, string? host)
+    {
+        if (_limiter is null)
+        {
+            return false;
+        }
+
+        var admitted = _limiter.TryAdmit(connection.Remote?.Address, Second(), host, out var flushed);
+        if (flushed.Count > 0)
+        {
+            WriteSuppressed(flushed);
+        }
+
+        if (admitted)
+        {
+            return false;
+        }
+
+        _metrics.CountSuppressed();
+        return true;
+    }
+
+    private void WriteSuppressed(UnauthenticatedLimiter limiter, long beforeSecond)
+    {
+        var drained = new List<SuppressedRefusals>();
+        limiter.Drain(beforeSecond, drained);
+        foreach (var s in drained)
+        {
+            WriteSuppressed(s);
+        }
+    }
+
+    /// <summary>One chained system record for one source's counted refusals in one second.</summary>
+    private void WriteSuppressed(in SuppressedRefusals suppressed)
+    {
+        var second = DateTimeOffset.FromUnixTimeSeconds(suppressed.Second).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        var detail = suppressed.Overflow
+            ? $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond}), from sources the limiter had no room for (first {suppressed.Source})"
+            : $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond})";
+        ref var record = ref audit!.Claim(out var seq);
+        try
+        {
+            record.Kind = AuditKind.System;
+            record.Status = 407;
+            record.Set(AuditText.Reason, UnauthenticatedLimiter.Reason);
+            record.Set(AuditText.Host, suppressed.FirstHost);
+            record.Set(AuditText.Path, detail);
+            if (!suppressed.Overflow)
+            {
+                SetAddress(ref record, suppressed.Source);
+            }
+        }
+        finally
+        {
+            audit.Publish(seq);
+        }
     }
 
     private void Count(in RequestDecision decision) =>

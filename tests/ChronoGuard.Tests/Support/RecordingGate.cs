@@ -98,6 +98,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public void UpstreamConnected(long elapsedTicks) => _inner.UpstreamConnected(elapsedTicks);
 
+    public void Tick() => _inner.Tick();
+
     public bool NeedsRecheck() => _inner.NeedsRecheck();
 
     public string? Recheck(in RequestDecision decision) => _inner.Recheck(decision);
