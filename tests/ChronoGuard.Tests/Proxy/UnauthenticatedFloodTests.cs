@@ -96,4 +96,51 @@ public sealed class UnauthenticatedFloodTests
         Assert.Equal("allowed.test", Assert.Single(top).Domain);
         Assert.Equal(1, gate.Metrics.Distinct.Global.Estimate());
     }
+
+    /// <summary>
+    /// The real binary, stopped by SIGTERM right after a flood: every refusal is either its own record
+    /// or in a count recorded before the stop record (none left in the limiter), and exactly the
+    /// refusals without a seq header are in the counts. Whatever the seconds the flood fell into.
+    /// </summary>
+    [Fact]
+    public async Task The_sidecar_records_every_counted_refusal_before_its_stop_record()
+    {
+        using var dir = new TempDir();
+        var file = dir.File("policy.json");
+        File.WriteAllText(file, $$"""
+            { "version": 1, "agents": [ { "id": "bot", "tokenSha256": "{{ChronoGuard.Tests.Policy.PolicyFixture.TokenSha}}", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["allowed.test"] } ] }
+            """);
+        const int Sent = 100;
+        var withoutSeq = 0;
+        await using (var sidecar = await SidecarProcess.StartAsync(dir.Path, ["--policy", file], new Dictionary<string, string>
+        {
+            ["CHRONOGUARD__Policy__Watch"] = "false",
+            // A low limit (set through the configuration) so that the flood is counted however slowly it runs.
+            ["CHRONOGUARD__Audit__UnauthenticatedPerSecond"] = "2",
+        }))
+        {
+            for (var i = 0; i < Sent; i++)
+            {
+                using var c = await RawClient.ConnectAsync(sidecar.ProxyEndPoint);
+                await c.SendAsync("GET http://looks-legit.example/ HTTP/1.1\r\nHost: looks-legit.example\r\n\r\n");
+                var head = await c.ReadHeadAsync();
+                Assert.Equal(407, head.Status);
+                withoutSeq += head["X-ChronoGuard-Audit-Seq"] is null ? 1 : 0;
+            }
+
+            sidecar.Signal("TERM");
+            Assert.Equal(0, await sidecar.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        }
+
+        var records = AuditReader.ReadDirectory(Path.Combine(dir.Path, "audit")).Select(i => i.Entry!).ToList();
+        var counts = records.Where(r => r.Kind == AuditKind.System && r.Reason == UnauthenticatedLimiter.Reason).ToList();
+        var counted = counts.Sum(r => int.Parse(r.Path.AsSpan(0, r.Path.IndexOf(' ', StringComparison.Ordinal)), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(withoutSeq, counted);
+        Assert.Equal(Sent, counted + records.Count(r => r.Kind == AuditKind.Decision && r.Status == 407));
+        Assert.True(withoutSeq > 0, "100 refusals in a row never went past 2 in one second");
+        Assert.All(counts, r => Assert.EndsWith("(Audit:UnauthenticatedPerSecond=2)", r.Path, StringComparison.Ordinal));
+        var stop = Assert.Single(records, r => r.Kind == AuditKind.System && r.Reason == "stop");
+        Assert.All(counts, r => Assert.True(r.Seq < stop.Seq));
+    }
 }
