@@ -37,7 +37,7 @@ internal interface IRequestGate
     bool ChargeEgress(in RequestDecision decision, long bytes);
 
     /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could
-    /// flow or when a refusal was answered after the decision record (<see cref="RequestTotals.Status"/>).</summary>
+    /// flow or when the request failed after its decision record (<see cref="RequestTotals.FailedAfterRecord"/>).</summary>
     void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals);
 
     /// <summary>Audits a refusal the proxy made itself before any request was decided (malformed input, header timeout, capacity); returns its seq.</summary>

@@ -226,10 +226,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
 
         _metrics.AddBytes(totals.BytesUp, totals.BytesDown);
-        // A close record when bytes could flow, and when the client was refused after the decision
-        // record (a failed durable wait, bad body framing): that refusal is told here, not by a
-        // second decision record.
-        if (audit is null || !(totals.Established || totals.Status != 0))
+        // A close record when bytes could flow, and when the request failed after its decision record
+        // (a failed durable wait, bad body framing): that failure is told here, not by a second
+        // decision record.
+        if (audit is null || !(totals.Established || totals.FailedAfterRecord))
         {
             return;
         }

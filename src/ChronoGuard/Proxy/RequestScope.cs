@@ -36,6 +36,7 @@ internal sealed class RequestScope
     private bool _guardRefused;
     private string? _closeReason;
     private int _closeStatus;
+    private bool _failedAfterRecord;
 
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
     public RequestDecision Decision;
@@ -185,6 +186,7 @@ internal sealed class RequestScope
         }
 
         _closeReason = ProxyReasons.AuditUnavailable;
+        _failedAfterRecord = true;
         if (answer)
         {
             await AnswerAfterRecordAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable)).ConfigureAwait(false);
@@ -223,9 +225,10 @@ internal sealed class RequestScope
             Decision.Result.Reason = reason;
             Record(status);
         }
-        else if (answer)
+        else
         {
-            _closeStatus = status;
+            _failedAfterRecord = true;
+            _closeStatus = answer ? status : 0;
         }
 
         return answer
@@ -250,6 +253,7 @@ internal sealed class RequestScope
     /// </summary>
     private Task AnswerAfterRecordAsync(Refusal refusal)
     {
+        _failedAfterRecord = true;
         _closeStatus = refusal.Status;
         return _connection.RefuseAsync(refusal with { AuditSeq = Decision.AuditSeq }, audit: false);
     }
@@ -330,7 +334,7 @@ internal sealed class RequestScope
 
                 var established = _establishedMs >= 0;
                 var duration = established ? Context.NowMs() - _establishedMs : 0;
-                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed", _closeStatus));
+                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed", _closeStatus, _failedAfterRecord));
             }
         }
         finally

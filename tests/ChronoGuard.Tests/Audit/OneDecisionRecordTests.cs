@@ -15,17 +15,26 @@ namespace ChronoGuard.Tests.Audit;
 public sealed class OneDecisionRecordTests
 {
     private static string PolicyJson(int port) => $$"""
-        { "version": 1, "network": { "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{port}}] },
+        { "version": 1, "network": { "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{port}}], "requireSniMatch": true },
           "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
           "policies": [ { "name": "p", "allowedDomains": ["127.0.0.1"] } ] }
         """;
 
     [RootFact]
-    public async Task A_durable_wait_that_fails_after_the_decision_record_leaves_one_decision_record_and_a_close_record_with_the_503()
+    public Task A_durable_wait_that_fails_after_the_decision_record_leaves_one_decision_record_and_a_close_record_with_the_503() =>
+        DurableWaitFailsAfterRecordAsync(sniChecked: false);
+
+    /// <summary>A tunnel whose ClientHello is checked got its 200 before the record: the close record says audit_unavailable, status 0 (nothing more was answered).</summary>
+    [RootFact]
+    public Task A_checked_tunnel_whose_durable_wait_fails_is_closed_and_told_by_its_close_record() =>
+        DurableWaitFailsAfterRecordAsync(sniChecked: true);
+
+    private static async Task DurableWaitFailsAfterRecordAsync(bool sniChecked)
     {
         using var disk = new Tmpfs("4m");
         await using var origin = await KestrelOrigin.StartAsync();
-        using var policy = new PolicyEngines(PolicyJson(origin.Port));
+        using var policy = new PolicyEngines(PolicyJson(origin.Port).Replace("\"127.0.0.1\"]", "\"127.0.0.1\", \"localhost\"]", StringComparison.Ordinal));
+        var hello = sniChecked ? await ClientHellos.CaptureAsync("localhost") : [];
         var options = new AuditOptions { Directory = Path.Combine(disk.Path, "audit"), Durability = "commit-before-forward", SegmentSizeBits = 20, QueueCapacity = 64, CommitTimeoutMs = 3000 };
         var get = $"GET http://127.0.0.1:{origin.Port}/hello HTTP/1.1\r\nHost: 127.0.0.1:{origin.Port}\r\n{PolicyEngines.Credentials()}Connection: close\r\n\r\n";
         RawResponse refused;
@@ -56,9 +65,22 @@ public sealed class OneDecisionRecordTests
                     _ = writer.WaitDurableAsync(seq).AsTask().GetAwaiter().GetResult();
                 }
             };
-            refused = await Send();
-            Assert.Equal(503, refused.Status);
-            Assert.Equal(ProxyReasons.AuditUnavailable, refused["X-ChronoGuard-Reason"]);
+            if (sniChecked)
+            {
+                using var c = await RawClient.ConnectAsync(proxy.EndPoint);
+                await c.SendAsync($"CONNECT localhost:{origin.Port} HTTP/1.1\r\n{PolicyEngines.Credentials()}\r\n");
+                refused = await c.ReadHeadAsync();
+                Assert.Equal(200, refused.Status);
+                await c.SendAsync(hello);
+                Assert.Empty(await c.ReadToEndAsync(timeoutMs: 20_000));
+            }
+            else
+            {
+                refused = await Send();
+                Assert.Equal(503, refused.Status);
+                Assert.Equal(ProxyReasons.AuditUnavailable, refused["X-ChronoGuard-Reason"]);
+            }
+
             Assert.True(writer.Faulted);
 
             File.Delete(filler!);
@@ -73,11 +95,12 @@ public sealed class OneDecisionRecordTests
         }
 
         var records = AuditReader.ReadDirectory(options.Directory).Select(i => i.Entry!).ToList();
-        var seq = long.Parse(refused["X-ChronoGuard-Audit-Seq"]!, CultureInfo.InvariantCulture);
-        var decision = Assert.Single(records, r => r.Seq == seq);
+        var decision = sniChecked
+            ? Assert.Single(records, r => r.Kind == AuditKind.Decision && r.Method == "CONNECT")
+            : Assert.Single(records, r => r.Seq == long.Parse(refused["X-ChronoGuard-Audit-Seq"]!, CultureInfo.InvariantCulture));
         Assert.Equal((AuditKind.Decision, "ALLOW", 200), (decision.Kind, decision.Decision, decision.Status));
         var close = Assert.Single(records, r => r.Kind == AuditKind.Close && r.ConnectionId == decision.ConnectionId);
-        Assert.Equal((503, ProxyReasons.AuditUnavailable, 0L), (close.Status, close.Reason, close.BytesUp));
+        Assert.Equal((sniChecked ? 0 : 503, ProxyReasons.AuditUnavailable, 0L), (close.Status, close.Reason, close.BytesUp));
         AssertOneDecisionPerRequest(records, expected: 3);
     }
 
