@@ -124,4 +124,22 @@ public sealed class UnauthenticatedLimiterTests
         Assert.True(limiter.TryAdmit(IPAddress.Parse("192.0.2.1"), 1, null, out _));
         Assert.False(limiter.TryAdmit(IPAddress.Parse("::ffff:192.0.2.1"), 1, null, out _));
     }
+
+    /// <summary>A refusal on the flood path, admitted or counted, allocates nothing (the second rolls over every 100 calls).</summary>
+    [Fact]
+    public void Admitting_and_counting_allocate_nothing()
+    {
+        var limiter = new UnauthenticatedLimiter(20, sets: 16);
+        var sources = new[] { IPAddress.Loopback, IPAddress.IPv6Loopback, IPAddress.Parse("192.0.2.7") };
+        var calls = 0L;
+        var admitted = 0;
+        var allocated = ChronoGuard.Tests.Support.Allocations.Least(() =>
+        {
+            var source = sources[calls % 3];
+            admitted += limiter.TryAdmit(source, calls++ / 100, "flood.example", out _) ? 1 : 0;
+        }, iterations: 10_000);
+
+        Assert.Equal(0, allocated);
+        Assert.True(admitted > 0 && admitted < calls);
+    }
 }
