@@ -52,6 +52,8 @@ internal static class ConfigurationSchema
             SettingRule.Number("CommitTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Text("SigningKeyFile", required: false),
             SettingRule.Number("CheckpointIntervalMs", 1, MaxMilliseconds),
+            // 0 = no limit: every unauthenticated refusal is recorded one by one (as before the limit).
+            SettingRule.Number("UnauthenticatedPerSecond", 0, 1_000_000),
         ]),
     ];
 

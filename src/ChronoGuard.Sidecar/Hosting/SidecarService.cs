@@ -23,6 +23,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private PolicyEngine? _policy;
     private PolicyWatcher? _watcher;
     private AuditWriter? _audit;
+    private PolicyGate? _gate;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -71,7 +72,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         {
             checkpoints.Signed = (c, error) => SidecarLog.AuditCheckpoint(_logger, c.Seq, c.Hash, c.Time, c.KeyId, c.Signature, error ?? "appended to " + Checkpoint.FileName);
         }
-        var gate = new PolicyGate(_policy, time, _audit, _metrics);
+        var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
         _stats = new StatsServer(loggers.CreateLogger("chronoguard.stats"), time);
@@ -175,6 +176,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
         if (_audit is not null)
         {
+            // Refusals counted in the last second(s) are recorded before the chain says it stopped.
+            _gate?.FlushSuppressed();
             SystemRecords.Append(_audit, "stop");
             _audit.Dispose();
             _audit = null;

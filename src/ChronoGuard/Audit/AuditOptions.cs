@@ -58,4 +58,12 @@ internal sealed class AuditOptions
 
     /// <summary>How often the committed head is signed into checkpoints.jsonl (and always at stop).</summary>
     public int CheckpointIntervalMs { get; set; } = 10_000;
+
+    /// <summary>
+    /// Unauthenticated refusals (407, and refusals before a request could be parsed) recorded one by
+    /// one per source and second; past it they are counted into one <c>system</c> record per source and
+    /// second (<c>reason=unauthenticated_suppressed</c>), so a client without credentials cannot flood
+    /// the log. 0 = no limit: every refusal is its own record.
+    /// </summary>
+    public int UnauthenticatedPerSecond { get; set; } = 20;
 }

@@ -43,6 +43,10 @@ internal sealed class AllowAllGate : IRequestGate
     {
     }
 
+    public void Tick()
+    {
+    }
+
     public bool NeedsRecheck() => false;
 
     public string? Recheck(in RequestDecision decision) => null;

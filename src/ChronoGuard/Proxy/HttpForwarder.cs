@@ -53,7 +53,7 @@ internal static class HttpForwarder
         }
 
         // A kept upstream is judged again: the policy may have changed since it was dialed.
-        var reused = sameAuthority && scope.AcceptAddress(kept!.Address) && scope.Decision.Result.IsAllow;
+        var reused = sameAuthority && scope.MayReuse(kept!.Address);
         if (reused)
         {
             scope.Decision.Dialed = kept!.Address;
@@ -61,12 +61,6 @@ internal static class HttpForwarder
         else
         {
             connection.DropUpstream();
-            if (!scope.Decision.Allowed)
-            {
-                await scope.RefuseAsync().ConfigureAwait(false);
-                return false;
-            }
-
             if (!await DialAsync(scope, recorded: false).ConfigureAwait(false))
             {
                 return false;

@@ -36,14 +36,18 @@ internal interface IRequestGate
     /// <summary>The one egress account: bytes sent upstream; false once the agent's budget is spent.</summary>
     bool ChargeEgress(in RequestDecision decision, long bytes);
 
-    /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could flow.</summary>
+    /// <summary>The request is over: gives back the tunnel slot, counts bytes, writes the close record when bytes could
+    /// flow or when the request failed after its decision record (<see cref="RequestTotals.FailedAfterRecord"/>).</summary>
     void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals);
 
-    /// <summary>Audits a refusal the proxy made itself (malformed input, capacity, bad body framing); returns its seq.</summary>
+    /// <summary>Audits a refusal the proxy made itself before any request was decided (malformed input, header timeout, capacity); returns its seq.</summary>
     long RecordRefusal(in ConnectionInfo connection, in Refusal refusal);
 
     /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (Stopwatch ticks).</summary>
     void UpstreamConnected(long elapsedTicks);
+
+    /// <summary>Once per heartbeat, before <see cref="NeedsRecheck"/>: periodic bookkeeping (counts of suppressed refusals become records).</summary>
+    void Tick();
 
     /// <summary>Once per heartbeat: whether open tunnels must be judged again (new policy, new minute).</summary>
     bool NeedsRecheck();

@@ -17,6 +17,7 @@ namespace ChronoGuard.Proxy;
 internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : IRequestGate
 {
     private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics();
+    private readonly UnauthenticatedLimiter? _limiter = audit is { Options.UnauthenticatedPerSecond: > 0 and var n } ? new UnauthenticatedLimiter(n) : null;
     private long _seenVersion = -1;
     private long _seenMinute;
 
@@ -87,7 +88,13 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
         decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
         _metrics.DecisionDuration.Observe(Stopwatch.GetTimestamp() - started);
-        _metrics.RecordDomain(head.Span(head.TargetHost), agent?.Runtime.Index ?? 0, now.UtcTicks / TimeSpan.TicksPerMinute);
+        if (auth == AuthOutcome.Ok)
+        {
+            // Only requests that passed authentication feed the domain analytics (SPEC §5): a client
+            // without credentials must not be able to make its host the top domain.
+            _metrics.RecordDomain(head.Span(head.TargetHost), agent!.Runtime.Index, now.UtcTicks / TimeSpan.TicksPerMinute);
+        }
+
         return decision;
     }
 
@@ -140,7 +147,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
         Count(decision);
-        if (audit is null)
+        if (audit is null || (status == 407 && Suppress(connection, decision.Host)))
         {
             return -1;
         }
@@ -151,8 +158,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         {
             FillDecision(ref record, connection, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason);
             var policy = engine.Current;
-            // Format 2: observe mode lets every refusal through; the built-in anonymous agent proved nothing.
-            record.Enforced = decision.Result.IsAllow || !policy.IsObserve;
+            // Format 2: false only when a refusal was let through (observe mode), judged by what this
+            // request did, not by the policy current now (a reload may have changed the mode since);
+            // the built-in anonymous agent proved nothing.
+            record.Enforced = decision.Result.IsAllow || !decision.Allowed;
             record.Identity = decision.Agent is { } plan && !ReferenceEquals(plan, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
             Span<byte> dialed = stackalloc byte[64];
             if (decision.Dialed is { } ip && ip.TryFormat(dialed, out var written))
@@ -179,7 +188,8 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
     {
         _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny, refusal.Reason);
-        if (audit is null)
+        // Every refusal that reaches here came before any credential was checked: limited per source like a 407.
+        if (audit is null || Suppress(connection, null))
         {
             return -1;
         }
@@ -219,7 +229,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
 
         _metrics.AddBytes(totals.BytesUp, totals.BytesDown);
-        if (audit is null || !totals.Established)
+        // A close record when bytes could flow, and when the request failed after its decision record
+        // (a failed durable wait, bad body framing): that failure is told here, not by a second
+        // decision record.
+        if (audit is null || !(totals.Established || totals.FailedAfterRecord))
         {
             return;
         }
@@ -233,6 +246,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             record.BytesUp = totals.BytesUp;
             record.BytesDown = totals.BytesDown;
             record.DurationMs = totals.DurationMs;
+            record.Status = totals.Status;
             record.Set(AuditText.Agent, decision.Agent?.Id);
             SetAddress(ref record, connection.Remote?.Address);
             record.Set(AuditText.Host, decision.Host);
@@ -241,6 +255,27 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         finally
         {
             audit.Publish(seq);
+        }
+    }
+
+    /// <summary>
+    /// Once per heartbeat: the counts of unauthenticated refusals from seconds that have ended become
+    /// their <c>system</c> records (a source that stopped sending is recorded here, not at its next refusal).
+    /// </summary>
+    public void Tick()
+    {
+        if (_limiter is { HasPending: true } limiter)
+        {
+            WriteSuppressed(limiter, Second());
+        }
+    }
+
+    /// <summary>At stop, after the proxy drained and before the stop record: every count still held is recorded.</summary>
+    public void FlushSuppressed()
+    {
+        if (_limiter is { HasPending: true } limiter)
+        {
+            WriteSuppressed(limiter, long.MaxValue);
         }
     }
 
@@ -273,6 +308,71 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             TunnelVerdict.WindowClosed => Reasons.WindowClosed,
             _ => null,
         };
+    }
+
+    private long Second() => time.GetUtcNow().ToUnixTimeSeconds();
+
+    /// <summary>
+    /// An unauthenticated refusal past Audit:UnauthenticatedPerSecond from its source: true when it is
+    /// only counted (no record of its own, so no seq to give the client). A count this call closed is
+    /// recorded here.
+    /// </summary>
+    private bool Suppress(in ConnectionInfo connection, string? host)
+    {
+        if (_limiter is null)
+        {
+            return false;
+        }
+
+        var admitted = _limiter.TryAdmit(connection.Remote?.Address, Second(), host, out var flushed);
+        if (flushed.Count > 0)
+        {
+            WriteSuppressed(flushed);
+        }
+
+        if (admitted)
+        {
+            return false;
+        }
+
+        _metrics.CountSuppressed();
+        return true;
+    }
+
+    private void WriteSuppressed(UnauthenticatedLimiter limiter, long beforeSecond)
+    {
+        var drained = new List<SuppressedRefusals>();
+        limiter.Drain(beforeSecond, drained);
+        foreach (var s in drained)
+        {
+            WriteSuppressed(s);
+        }
+    }
+
+    /// <summary>One chained system record for one source's counted refusals in one second.</summary>
+    private void WriteSuppressed(in SuppressedRefusals suppressed)
+    {
+        var second = DateTimeOffset.FromUnixTimeSeconds(suppressed.Second).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        var detail = suppressed.Overflow
+            ? $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond}), from sources the limiter had no room for (first {suppressed.Source})"
+            : $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond})";
+        ref var record = ref audit!.Claim(out var seq);
+        try
+        {
+            record.Kind = AuditKind.System;
+            record.Status = 407;
+            record.Set(AuditText.Reason, UnauthenticatedLimiter.Reason);
+            record.Set(AuditText.Host, suppressed.FirstHost);
+            record.Set(AuditText.Path, detail);
+            if (!suppressed.Overflow)
+            {
+                SetAddress(ref record, suppressed.Source);
+            }
+        }
+        finally
+        {
+            audit.Publish(seq);
+        }
     }
 
     private void Count(in RequestDecision decision) =>

@@ -170,6 +170,7 @@ internal sealed class ProxyServer : IAsyncDisposable
     private void Heartbeat()
     {
         var now = Context.NowMs();
+        Context.Gate.Tick();
         var recheck = Context.Gate.NeedsRecheck();
         foreach (var pair in _connections)
         {

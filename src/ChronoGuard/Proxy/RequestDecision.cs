@@ -27,7 +27,7 @@ internal struct RequestDecision
     public string Host;
     public int Port;
 
-    /// <summary>The address dialed, or the one the network guard refused.</summary>
+    /// <summary>The address dialed, or when the guard refused every resolved address, the first of them.</summary>
     public IPAddress? Dialed;
 
     public long AuditSeq;

@@ -33,7 +33,10 @@ internal sealed class RequestScope
     private bool _recorded;
     private bool _keepUpstream;
     private bool _exited;
+    private bool _guardRefused;
     private string? _closeReason;
+    private int _closeStatus;
+    private bool _failedAfterRecord;
 
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
     public RequestDecision Decision;
@@ -76,19 +79,49 @@ internal sealed class RequestScope
         return Decision.Allowed;
     }
 
-    /// <summary>The network guard on one address; false when it must not be dialed (the refusal is kept for the record).</summary>
-    public bool AcceptAddress(IPAddress address)
+    /// <summary>
+    /// The network guard over every resolved address, as one verdict (SPEC §4): the addresses that
+    /// pass are moved to the front and only they are dialed, and the decision stands as it was; only
+    /// when none passes does the guard's refusal become the decision (with the first refused address),
+    /// and then observe mode dials them all. Judging an address never changes the decision by itself,
+    /// so a name that also resolves to a refused address is recorded as what happened: the dial to the
+    /// allowed one. Returns how many addresses to dial (0: refused).
+    /// </summary>
+    public int JudgeAddresses(IPAddress[] addresses)
     {
-        var dial = _gate.AcceptAddress(Decision, address, out var judged);
-        if (!judged.IsAllow)
+        var passed = 0;
+        var observed = false;
+        IPAddress? refused = null;
+        DecisionResult refusal = default;
+        for (var i = 0; i < addresses.Length; i++)
         {
-            Decision.Result = judged;
-            Decision.Dialed = address;
-            Decision.Allowed = dial;
+            var dial = _gate.AcceptAddress(Decision, addresses[i], out var judged);
+            if (judged.IsAllow)
+            {
+                addresses[passed++] = addresses[i];
+            }
+            else if (refused is null)
+            {
+                refused = addresses[i];
+                refusal = judged;
+                observed = dial;
+            }
         }
 
-        return dial;
+        if (passed > 0 || refused is null)
+        {
+            return passed;
+        }
+
+        Decision.Result = refusal;
+        Decision.Dialed = refused;
+        Decision.Allowed = observed;
+        _guardRefused = observed;
+        return observed ? addresses.Length : 0;
     }
+
+    /// <summary>Whether the guard passes an address already connected (a kept upstream): the decision is not touched.</summary>
+    public bool MayReuse(IPAddress address) => _gate.AcceptAddress(Decision, address, out var judged) && judged.IsAllow;
 
     public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision);
 
@@ -107,6 +140,13 @@ internal sealed class RequestScope
     /// <summary>The upstream was dialed (or refused at the TCP level).</summary>
     public void Dialed(IPAddress? address, long elapsedTicks, bool connected)
     {
+        if (_guardRefused && address is not null && !address.Equals(Decision.Dialed))
+        {
+            // Observe mode dialed past the guard's refusal: the record names the address dialed, so
+            // its reason must be the guard's verdict on that address.
+            _gate.AcceptAddress(Decision, address, out Decision.Result);
+        }
+
         Decision.Dialed = address;
         if (connected)
         {
@@ -132,7 +172,9 @@ internal sealed class RequestScope
     /// <summary>
     /// Records the allowed request and waits until the record is durable when the mode says so. False
     /// when it never will be: the request is then refused 503 <c>audit_unavailable</c> (sent here when
-    /// <paramref name="answer"/>), and nothing goes upstream.
+    /// <paramref name="answer"/>), and nothing goes upstream. The decision record already exists (it
+    /// had to, to be waited for), so the refusal is not a second decision record: the close record
+    /// tells it, and the answer names the decision record's seq.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
@@ -144,9 +186,10 @@ internal sealed class RequestScope
         }
 
         _closeReason = ProxyReasons.AuditUnavailable;
+        _failedAfterRecord = true;
         if (answer)
         {
-            await _connection.RefuseAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable), audit: true).ConfigureAwait(false);
+            await AnswerAfterRecordAsync(new Refusal(503, "DENY", ProxyReasons.AuditUnavailable)).ConfigureAwait(false);
         }
 
         return false;
@@ -182,17 +225,37 @@ internal sealed class RequestScope
             Decision.Result.Reason = reason;
             Record(status);
         }
+        else
+        {
+            _failedAfterRecord = true;
+            _closeStatus = answer ? status : 0;
+        }
 
         return answer
             ? _connection.RefuseAsync(new Refusal(status, DecisionNames.Name(Decision.Result.Decision), reason) { AuditSeq = Decision.AuditSeq }, audit: false)
             : Task.CompletedTask;
     }
 
-    /// <summary>A refusal of the proxy's own after the request was recorded (bad body framing, body timeout): audited as its own record.</summary>
+    /// <summary>
+    /// A refusal of the proxy's own after the request was recorded (bad body framing, body timeout,
+    /// egress budget): one request keeps one decision record, so the close record tells this one.
+    /// </summary>
     public Task RefuseProtocolAsync(int status, string decision, string reason)
     {
         _closeReason ??= reason;
-        return _connection.RefuseAsync(new Refusal(status, decision, reason), audit: true);
+        return AnswerAfterRecordAsync(new Refusal(status, decision, reason));
+    }
+
+    /// <summary>
+    /// Answers a refusal that came after the decision record: the close record carries its status and
+    /// reason, and the answer names the decision record (X-ChronoGuard-Audit-Seq), the one record of
+    /// this request, whose connId leads to the close record.
+    /// </summary>
+    private Task AnswerAfterRecordAsync(Refusal refusal)
+    {
+        _failedAfterRecord = true;
+        _closeStatus = refusal.Status;
+        return _connection.RefuseAsync(refusal with { AuditSeq = Decision.AuditSeq }, audit: false);
     }
 
     /// <summary>From here bytes may flow: the exit writes a close record.</summary>
@@ -271,7 +334,7 @@ internal sealed class RequestScope
 
                 var established = _establishedMs >= 0;
                 var duration = established ? Context.NowMs() - _establishedMs : 0;
-                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed"));
+                _gate.Complete(_connection.Info, Decision, new RequestTotals(established, BytesUp, Volatile.Read(ref _bytesDown), duration, _closeReason ?? "closed", _closeStatus, _failedAfterRecord));
             }
         }
         finally

@@ -39,9 +39,9 @@ internal sealed class Upstream : IDisposable
     public bool Serves(ReadOnlySpan<byte> host, int port) => port == Port && Ascii.EqualsIgnoreCase(host, Host);
 
     /// <summary>
-    /// Resolves the decided host and lets the guard judge each address. Connected means at least one
-    /// address may be dialed (the accepted ones are first in the array); NotAllowed means the guard
-    /// refused them all (the refusal is in the scope's decision).
+    /// Resolves the decided host and lets the guard judge the addresses (<see cref="RequestScope.JudgeAddresses"/>).
+    /// Connected means at least one address may be dialed (those are first in the array); NotAllowed
+    /// means the guard refused them all (the refusal is in the scope's decision).
     /// </summary>
     public static async ValueTask<(ConnectOutcome Outcome, IPAddress[] Addresses, int Count)> ResolveAsync(RequestScope scope)
     {
@@ -73,15 +73,7 @@ internal sealed class Upstream : IDisposable
             }
         }
 
-        var accepted = 0;
-        for (var i = 0; i < addresses.Length; i++)
-        {
-            if (scope.AcceptAddress(addresses[i]))
-            {
-                addresses[accepted++] = addresses[i];
-            }
-        }
-
+        var accepted = scope.JudgeAddresses(addresses);
         return accepted == 0 ? (ConnectOutcome.NotAllowed, addresses, 0) : (ConnectOutcome.Connected, addresses, accepted);
     }
 

@@ -12,6 +12,7 @@ internal sealed class ProxyMetrics
     private long _bytesDown;
     private long _reloadsOk;
     private long _reloadsRejected;
+    private long _unauthenticatedSuppressed;
 
     /// <summary>Requests per domain (Count-Min) and the busiest domains (top 20).</summary>
     public DomainStats Domains { get; } = new();
@@ -77,6 +78,11 @@ internal sealed class ProxyMetrics
         Interlocked.Add(ref _bytesUp, up);
         Interlocked.Add(ref _bytesDown, down);
     }
+
+    /// <summary>Unauthenticated refusals counted into a per-second system record instead of recorded one by one.</summary>
+    public long UnauthenticatedSuppressed => Volatile.Read(ref _unauthenticatedSuppressed);
+
+    public void CountSuppressed() => Interlocked.Increment(ref _unauthenticatedSuppressed);
 
     public void PolicyReload(bool ok) => Interlocked.Increment(ref ok ? ref _reloadsOk : ref _reloadsRejected);
 }

@@ -66,6 +66,8 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_writer_faults_total").Value(audit?.FaultsTotal ?? 0);
         w.Family("chronoguard_audit_unrecorded_total", "counter", "Records that could not be queued while the audit writer was faulted (written into the chain as a count).");
         w.Sample("chronoguard_audit_unrecorded_total").Value(audit?.UnrecordedTotal ?? 0);
+        w.Family("chronoguard_audit_unauthenticated_suppressed_total", "counter", "Unauthenticated refusals past Audit:UnauthenticatedPerSecond from one source, counted into one system record per source and second instead of one record each.");
+        w.Sample("chronoguard_audit_unauthenticated_suppressed_total").Value(metrics.UnauthenticatedSuppressed);
         w.Family("chronoguard_audit_head_seq", "gauge", "Seq of the last durably committed audit record (-1 for an empty log): an outside anchor for the chain.");
         w.Sample("chronoguard_audit_head_seq").Value(audit?.Head.Seq ?? -1);
         w.Histogram(metrics.AuditCommit);

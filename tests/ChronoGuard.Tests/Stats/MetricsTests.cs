@@ -177,12 +177,13 @@ public sealed class MetricsTests
         Assert.Equal(5, families.Value("chronoguard_upstream_connect_duration_seconds_count"));
         Assert.Equal("counter", families["chronoguard_policy_reloads_total"].Type);
 
-        // The sketches saw every decided request's host: counts are exact at this size.
-        Assert.Equal(9, families.Value("chronoguard_top_domain_requests", ("domain", "127.0.0.1")));
+        // The sketches saw every authenticated request's host (the 4 refused 407 are not counted, SPEC §5):
+        // counts are exact at this size.
+        Assert.Equal(5, families.Value("chronoguard_top_domain_requests", ("domain", "127.0.0.1")));
         Assert.Equal(3, families.Value("chronoguard_top_domain_requests", ("domain", "blocked.test")));
         Assert.Equal(2, families.Value("chronoguard_top_domain_requests", ("domain", "elsewhere.test")));
         Assert.Equal(3, families.Value("chronoguard_distinct_domains", ("agent", "bot")));
-        Assert.Equal(1, families.Value("chronoguard_distinct_domains", ("agent", "")));
+        Assert.Equal(0, families.Value("chronoguard_distinct_domains", ("agent", "")));
         Assert.Equal(3, families.Value("chronoguard_new_domains_5m", ("agent", "bot")));
 
         using var stats = JsonDocument.Parse(Render(endpoints.RenderStats));

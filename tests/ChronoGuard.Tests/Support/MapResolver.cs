@@ -15,6 +15,9 @@ internal sealed class MapResolver : IDnsResolver
         set => _map[name] = [value];
     }
 
+    /// <summary>A name that resolves to several addresses, in this order.</summary>
+    public void Set(string name, params IPAddress[] addresses) => _map[name] = addresses;
+
     public async ValueTask<IPAddress[]> ResolveAsync(string host, CancellationToken cancellationToken)
     {
         if (Hang)
@@ -22,6 +25,7 @@ internal sealed class MapResolver : IDnsResolver
             await Task.Delay(Timeout.Infinite, cancellationToken);
         }
 
-        return _map.TryGetValue(host, out var a) ? a : [];
+        // A copy, as a real resolver gives: the proxy reorders the answer in place.
+        return _map.TryGetValue(host, out var a) ? [.. a] : [];
     }
 }

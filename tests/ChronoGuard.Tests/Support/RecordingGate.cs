@@ -21,7 +21,7 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     /// <summary>Per decision record: the authenticated agent, or the id a wrong credential claimed.</summary>
     public ConcurrentQueue<(string? Agent, string? Claimed)> Agents { get; } = new();
 
-    public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established)> Closes { get; } = new();
+    public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established, int Status)> Closes { get; } = new();
 
     public TaskCompletionSource FirstClose { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -55,8 +55,12 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     public SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged) =>
         _inner.CheckClientHello(decision, firstBytes, end, out judged);
 
+    /// <summary>Runs before each decision record is handed to the inner gate (a fault injected between decision and record).</summary>
+    public Action? BeforeRecord { get; set; }
+
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
+        BeforeRecord?.Invoke();
         var seq = _inner.Record(connection, decision, method, path, status);
         if (seq < 0)
         {
@@ -75,7 +79,7 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     public void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals)
     {
         _inner.Complete(connection, decision, totals);
-        Closes.Enqueue((decision.Host, totals.BytesUp, totals.BytesDown, totals.Reason, totals.Established));
+        Closes.Enqueue((decision.Host, totals.BytesUp, totals.BytesDown, totals.Reason, totals.Established, totals.Status));
         Interlocked.Increment(ref _completed);
         FirstClose.TrySetResult();
     }
@@ -93,6 +97,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     }
 
     public void UpstreamConnected(long elapsedTicks) => _inner.UpstreamConnected(elapsedTicks);
+
+    public void Tick() => _inner.Tick();
 
     public bool NeedsRecheck() => _inner.NeedsRecheck();
 
