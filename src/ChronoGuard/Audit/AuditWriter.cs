@@ -1076,9 +1076,9 @@ internal sealed partial class AuditWriter : IDisposable
         SealSeqs(finished);
         _watchdog.Dispose();
         Volatile.Read(ref _nextCommit).TrySetResult(false);
-        if (finished)
+        // A faulted FASTER instance can block in Dispose on a flush that never completes: a stop never hangs on it.
+        if (finished && Task.Run(CloseLog).Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
         {
-            CloseLog();
             _chain.Dispose();
             _wake.Dispose();
         }

@@ -149,7 +149,25 @@ public sealed class AuditSeqPromiseTests
                 await Traffic.UntilReadyAsync(sidecar);
                 await seen.SendAsync(sidecar, 10);
                 sidecar.Signal("TERM");
-                Assert.True(await sidecar.WaitForExitAsync(TimeSpan.FromSeconds(60)) == 0, sidecar.Output);
+                Assert.True(await ExitCodeAsync(sidecar) == 0, sidecar.Output);
+            }
+
+            var chain = AssertValidChain(auditDir);
+            Assert.Empty(LostRanges(chain));
+            seen.AssertEverySeqKept(chain, []);
+            AssertEveryOkRecorded(seen, chain);
+            Assert.Contains(chain, e => e.Kind == AuditKind.System && e.Reason == "writer_fault" && e.Path.Contains("recovered", StringComparison.Ordinal));
+
+            // Stopped while still read-only: it cannot commit, and says so; the next start names what it lost.
+            await using (var sidecar = await SidecarProcess.StartAsync(disk.Path, environment: Settings("commit-before-forward")))
+            {
+                await seen.SendAsync(sidecar, 10);
+                Tmpfs.Run("chattr", "-R", "+i", auditDir);
+                await seen.UntilFaultedAsync(sidecar);
+                await seen.SendAsync(sidecar, 10);
+                sidecar.Signal("TERM");
+                Assert.True(await ExitCodeAsync(sidecar) == CommandLine.CheckFailed, sidecar.Output);
+                Assert.Single(sidecar.Output.Split('\n'), l => l.StartsWith("audit: seqs ", StringComparison.Ordinal));
             }
         }
         finally
@@ -157,11 +175,16 @@ public sealed class AuditSeqPromiseTests
             Tmpfs.Run("chattr", "-R", "-i", auditDir);
         }
 
-        var chain = AssertValidChain(auditDir);
-        Assert.Empty(LostRanges(chain));
-        seen.AssertEverySeqKept(chain, []);
-        AssertEveryOkRecorded(seen, chain);
-        Assert.Contains(chain, e => e.Kind == AuditKind.System && e.Reason == "writer_fault" && e.Path.Contains("recovered", StringComparison.Ordinal));
+        await using (var again = await SidecarProcess.StartAsync(disk.Path, environment: Settings("commit-before-forward")))
+        {
+            again.Signal("TERM");
+            Assert.Equal(0, await again.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        }
+
+        var after = AssertValidChain(auditDir);
+        var lost = LostRanges(after);
+        Assert.NotEmpty(lost);
+        seen.AssertEverySeqKept(after, lost);
     }
 
     [RootFact]
@@ -186,7 +209,7 @@ public sealed class AuditSeqPromiseTests
                 await Traffic.UntilReadyAsync(sidecar);
                 await seen.SendAsync(sidecar, 10);
                 sidecar.Signal("TERM");
-                Assert.True(await sidecar.WaitForExitAsync(TimeSpan.FromSeconds(60)) == 0, sidecar.Output);
+                Assert.True(await ExitCodeAsync(sidecar) == 0, sidecar.Output);
             }
         }
         finally
@@ -233,6 +256,20 @@ public sealed class AuditSeqPromiseTests
         Assert.Equal(40, seen.Seqs.Count);
         var chain = AssertValidChain(auditDir);
         seen.AssertEverySeqKept(chain, LostRanges(chain));
+    }
+
+    /// <summary>The exit code; a stop that hangs fails with the output so far.</summary>
+    private static async Task<int> ExitCodeAsync(SidecarProcess sidecar)
+    {
+        try
+        {
+            return await sidecar.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail("the stop hung: " + sidecar.Output);
+            throw;
+        }
     }
 
     private static Dictionary<string, string> Settings(string durability) => new()
