@@ -16,6 +16,11 @@ internal sealed partial class AuditWriter
     internal static string LostRange(long first, long last) =>
         "seqs " + first.ToString(CultureInfo.InvariantCulture) + ".." + last.ToString(CultureInfo.InvariantCulture) + ": ";
 
+    // Which FASTER instance is the writer's: one abandoned after a fault must not write commit files.
+    private int _logGeneration;
+
+    private bool IsLogGeneration(int generation) => Volatile.Read(ref _logGeneration) == generation;
+
     // Every seq handed out is below this persisted bound (AuditSeqMark.Next); writer thread only after start.
     private long _reservedSeq;
 

@@ -209,7 +209,7 @@ internal sealed partial class AuditWriter : IDisposable
 
             try
             {
-                (log, device) = OpenLog(options.Directory, bits, readOnly: false, cause => owner?.Fault(cause));
+                (log, device) = OpenLog(options.Directory, bits, readOnly: false, cause => owner?.Fault(cause), () => owner is null || owner.IsLogGeneration(0));
             }
             catch (FasterException ex)
             {
@@ -297,7 +297,7 @@ internal sealed partial class AuditWriter : IDisposable
         return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var bits) ? bits : null;
     }
 
-    internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly, Action<string>? onCommitFileFailure = null)
+    internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly, Action<string>? onCommitFileFailure = null, Func<bool>? isCurrent = null)
     {
         var device = Devices.CreateLogDevice(Path.Combine(directory, "audit.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
         var settings = new FasterLogSettings
@@ -315,7 +315,8 @@ internal sealed partial class AuditWriter : IDisposable
                 segmentSizeBits,
                 directory,
                 throttle: 1000,
-                onCommitFileFailure),
+                onCommitFileFailure,
+                isCurrent),
             // 512 KiB pages, 2 MiB in memory: FASTER pins and zeroes its page buffers, so this is
             // resident from the start. Measured (audit-throughput): 256 KiB pages fall to ~0.8M
             // records/s from page flips, 512 KiB and 1 MiB both hold ~1M; the smaller costs 2 MiB less.
@@ -854,13 +855,14 @@ internal sealed partial class AuditWriter : IDisposable
             try
             {
                 // A FASTER instance whose commit never completed can block in Dispose: abandon it then.
+                var generation = Interlocked.Increment(ref _logGeneration);
                 var closing = Task.Run(CloseLog);
                 if (!closing.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
                 {
                     Volatile.Write(ref _faultCause, FaultCause + "; the failed log instance did not close and was abandoned");
                 }
 
-                (_log, _device) = OpenLog(_directory, _bits, readOnly: false, Fault);
+                (_log, _device) = OpenLog(_directory, _bits, readOnly: false, Fault, () => IsLogGeneration(generation));
                 var recovered = RecoveredSeq();
                 var committed = Volatile.Read(ref _committedSeq);
                 if (recovered < committed)

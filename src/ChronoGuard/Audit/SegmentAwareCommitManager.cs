@@ -13,9 +13,11 @@ namespace ChronoGuard.Audit;
 /// creates <c>commit.N.0</c> first and on a full disk leaves it empty, which the next start cannot
 /// recover from. A write that fails leaves the previous commit file whole, is retried at the next
 /// commit, and is reported through <paramref name="onFailure"/> (the writer faults and recovers);
-/// it never throws into FASTER's flush callback, which would take the process down.
+/// it never throws into FASTER's flush callback, which would take the process down. An instance the
+/// writer has replaced (<paramref name="isCurrent"/> false: abandoned after a fault, its commit maybe
+/// still completing) writes and deletes nothing: its metadata is older than the log's.
 /// </summary>
-internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager inner, int segmentBits, string directory, int throttle, Action<string>? onFailure = null) : ILogCommitManager
+internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager inner, int segmentBits, string directory, int throttle, Action<string>? onFailure = null, Func<bool>? isCurrent = null) : ILogCommitManager
 {
     private long _metadataBegin = -1;
     private long _metadataSegment = -1;
@@ -23,6 +25,11 @@ internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager
 
     public void Commit(long beginAddress, long untilAddress, byte[] commitMetadata, long commitNum, bool forceWriteMetadata)
     {
+        if (isCurrent is not null && !isCurrent())
+        {
+            return;
+        }
+
         var segment = untilAddress >> segmentBits;
         var force = forceWriteMetadata || beginAddress != _metadataBegin || segment != _metadataSegment;
         // FASTER's own throttle: the first commit and every throttle-th one write the file.
