@@ -72,6 +72,8 @@ internal static class RunCommand
 
         using (host)
         {
+            // Resolved before the run: RunAsync disposes the host's services when it returns.
+            var sidecars = host.Services.GetServices<IHostedService>().ToArray();
             try
             {
                 await host.RunAsync(cancellationToken).ConfigureAwait(false);
@@ -80,6 +82,16 @@ internal static class RunCommand
             {
                 await stderr.WriteLineAsync(ex.Message).ConfigureAwait(false);
                 return CommandLine.UsageError;
+            }
+
+            // A stop that could not commit what it had is not a clean stop (SPEC §5): one line, non-zero.
+            foreach (var service in sidecars)
+            {
+                if (service is SidecarService { StopFailure: { } failure })
+                {
+                    await stderr.WriteLineAsync(failure).ConfigureAwait(false);
+                    return CommandLine.CheckFailed;
+                }
             }
         }
 

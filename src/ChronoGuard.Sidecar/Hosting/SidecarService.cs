@@ -180,11 +180,18 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             _gate?.FlushSuppressed();
             SystemRecords.Append(_audit, "stop");
             _audit.Dispose();
+            StopFailure = _audit.StopLoss;
             _audit = null;
         }
 
-        SidecarLog.Stopped(_logger);
+        if (StopFailure is null)
+        {
+            SidecarLog.Stopped(_logger);
+        }
     }
+
+    /// <summary>One line when the stop could not commit what the audit writer had (the run then exits non-zero).</summary>
+    public string? StopFailure { get; private set; }
 
     public async ValueTask DisposeAsync()
     {

@@ -48,18 +48,15 @@ internal sealed record AuditHeadMarker(string ChainId, long Seq, string Hash)
 
     public static string NewChainId() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
-    /// <summary>Writes the file atomically (temp file, then rename); throws the I/O error.</summary>
+    /// <summary>Replaces the file atomically (temp file, fsync, rename, fsync dir); throws the I/O error, the old file kept.</summary>
     public void Write(string directory)
     {
-        var file = Path.Combine(directory, FileName);
-        var temp = file + ".tmp";
         var text = new StringBuilder()
             .Append("chain ").Append(ChainId).Append('\n')
             .Append("seq ").Append(Seq.ToString(CultureInfo.InvariantCulture)).Append('\n')
             .Append("hash ").Append(Hash).Append('\n')
             .Append("updated ").Append(DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)).Append('\n')
             .ToString();
-        File.WriteAllText(temp, text);
-        File.Move(temp, file, overwrite: true);
+        AtomicFile.Replace(Path.Combine(directory, FileName), Encoding.UTF8.GetBytes(text));
     }
 }

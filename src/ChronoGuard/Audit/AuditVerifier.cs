@@ -70,6 +70,12 @@ internal static class AuditVerifier
                 }
             }
 
+            if (entry.Seq > expectedSeq && IsNamedGap(entry, expectedSeq))
+            {
+                // Seqs handed out and never written, named by the record that follows them (SPEC §5).
+                expectedSeq = entry.Seq;
+            }
+
             if (entry.Seq > expectedSeq)
             {
                 return Broken($"missing: the next record is seq {entry.Seq} (a gap of {entry.Seq - expectedSeq})");
@@ -131,4 +137,10 @@ internal static class AuditVerifier
 
         return new(true, count, headSeq, headHash, -1, null, anchor) { AnchorsProven = proven };
     }
+
+    /// <summary>A chained <c>system</c> record with <c>reason=lost</c> naming exactly the missing seqs.</summary>
+    private static bool IsNamedGap(AuditEntry entry, long expectedSeq) =>
+        entry.Kind == AuditKind.System
+        && entry.Reason == "lost"
+        && entry.Path.StartsWith(AuditWriter.LostRange(expectedSeq, entry.Seq - 1), StringComparison.Ordinal);
 }

@@ -20,7 +20,7 @@ namespace ChronoGuard.Audit;
 /// written into the chain as a <c>system</c> record (<c>reason=unrecorded</c>).
 /// </para>
 /// </summary>
-internal sealed class AuditWriter : IDisposable
+internal sealed partial class AuditWriter : IDisposable
 {
     /// <summary>The seq <see cref="Claim"/> gives when it could not queue a record (never durable).</summary>
     public const long Unrecorded = -1;
@@ -72,7 +72,7 @@ internal sealed class AuditWriter : IDisposable
     private volatile bool _stopping;
     private volatile bool _stopped;
 
-    private AuditWriter(AuditOptions options, TimeProvider time, string directory, int bits, AuditDirectoryLock dirLock, string chainId, FasterLog log, IDevice device, byte[]? key, AuditLogScan scan, long nextSeq, byte[] headHash)
+    private AuditWriter(AuditOptions options, TimeProvider time, string directory, int bits, AuditDirectoryLock dirLock, string chainId, FasterLog log, IDevice device, byte[]? key, AuditLogScan scan, long nextSeq, byte[] headHash, long ringStart)
     {
         Options = options;
         CommitBeforeForward = string.Equals(options.Durability, "commit-before-forward", StringComparison.OrdinalIgnoreCase);
@@ -85,7 +85,7 @@ internal sealed class AuditWriter : IDisposable
         _log = log;
         _device = device;
         _chain = new AuditChain(key);
-        _ring = new AuditRing(options.QueueCapacity, nextSeq);
+        _ring = new AuditRing(options.QueueCapacity, Math.Max(nextSeq, ringStart));
         headHash.CopyTo(_prevHash, 0);
         _committedSeq = nextSeq - 1;
         _takenSeq = nextSeq - 1;
@@ -185,6 +185,7 @@ internal sealed class AuditWriter : IDisposable
         var key = AuditChain.ReadKey(options.HmacKeyFile);
         var signer = CheckpointSigner.Open(options, time);
         var dirLock = AuditDirectoryLock.Acquire(options.Directory);
+        AuditWriter? owner = null;
         FasterLog? log = null;
         IDevice? device = null;
         try
@@ -208,7 +209,7 @@ internal sealed class AuditWriter : IDisposable
 
             try
             {
-                (log, device) = OpenLog(options.Directory, bits, readOnly: false);
+                (log, device) = OpenLog(options.Directory, bits, readOnly: false, cause => owner?.Fault(cause), () => owner is null || owner.IsLogGeneration(0));
             }
             catch (FasterException ex)
             {
@@ -226,8 +227,14 @@ internal sealed class AuditWriter : IDisposable
 
             var chainId = scan.Marker?.ChainId is { } id && id != "unknown" ? id : AuditHeadMarker.NewChainId();
             new AuditHeadMarker(chainId, next - 1, Convert.ToHexStringLower(head)).Write(options.Directory);
-            var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head) { Checkpoints = signer };
+            // Seqs the previous run handed out and never wrote are not given out again (SPEC §5).
+            var mark = AuditSeqMark.Read(options.Directory);
+            var ringStart = Math.Max(next, mark?.Next ?? 0);
+            var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head, ringStart) { Checkpoints = signer };
+            owner = writer;
+            writer.ReserveAtStart(ringStart);
             writer._thread.Start();
+            writer.RecordCarried(next, ringStart - 1, mark);
             if (repair is not null)
             {
                 writer.RecordRepair(repair);
@@ -290,7 +297,7 @@ internal sealed class AuditWriter : IDisposable
         return File.Exists(file) && int.TryParse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var bits) ? bits : null;
     }
 
-    internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly)
+    internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly, Action<string>? onCommitFileFailure = null, Func<bool>? isCurrent = null)
     {
         var device = Devices.CreateLogDevice(Path.Combine(directory, "audit.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
         var settings = new FasterLogSettings
@@ -305,7 +312,11 @@ internal sealed class AuditWriter : IDisposable
                     new DefaultCheckpointNamingScheme(directory),
                     removeOutdated: true,
                     fastCommitThrottleFreq: 1000),
-                segmentSizeBits),
+                segmentSizeBits,
+                directory,
+                throttle: 1000,
+                onCommitFileFailure,
+                isCurrent),
             // 512 KiB pages, 2 MiB in memory: FASTER pins and zeroes its page buffers, so this is
             // resident from the start. Measured (audit-throughput): 256 KiB pages fall to ~0.8M
             // records/s from page flips, 512 KiB and 1 MiB both hold ~1M; the smaller costs 2 MiB less.
@@ -638,6 +649,7 @@ internal sealed class AuditWriter : IDisposable
                     lastMarker = now;
                     CheckFiles();
                     WriteMarker();
+                    WriteNotes();
                 }
 
                 if (drained == _maxBatch)
@@ -647,6 +659,12 @@ internal sealed class AuditWriter : IDisposable
 
                 if (_stopping && inflight is null && !pending && !_ring.TryPeek(out _))
                 {
+                    if (OwesNotesAtStop())
+                    {
+                        WriteNotes();
+                        continue;
+                    }
+
                     WriteMarker();
                     return;
                 }
@@ -679,7 +697,9 @@ internal sealed class AuditWriter : IDisposable
         var drained = 0;
         while (drained < _maxBatch && _ring.TryPeek(out var seq))
         {
+            EnsureReserved(seq);
             ref var record = ref _ring.Head;
+            KeepMonotonic(ref record, seq);
             var n = AuditCodec.Encode(record, entry[AuditCodec.EntryPrefix..]);
             var canonical = entry.Slice(AuditCodec.EntryPrefix, n);
             _chain.Compute(_prevHash, canonical, hash);
@@ -835,13 +855,14 @@ internal sealed class AuditWriter : IDisposable
             try
             {
                 // A FASTER instance whose commit never completed can block in Dispose: abandon it then.
+                var generation = Interlocked.Increment(ref _logGeneration);
                 var closing = Task.Run(CloseLog);
                 if (!closing.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
                 {
                     Volatile.Write(ref _faultCause, FaultCause + "; the failed log instance did not close and was abandoned");
                 }
 
-                (_log, _device) = OpenLog(_directory, _bits, readOnly: false);
+                (_log, _device) = OpenLog(_directory, _bits, readOnly: false, Fault, () => IsLogGeneration(generation));
                 var recovered = RecoveredSeq();
                 var committed = Volatile.Read(ref _committedSeq);
                 if (recovered < committed)
@@ -886,6 +907,8 @@ internal sealed class AuditWriter : IDisposable
 
                 CheckFiles();
                 WriteMarker();
+                // The first record drained next needs the bound moved on: a disk that still refuses it stays a fault.
+                EnsureReserved(Volatile.Read(ref _takenSeq) + 1);
                 var since = FormatNs(Volatile.Read(ref _faultedAtNs));
                 var note = $"the audit writer failed at {since} ({FaultCause}) and recovered at {FormatNs(NowNs())}; no record was lost";
                 Volatile.Write(ref _recoveredNote, note);
@@ -1052,11 +1075,12 @@ internal sealed class AuditWriter : IDisposable
         var joinTicks = Faulted ? Stopwatch.Frequency : _deadlineTicks;
         var finished = _thread.Join(TimeSpan.FromTicks(joinTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency));
         _stopped = true;
+        SealSeqs(finished);
         _watchdog.Dispose();
         Volatile.Read(ref _nextCommit).TrySetResult(false);
-        if (finished)
+        // A faulted FASTER instance can block in Dispose on a flush that never completes: a stop never hangs on it.
+        if (finished && Task.Run(CloseLog).Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
         {
-            CloseLog();
             _chain.Dispose();
             _wake.Dispose();
         }

@@ -152,6 +152,13 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return -1;
         }
 
+        if (status == 200 && audit.Admit() == AuditAdmission.Refuse)
+        {
+            // The writer faulted after the decision (OnFailure=refuse): the request is not forwarded,
+            // and its one record is the 503 refusal that WaitDurableAsync now leads to.
+            return AuditWriter.Unrecorded;
+        }
+
         // Filled in place in the ring slot: no 1.4 KiB record built on the stack and copied in.
         ref var record = ref audit.Claim(out var seq);
         try
@@ -207,9 +214,14 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         return seq;
     }
 
-    /// <summary>Under commit-before-forward: false when the record is not durable (no record, writer faulted, deadline passed); never hangs.</summary>
+    /// <summary>
+    /// Under commit-before-forward: false when the record is not durable (no record, writer faulted,
+    /// deadline passed); never hangs. Batched: false when the request got no seq and the writer refuses
+    /// (OnFailure=refuse), so nothing is forwarded that has no place in the chain.
+    /// </summary>
     public ValueTask<bool> WaitDurableAsync(long auditSeq) =>
-        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq) : ValueTask.FromResult(true);
+        audit is { CommitBeforeForward: true } ? audit.WaitDurableAsync(auditSeq)
+        : ValueTask.FromResult(audit is null || auditSeq >= 0 || audit.ForwardOnFailure);
 
     public bool ChargeEgress(in RequestDecision decision, long bytes)
     {

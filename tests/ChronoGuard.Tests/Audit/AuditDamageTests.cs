@@ -156,7 +156,7 @@ public sealed class AuditDamageTests
         Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(aside, "audit.log.0")));
         Assert.True(Directory.Exists(Path.Combine(aside, "log-commits")));
 
-        // The real binary starts now and writes the repair record right after the last good one.
+        // The real binary starts now and writes the repair record right after the one naming the lost seqs.
         await using (var sidecar = await SidecarProcess.StartAsync(dir.Path))
         {
             sidecar.Signal("TERM");
@@ -168,13 +168,17 @@ public sealed class AuditDamageTests
         var after = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
         var good = (int)damage.LastGoodSeq + 1;
         Assert.Equal(original.Take(good), AuditTestData.Export(auditDir).Take(good));
-        var repair = after[good];
-        Assert.Equal(damage.LastGoodSeq + 1, repair.Seq);
+        // Seqs continue above every seq handed out before the damage (SPEC §5): the gap is named first.
+        Assert.Equal("lost", after[good].Reason);
+        Assert.StartsWith($"seqs {damage.LastGoodSeq + 1}..", after[good].Path, StringComparison.Ordinal);
+        Assert.True(after[good].Seq >= Records, $"lost record at seq {after[good].Seq}");
+        var repair = after[good + 1];
+        Assert.Equal(after[good].Seq + 1, repair.Seq);
         Assert.Equal(AuditKind.System, repair.Kind);
         Assert.Equal("repair", repair.Reason);
         Assert.Contains($"last good seq {damage.LastGoodSeq} hash {Convert.ToHexStringLower(after[good - 1].Hash)}", repair.Path, StringComparison.Ordinal);
         Assert.Contains($"lost seq {damage.LastGoodSeq + 1} to at least seq {Records - 1}", repair.Path, StringComparison.Ordinal);
-        Assert.Equal("start", after[good + 1].Reason);
+        Assert.Equal("start", after[good + 2].Reason);
         Assert.False(File.Exists(Path.Combine(auditDir, AuditRepairNote.FileName)));
 
         // And repair on an intact log changes nothing.

@@ -167,8 +167,14 @@ public sealed partial class AuditLogScanTests
             Assert.Equal(damage.LastGoodSeq + 1, writer.RecoveredRecords);
         }
 
-        var repair = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).Single(e => e.Reason == "repair");
-        Assert.Equal(damage.LastGoodSeq + 1, repair.Seq);
+        var kept = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
+        var repair = kept.Single(e => e.Reason == "repair");
+        // Seqs continue above every seq handed out before the damage (SPEC §5); the gap is named first.
+        var lost = kept[(int)damage.LastGoodSeq + 1];
+        Assert.Equal("lost", lost.Reason);
+        Assert.StartsWith($"seqs {damage.LastGoodSeq + 1}..", lost.Path, StringComparison.Ordinal);
+        Assert.True(lost.Seq > 59, $"lost record at seq {lost.Seq}");
+        Assert.Equal(lost.Seq + 1, repair.Seq);
         Assert.Contains($"lost seq {damage.LastGoodSeq + 1} to at least seq 59", repair.Path, StringComparison.Ordinal);
         Assert.Equal(0, Verify(auditDir).Code);
     }
