@@ -26,6 +26,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Before anything is opened: a soft limit left at 1024 would hold the proxy to ~500 connections.
+        var descriptorLimit = FileDescriptors.RaiseSoftLimit();
         var auditOptions = settings.Audit;
         try
         {
@@ -73,6 +75,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
+        var open = FileDescriptors.OpenNow();
+        var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
+        if (allowed < settings.Proxy.MaxConnections)
+        {
+            // Past it, clients are refused 503 max_connections while descriptors remain to say so.
+            _proxy.AdmissionLimit = allowed;
+        }
+
         _stats = new StatsServer(loggers.CreateLogger("chronoguard.stats"), time);
         _stats.Map("/healthz", static body =>
         {
@@ -98,6 +108,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
         Listen(() => _proxy.Start(), settings.Proxy.Listen, "Proxy:Listen");
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
+        if (allowed < settings.Proxy.MaxConnections)
+        {
+            // Said once, and only once the sidecar runs: a start that fails says its one line and nothing else.
+            ProxyLog.DescriptorLimit(_logger, descriptorLimit, allowed, FileDescriptors.PerConnection, open, FileDescriptors.Reserve, settings.Proxy.MaxConnections);
+        }
+
         if (string.IsNullOrEmpty(settings.Policy.Path))
         {
             SidecarLog.ObserveMode(_logger);
