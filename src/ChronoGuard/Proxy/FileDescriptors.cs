@@ -38,11 +38,6 @@ internal sealed partial class FileDescriptors : IDisposable
         _spare = OpenSpare();
     }
 
-    /// <summary>Failures to get a descriptor since start (accepts and dials).</summary>
-    public long ExhaustedTotal => Volatile.Read(ref _exhaustedTotal);
-
-    private long _exhaustedTotal;
-
     /// <summary>
     /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force, or -1 when
     /// it cannot be read (not Linux).
@@ -111,7 +106,6 @@ internal sealed partial class FileDescriptors : IDisposable
     /// <summary>Counts a failure to get a descriptor; the first of an episode is logged, once.</summary>
     public void Exhausted(string where)
     {
-        Interlocked.Increment(ref _exhaustedTotal);
         var now = _time.GetTimestamp() * 1000 / _time.TimestampFrequency;
         var last = Interlocked.Exchange(ref _lastFailureMs, now);
         if (last == long.MinValue || now - last > EpisodeGapMs)
