@@ -90,16 +90,16 @@ internal sealed class ProxyServer : IAsyncDisposable
                     continue;
                 }
 
-                await Task.Delay(backoff.Fail(out _), Context.Time).ConfigureAwait(false);
+                await Task.Delay(backoff.Fail(Context.NowMs(), out _), Context.Time).ConfigureAwait(false);
                 Context.Descriptors.ReturnSpare();
                 continue;
             }
             catch (SocketException ex)
             {
-                // EMFILE and friends: the listener is fine, this one accept is not; back off (5 ms
-                // doubling to 1 s) and log once per burst, not once per failure.
-                var delay = backoff.Fail(out var burstStarted);
-                if (burstStarted)
+                // ENOBUFS and friends: the listener is fine, this one accept is not; back off (5 ms
+                // doubling to 1 s) and log once per episode, not once per failure or burst.
+                var delay = backoff.Fail(Context.NowMs(), out var episodeStarted);
+                if (episodeStarted)
                 {
                     ProxyLog.AcceptFailed(Context.Logger, ex.SocketErrorCode.ToString());
                 }
