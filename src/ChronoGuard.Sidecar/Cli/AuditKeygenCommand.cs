@@ -23,9 +23,20 @@ internal static class AuditKeygenCommand
         var dir = args[1];
         var privatePath = Path.Combine(dir, PrivateFile);
         var publicPath = Path.Combine(dir, PublicFile);
+        // The file the next failure is about.
+        var current = dir;
         try
         {
-            Directory.CreateDirectory(dir);
+            try
+            {
+                Directory.CreateDirectory(dir);
+            }
+            catch (Exception ex) when (IoErrors.IsIo(ex))
+            {
+                stderr.WriteLine($"audit keygen: {dir}: cannot create the directory: {IoErrors.CreateDirectoryProblem(dir, ex)}");
+                return CommandLine.UsageError;
+            }
+
             using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             // CreateNew: never replace a key that checkpoints may already be signed with.
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
@@ -35,29 +46,30 @@ internal static class AuditKeygenCommand
                 options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
             }
 
-            if (File.Exists(publicPath))
+            foreach (var existing in (string[])[privatePath, publicPath])
             {
-                throw new IOException($"{publicPath}: already exists; keygen never replaces a key");
+                if (File.Exists(existing))
+                {
+                    throw new IOException($"{existing}: already exists; keygen never replaces a key");
+                }
             }
 
+            current = privatePath;
             using (var w = new StreamWriter(new FileStream(privatePath, options)))
             {
                 w.Write(key.ExportPkcs8PrivateKeyPem());
                 w.Write('\n');
             }
 
+            current = publicPath;
             File.WriteAllText(publicPath, key.ExportSubjectPublicKeyInfoPem() + "\n");
             stdout.WriteLine($"wrote {privatePath} (private, mode 0600: set Audit:SigningKeyFile to it) and {publicPath} (public: verify --public-key), key id {CheckpointKeys.KeyId(key)}");
             return CommandLine.Ok;
         }
-        catch (IOException ex) when (File.Exists(privatePath) && ex.Message.Contains(privatePath, StringComparison.Ordinal) && ex is not DirectoryNotFoundException)
+        catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            stderr.WriteLine($"audit keygen: {privatePath}: already exists; keygen never replaces a key");
-            return CommandLine.UsageError;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            stderr.WriteLine($"audit keygen: {ex.Message}");
+            // CreateNew losing a race to another keygen reads "already exists" too (EEXIST).
+            stderr.WriteLine($"audit keygen: {IoErrors.Line(current, ex)}{(current == privatePath && File.Exists(privatePath) && !IoErrors.IsOwn(ex) ? "; keygen never replaces a key" : string.Empty)}");
             return CommandLine.UsageError;
         }
     }

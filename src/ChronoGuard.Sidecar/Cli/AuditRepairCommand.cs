@@ -19,9 +19,15 @@ internal static class AuditRepairCommand
             stdout.WriteLine(outcome.Message);
             return CommandLine.Ok;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or FASTER.core.FasterException)
+        catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            stderr.WriteLine("audit repair: " + ex.Message.ReplaceLineEndings(" "));
+            stderr.WriteLine("audit repair: " + IoErrors.Line(args[1], ex));
+            return CommandLine.UsageError;
+        }
+        catch (FASTER.core.FasterException ex)
+        {
+            // FASTER's own sentences (no runtime resource behind them).
+            stderr.WriteLine($"audit repair: {args[1]}: the audit log cannot be read: {ex.Message.ReplaceLineEndings(" ")}");
             return CommandLine.UsageError;
         }
     }

@@ -32,6 +32,30 @@ internal static class CommandLine
             return UsageError;
         }
 
+        try
+        {
+            return await DispatchAsync(args, stdout, stderr).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The commands turn the failures they expect into their own lines; nothing may still reach the
+            // runtime, which would print a stack trace and exit 134 (and under NativeAOT a resource key).
+            await stderr.WriteLineAsync(Unexpected(args[0] == "audit" && args.Length > 1 ? "audit " + args[1] : args[0], ex)).ConfigureAwait(false);
+            return UsageError;
+        }
+    }
+
+    /// <summary>One line for a failure a command did not turn into its own line; never the runtime's message.</summary>
+    internal static string Unexpected(string command, Exception ex) => ex switch
+    {
+        _ when IoErrors.IsOwn(ex) => $"{command}: {ex.Message.ReplaceLineEndings(" ")}",
+        FileNotFoundException { FileName: { } file } => $"{command}: {IoErrors.Line(file, ex)}",
+        _ when IoErrors.IsIo(ex) => $"{command}: {IoErrors.Problem(ex, null)}",
+        _ => $"{command}: failed with an unexpected {ex.GetType().Name}; please report it",
+    };
+
+    private static async Task<int> DispatchAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
         var rest = args[1..];
         switch (args[0])
         {

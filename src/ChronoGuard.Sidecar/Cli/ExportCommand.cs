@@ -46,7 +46,20 @@ internal static class ExportCommand
             return CommandLine.UsageError;
         }
 
-        var output = outFile is null ? stdout : new StreamWriter(outFile, append: false);
+        TextWriter output;
+        try
+        {
+            output = outFile is null ? stdout : new StreamWriter(outFile, append: false);
+        }
+        catch (Exception ex) when (IoErrors.IsIo(ex))
+        {
+            stderr.WriteLine("export: " + IoErrors.Line(outFile!, ex));
+            return CommandLine.UsageError;
+        }
+
+        // What the next failure is about: the log while reading, the output while writing.
+        var target = dir;
+        var outputName = outFile ?? "standard output";
         try
         {
             if (format == "csv")
@@ -77,6 +90,7 @@ internal static class ExportCommand
                         var what = $"{(item.Seq >= 0 ? $"seq {item.Seq} at " : string.Empty)}{item.Where}: {item.Problem}";
                         if (!salvage)
                         {
+                            target = outputName;
                             output.Flush();
                             stderr.WriteLine($"export: the log is damaged: {what}; the records before it were exported; run chronoguard verify, or export --salvage to skip damaged records");
                             return CommandLine.CheckFailed;
@@ -95,35 +109,64 @@ internal static class ExportCommand
                         continue;
                     }
 
+                    string line;
                     if (format == "csv")
                     {
-                        output.WriteLine(AuditJson.Csv(entry));
-                        continue;
+                        line = AuditJson.Csv(entry);
                     }
-
-                    buffer.SetLength(0);
-                    using (var w = new Utf8JsonWriter(buffer))
+                    else
                     {
-                        AuditJson.Write(w, entry);
+                        buffer.SetLength(0);
+                        using (var w = new Utf8JsonWriter(buffer))
+                        {
+                            AuditJson.Write(w, entry);
+                        }
+
+                        line = System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
                     }
 
-                    output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+                    target = outputName;
+                    output.WriteLine(line);
+                    target = dir;
                 }
 
+                target = outputName;
                 output.Flush();
+                target = dir;
             }
             while (follow && !stop.Token.WaitHandle.WaitOne(500));
+
+            // Closed here, not only in finally, so that the last buffered lines failing to reach a full
+            // disk is reported like any other write.
+            target = outputName;
+            if (outFile is not null)
+            {
+                output.Dispose();
+            }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FASTER.core.FasterException)
+        catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            stderr.WriteLine("export: " + ex.Message.ReplaceLineEndings(" "));
+            stderr.WriteLine("export: " + IoErrors.Line(target, ex));
+            return CommandLine.UsageError;
+        }
+        catch (FASTER.core.FasterException ex)
+        {
+            // FASTER's own sentences (no runtime resource behind them).
+            stderr.WriteLine($"export: {dir}: the audit log cannot be read: {ex.Message.ReplaceLineEndings(" ")}");
             return CommandLine.UsageError;
         }
         finally
         {
             if (outFile is not null)
             {
-                output.Dispose();
+                try
+                {
+                    output.Dispose();
+                }
+                catch (Exception ex) when (IoErrors.IsIo(ex))
+                {
+                    // Only after a failure already reported: a clean run closed the file inside the try.
+                }
             }
         }
 

@@ -63,9 +63,23 @@ internal static class HealthcheckCommand
             await stdout.WriteLineAsync($"{path}: {line}").ConfigureAwait(false);
             return line.StartsWith("HTTP/1.1 200", StringComparison.Ordinal) ? CommandLine.Ok : 1;
         }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        catch (SocketException ex)
         {
-            await stderr.WriteLineAsync($"healthcheck: {stats}{path}: {ex.Message}").ConfigureAwait(false);
+            var why = ex.SocketErrorCode switch
+            {
+                SocketError.ConnectionRefused => "connection refused (nothing listens there)",
+                SocketError.ConnectionReset => "the connection was reset",
+                SocketError.HostUnreachable or SocketError.NetworkUnreachable => "unreachable",
+                SocketError.AddressNotAvailable => "the address is not available here",
+                SocketError.TooManyOpenSockets => "no file descriptors left",
+                var code => $"socket error {code}",
+            };
+            await stderr.WriteLineAsync($"healthcheck: {stats}{path}: {why}").ConfigureAwait(false);
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await stderr.WriteLineAsync($"healthcheck: {stats}{path}: no answer within 3 s").ConfigureAwait(false);
             return 1;
         }
     }

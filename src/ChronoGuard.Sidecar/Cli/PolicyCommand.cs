@@ -20,7 +20,7 @@ internal static class PolicyCommand
         var file = args[1];
         if (!File.Exists(file))
         {
-            stderr.WriteLine($"{file}: file not found");
+            stderr.WriteLine($"{file}: {(Directory.Exists(file) ? "is a directory, not a file" : "file not found")}");
             return CommandLine.UsageError;
         }
 

@@ -21,9 +21,16 @@ internal static class RunCommand
             return CommandLine.UsageError;
         }
 
-        if (configFile is not null && !File.Exists(configFile))
+        if (configFile is not null && !File.Exists(configFile) && !Directory.Exists(configFile))
         {
             await stderr.WriteLineAsync($"{configFile}: config file not found").ConfigureAwait(false);
+            return CommandLine.UsageError;
+        }
+
+        var fileToRead = configFile ?? (File.Exists(SidecarConfiguration.DefaultFile) ? SidecarConfiguration.DefaultFile : null);
+        if (fileToRead is not null && ConfigurationFile.Check(fileToRead) is { } fileError)
+        {
+            await stderr.WriteLineAsync(fileError).ConfigureAwait(false);
             return CommandLine.UsageError;
         }
 
@@ -40,6 +47,9 @@ internal static class RunCommand
             settings = SidecarSettings.Bind(builder.Configuration, configFile);
             builder.Logging.ClearProviders();
             builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+            // The host logs a start-up failure as "Hosting failed to start" with its stack trace (about 750
+            // characters of JSON on stdout) before rethrowing it; RunAsync below says it in one line instead.
+            builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
             builder.Logging.AddJsonConsole(o =>
             {
                 o.UseUtcTimestamp = true;
@@ -81,6 +91,12 @@ internal static class RunCommand
             catch (StartupException ex)
             {
                 await stderr.WriteLineAsync(ex.Message).ConfigureAwait(false);
+                return CommandLine.UsageError;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException && ex is not OperationCanceledException)
+            {
+                // Anything else the sidecar did not turn into a StartupException: still one line, no trace.
+                await stderr.WriteLineAsync(CommandLine.Unexpected("run", ex)).ConfigureAwait(false);
                 return CommandLine.UsageError;
             }
 

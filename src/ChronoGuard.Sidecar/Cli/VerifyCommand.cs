@@ -56,14 +56,14 @@ internal static class VerifyCommand
         {
             if (file is not null && !File.Exists(file))
             {
-                stderr.WriteLine($"verify: {file}: no such file");
+                stderr.WriteLine($"verify: {file}: {(Directory.Exists(file) ? "is a directory, not a file" : "no such file")}");
                 return CommandLine.UsageError;
             }
         }
 
         if (dir is not null && !Directory.Exists(dir))
         {
-            stderr.WriteLine($"verify: {dir}: no such directory");
+            stderr.WriteLine($"verify: {dir}: {(File.Exists(dir) ? "is a file, not an audit directory" : "no such directory")}");
             return CommandLine.UsageError;
         }
 
@@ -84,11 +84,15 @@ internal static class VerifyCommand
 
         AuditVerifier.Result result;
         CheckpointFile.Contents? signed = null;
+        // The file the next failure is about.
+        var current = dir ?? jsonl ?? csv!;
         try
         {
             if (checkpoints is not null)
             {
+                current = publicKey!;
                 using var key = CheckpointKeys.LoadPublic(publicKey!);
+                current = checkpoints;
                 signed = CheckpointFile.Read(checkpoints, key);
                 if (signed.Valid.Count == 0)
                 {
@@ -100,6 +104,7 @@ internal static class VerifyCommand
                 anchors.AddRange(CheckpointFile.Anchors(signed.Valid));
             }
 
+            current = dir is null ? current : Path.Combine(dir, "head");
             if (dir is not null && HeadFile(dir) is { } head)
             {
                 // Read before the log is opened: the writer updates it only after a commit, so it never
@@ -107,13 +112,26 @@ internal static class VerifyCommand
                 anchors.Add(head);
             }
 
+            current = keyFile ?? current;
             var hmac = AuditChain.ReadKey(keyFile);
+            current = dir ?? jsonl ?? csv!;
             var items = dir is not null ? AuditReader.ReadDirectory(dir) : jsonl is not null ? AuditReader.ReadJsonl(jsonl) : AuditReader.ReadCsv(csv!);
             result = AuditVerifier.Verify(items, hmac, anchors);
         }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException or FASTER.core.FasterException or CryptographicException)
+        catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            stderr.WriteLine("verify: " + (ex is FileNotFoundException f ? $"{f.FileName}: no such file" : ex.Message.ReplaceLineEndings(" ")));
+            stderr.WriteLine("verify: " + IoErrors.Line(current, ex));
+            return CommandLine.UsageError;
+        }
+        catch (CryptographicException)
+        {
+            stderr.WriteLine($"verify: {current}: cannot be read as a key or signature");
+            return CommandLine.UsageError;
+        }
+        catch (FASTER.core.FasterException ex)
+        {
+            // FASTER's own sentences (no runtime resource behind them).
+            stderr.WriteLine($"verify: {current}: the audit log cannot be read: {ex.Message.ReplaceLineEndings(" ")}");
             return CommandLine.UsageError;
         }
 

@@ -32,16 +32,19 @@ internal static class SidecarConfiguration
         configuration.Add(new FixedConfigurationSource(FixedConfigurationProvider.Flags, overrides));
     }
 
-    /// <summary>One line for stderr: which file or key, and what is wrong with it.</summary>
+    /// <summary>
+    /// One line for stderr when building the configuration failed after <see cref="ConfigurationFile.Check"/>
+    /// passed (the file changed in between): which file, and what, in our words, never the provider's
+    /// message (a resource key under NativeAOT).
+    /// </summary>
     public static string Describe(Exception ex, string? configFile)
     {
         var file = configFile ?? DefaultFile;
-        var message = ex.Message.ReplaceLineEndings(" ");
-        if (ex is InvalidDataException or FormatException && ex.InnerException is { } inner)
+        return ex switch
         {
-            message += " (" + inner.Message.ReplaceLineEndings(" ") + ")";
-        }
-
-        return ex is InvalidDataException ? $"{file}: {message}" : $"configuration: {message}";
+            InvalidDataException or FormatException => ConfigurationFile.Check(file) ?? $"{file}: cannot be read as JSON configuration",
+            _ when IoErrors.IsIo(ex) => $"{file}: cannot read the config file: {IoErrors.Problem(ex, file)}",
+            _ => $"configuration: failed with an unexpected {ex.GetType().Name}",
+        };
     }
 }

@@ -27,6 +27,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Before anything is opened: a soft limit left at 1024 would hold the proxy to ~500 connections.
+        var descriptorLimit = FileDescriptors.RaiseSoftLimit();
         var auditOptions = settings.Audit;
         try
         {
@@ -42,10 +44,9 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             audit.OnFault = cause => SidecarLog.AuditWriterFault(_logger, cause);
             audit.OnRecovered = note => SidecarLog.AuditWriterRecovered(_logger, note);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            // Damage and a second writer already say where and what, in one line.
-            throw new StartupException(ex.Message.StartsWith(auditOptions.Directory, StringComparison.Ordinal) ? ex.Message : $"Audit:Directory {auditOptions.Directory}: cannot open the audit log: {ex.Message}", ex);
+            throw new StartupException(AuditOpenProblem(auditOptions, ex), ex);
         }
 
         SystemRecords.Append(_audit, "start", detail: "chronoguard " + CommandLine.Version);
@@ -75,6 +76,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
         _proxy = new ProxyServer(context);
+        var open = FileDescriptors.OpenNow();
+        var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
+        if (allowed < settings.Proxy.MaxConnections)
+        {
+            // Past it, clients are refused 503 max_connections while descriptors remain to say so.
+            _proxy.AdmissionLimit = allowed;
+        }
+
         _stats = new StatsServer(loggers.CreateLogger("chronoguard.stats"), time);
         _stats.Map("/healthz", static body =>
         {
@@ -100,6 +109,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
         Listen(() => _proxy.Start(), settings.Proxy.Listen, "Proxy:Listen");
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
+        if (allowed < settings.Proxy.MaxConnections)
+        {
+            // Said once, and only once the sidecar runs: a start that fails says its one line and nothing else.
+            ProxyLog.DescriptorLimit(_logger, descriptorLimit, allowed, FileDescriptors.PerConnection, open, FileDescriptors.Reserve, settings.Proxy.MaxConnections);
+        }
+
         if (string.IsNullOrEmpty(settings.Policy.Path))
         {
             SidecarLog.ObserveMode(_logger);
@@ -142,6 +157,52 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
     }
 
+    /// <summary>
+    /// One line for an audit log that would not open. Damage and a second writer already say where and
+    /// what; a runtime I/O failure is put in our words, naming the setting and the file it was about.
+    /// </summary>
+    private static string AuditOpenProblem(AuditOptions options, Exception ex)
+    {
+        var dir = options.Directory;
+        if (IoErrors.IsOwn(ex))
+        {
+            foreach (var (key, file) in new[] { ("Audit:HmacKeyFile", options.HmacKeyFile), ("Audit:SigningKeyFile", options.SigningKeyFile) })
+            {
+                if (!string.IsNullOrEmpty(file) && ex.Message.StartsWith(file + ":", StringComparison.Ordinal))
+                {
+                    return $"{key} {ex.Message.ReplaceLineEndings(" ")}";
+                }
+            }
+
+            return ex.Message.StartsWith(dir, StringComparison.Ordinal) || ex.Message.StartsWith("Audit:", StringComparison.Ordinal)
+                ? ex.Message.ReplaceLineEndings(" ")
+                : $"Audit:Directory {dir}: cannot open the audit log: {ex.Message.ReplaceLineEndings(" ")}";
+        }
+
+        // The runtime's exception seldom names its file: the key files are read before the log is opened,
+        // so try them again to find the one that failed.
+        foreach (var (key, file) in new[] { ("Audit:HmacKeyFile", options.HmacKeyFile), ("Audit:SigningKeyFile", options.SigningKeyFile) })
+        {
+            if (string.IsNullOrEmpty(file))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var probe = File.OpenRead(file);
+            }
+            catch (Exception probeError) when (IoErrors.IsIo(probeError))
+            {
+                return $"{key} {file}: cannot read the key file: {IoErrors.Problem(probeError, file)}";
+            }
+        }
+
+        return Directory.Exists(dir)
+            ? $"Audit:Directory {dir}: cannot open the audit log: {IoErrors.Problem(ex, null)}"
+            : $"Audit:Directory {dir}: cannot create the directory: {IoErrors.CreateDirectoryProblem(dir, ex)}";
+    }
+
     private static void Listen(Action start, string endpoint, string key)
     {
         try
@@ -155,7 +216,15 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
         catch (System.Net.Sockets.SocketException ex)
         {
-            throw new StartupException($"{key}: cannot listen on {endpoint}: {ex.Message}", ex);
+            var why = ex.SocketErrorCode switch
+            {
+                System.Net.Sockets.SocketError.AddressNotAvailable => "the address is not one of this machine's",
+                System.Net.Sockets.SocketError.AccessDenied => "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+                System.Net.Sockets.SocketError.AddressFamilyNotSupported => "this machine has no such address family (IPv6 disabled?)",
+                System.Net.Sockets.SocketError.TooManyOpenSockets => "no file descriptors left",
+                var code => $"socket error {code}",
+            };
+            throw new StartupException($"{key}: cannot listen on {endpoint}: {why}", ex);
         }
     }
 

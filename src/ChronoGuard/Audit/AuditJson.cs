@@ -91,6 +91,7 @@ internal static class AuditJson
 
         var values = new Dictionary<string, Value>(StringComparer.Ordinal);
         var v2 = false;
+        string? quoteProblem = null;
         for (var i = 0; i < header.Count; i++)
         {
             var name = header[i];
@@ -102,8 +103,20 @@ internal static class AuditJson
 
             if (name == "time" && cell.Length == 0)
             {
-                // An export leaves time empty only when ts has no calendar rendering.
+                // An export leaves time empty only when ts has no calendar rendering (checked in Build).
                 continue;
+            }
+
+            if (Array.IndexOf(FormulaEscaped, name) >= 0 && cell.StartsWith('\''))
+            {
+                // Csv put exactly one quote before a cell a spreadsheet would run, or before a genuine
+                // leading quote; anything else is a quote the export never writes.
+                if (cell.Length < 2 || cell.AsSpan(1, 1).IndexOfAny(FormulaStarts) < 0)
+                {
+                    quoteProblem ??= $"column {name} begins with ' that an export does not write (only before =, +, -, @, tab, CR or ')";
+                }
+
+                cell = cell[1..];
             }
 
             values[name] = Schema.TryGetValue(name, out var type) && type is FieldType.Int32 or FieldType.Int64
@@ -114,6 +127,12 @@ internal static class AuditJson
         if (values.TryGetValue("seq", out var s) && s.Integer is { } n)
         {
             seq = n;
+        }
+
+        if (quoteProblem is not null)
+        {
+            problem = quoteProblem;
+            return null;
         }
 
         if (!v2)
@@ -146,9 +165,28 @@ internal static class AuditJson
         return Build(values, "column ", out problem);
     }
 
+    /// <summary>
+    /// The text columns an agent or client can fill. A cell of theirs that begins with one of
+    /// <see cref="FormulaStarts"/> is written with a leading <c>'</c> (SPEC §5: a spreadsheet must never
+    /// run what an agent put in a header); the quote itself is in the set, so a genuine leading quote is
+    /// doubled and <see cref="ParseCsv"/> strips exactly one, which makes the round trip exact.
+    /// </summary>
+    private static readonly string[] FormulaEscaped = ["agent", "sourceIp", "method", "host", "path", "decision", "reason", "policy", "rule", "dialedIp"];
+
+    private static readonly System.Buffers.SearchValues<char> FormulaStarts = System.Buffers.SearchValues.Create("=+-@\t\r'");
+
     public static string Csv(AuditEntry e)
     {
-        static string Q(string s) => s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
+        static string Q(string s)
+        {
+            if (s.Length > 0 && FormulaStarts.Contains(s[0]))
+            {
+                s = "'" + s;
+            }
+
+            return s.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + s.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : s;
+        }
+
         var i = CultureInfo.InvariantCulture;
         var v1 = e.Format == AuditCodec.FormatVersion1;
         return string.Join(',',
@@ -159,7 +197,7 @@ internal static class AuditJson
             e.Format.ToString(i), v1 ? string.Empty : Q(e.DialedIp), v1 ? string.Empty : e.Enforced ? "true" : "false", v1 ? string.Empty : AuditEntry.IdentityName(e.Identity));
     }
 
-    /// <summary>Splits one CSV line (RFC 4180 quoting; exports never put a line break inside a cell).</summary>
+    /// <summary>Splits one CSV row (RFC 4180 quoting; a quoted cell may hold a line break, see AuditReader.ReadCsv).</summary>
     public static List<string>? SplitCsv(string line)
     {
         var cells = new List<string>();
@@ -434,9 +472,19 @@ internal static class AuditJson
         }
 
         var ts = values["ts"].Integer!.Value;
-        if (values.TryGetValue("time", out var time))
+        var rendered = AuditEntry.RenderTime(ts);
+        if (!values.TryGetValue("time", out var time))
         {
-            var rendered = AuditEntry.RenderTime(ts);
+            // Omitted only where there is nothing to render; otherwise a reader sorting or filtering
+            // by time would miss the record.
+            if (rendered is not null)
+            {
+                problem = $"{what}time is missing (ts {ts} is \"{rendered}\")";
+                return null;
+            }
+        }
+        else
+        {
             if (rendered is null || !string.Equals(time.Text, rendered, StringComparison.Ordinal))
             {
                 problem = rendered is null

@@ -88,14 +88,52 @@ internal static class AuditReader
         }
     }
 
+    /// <summary>
+    /// The rows of a CSV file with the line each begins on. A line break inside a quoted cell is part of
+    /// the cell (RFC 4180): a CR or LF an agent put in a field must read back as it was hashed.
+    /// </summary>
+    private static IEnumerable<(int Line, string Text)> CsvRows(string file)
+    {
+        using var reader = new StreamReader(file, System.Text.Encoding.UTF8);
+        var row = new System.Text.StringBuilder();
+        var quoted = false;
+        var line = 1;
+        var start = 1;
+        int c;
+        while ((c = reader.Read()) >= 0)
+        {
+            if (c == '\n')
+            {
+                line++;
+                if (!quoted)
+                {
+                    var length = row.Length > 0 && row[^1] == '\r' ? row.Length - 1 : row.Length;
+                    yield return (start, row.ToString(0, length));
+                    row.Clear();
+                    start = line;
+                    continue;
+                }
+            }
+            else if (c == '"')
+            {
+                quoted = !quoted;
+            }
+
+            row.Append((char)c);
+        }
+
+        if (row.Length > 0)
+        {
+            yield return (start, row.ToString());
+        }
+    }
+
     /// <summary>Every record of a CSV export (format 1 or format 2 header).</summary>
     public static IEnumerable<Item> ReadCsv(string file)
     {
-        var line = 0;
         IReadOnlyList<string>? header = null;
-        foreach (var text in File.ReadLines(file))
+        foreach (var (line, text) in CsvRows(file))
         {
-            line++;
             if (header is null)
             {
                 var names = AuditJson.SplitCsv(text);

@@ -41,9 +41,10 @@ internal static class DomainNames
         {
             ascii = Idn.GetAscii(s).ToLowerInvariant();
         }
-        catch (ArgumentException ex)
+        catch (ArgumentException)
         {
-            return "not a valid domain name (" + ex.Message + ")";
+            // IDNA refused it (a label too long, a character IDNA forbids); its message is a resource key under NativeAOT.
+            return "not a valid domain name (IDNA refuses it)";
         }
 
         if (ascii.Length > 253)

@@ -243,9 +243,10 @@ internal static partial class PolicyCompiler
             var construct = ex.Message.LastIndexOf(": '", StringComparison.Ordinal) is var at and >= 0 ? ex.Message[(at + 3)..].TrimEnd('.', '\'') : "a construct that needs backtracking";
             throw new PolicyProblem(path, $"rule \"{ruleName}\": the regex uses {construct}, which linear-time matching cannot take (backreferences, lookarounds, atomic and conditional groups are not supported)");
         }
-        catch (ArgumentException ex)
+        catch (ArgumentException)
         {
-            throw new PolicyProblem(path, $"rule \"{ruleName}\": invalid regex: {ex.Message}");
+            // Not the runtime's message: under NativeAOT it is a resource key.
+            throw new PolicyProblem(path, $"rule \"{ruleName}\": invalid regex");
         }
     }
 

@@ -32,7 +32,7 @@ internal static class PolicyLoader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            return new PolicyLoadOutcome(false, $"{path}: cannot read the file: {ex.Message}", string.Empty, null);
+            return new PolicyLoadOutcome(false, $"{path}: cannot read the file: {IoErrors.Problem(ex, path)}", string.Empty, null);
         }
 
         var sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
@@ -54,7 +54,7 @@ internal static class PolicyLoader
         {
             // Every input shape is meant to be a PolicyProblem above; this keeps a reload alive (old
             // policy kept, policy_reject recorded) if one was missed, and says so.
-            return new PolicyLoadOutcome(false, $"{path}: the policy could not be compiled ({ex.Message.ReplaceLineEndings(" ")}); please report this file", sha256, null);
+            return new PolicyLoadOutcome(false, $"{path}: the policy could not be compiled (an unexpected {ex.GetType().Name}); please report this file", sha256, null);
         }
     }
 

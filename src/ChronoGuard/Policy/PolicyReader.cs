@@ -29,7 +29,7 @@ internal static class PolicyReader
         }
         catch (JsonException ex)
         {
-            throw new PolicyProblem(Position(utf8.Span, ex), SyntaxProblem(ex.Message));
+            throw new PolicyProblem(JsonSyntax.Position(utf8.Span, ex) ?? "$", JsonSyntax.Problem(utf8.Span, ex, MaxDepth));
         }
 
         using (json)
@@ -325,47 +325,4 @@ internal static class PolicyReader
 
     private static PolicyProblem Unknown(string name, string at, string known) =>
         new(at, $"unknown key \"{name}\" (known: {known})");
-
-    /// <summary>"line 3, column 7" (both from 1; the column counts characters, not bytes).</summary>
-    private static string Position(ReadOnlySpan<byte> utf8, JsonException ex)
-    {
-        if (ex.LineNumber is not { } line)
-        {
-            return "$";
-        }
-
-        var start = 0;
-        for (long l = 0; l < line && start < utf8.Length; l++)
-        {
-            var next = utf8[start..].IndexOf((byte)'\n');
-            start = next < 0 ? utf8.Length : start + next + 1;
-        }
-
-        var bytes = (int)Math.Min(ex.BytePositionInLine ?? 0, utf8.Length - start);
-        var column = Encoding.UTF8.GetCharCount(utf8.Slice(start, Math.Max(0, bytes))) + 1;
-        return $"line {line + 1}, column {column}";
-    }
-
-    /// <summary>The parser's sentence without its position suffix, with the few technical ones said plainly.</summary>
-    private static string SyntaxProblem(string message)
-    {
-        if (message.Contains("maximum configured depth", StringComparison.Ordinal))
-        {
-            return $"nested deeper than {MaxDepth} levels";
-        }
-
-        if (message.Contains("Expected depth to be zero", StringComparison.Ordinal))
-        {
-            return "the file ends before every object and array is closed";
-        }
-
-        if (message.Contains("does not contain any JSON tokens", StringComparison.Ordinal))
-        {
-            return "the file is empty";
-        }
-
-        var cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
-        var text = (cut > 0 ? message[..cut] : message).ReplaceLineEndings(" ").Trim();
-        return "not valid JSON: " + text.Replace("JSON payload", "file", StringComparison.Ordinal);
-    }
 }

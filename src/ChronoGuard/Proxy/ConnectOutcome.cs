@@ -8,4 +8,7 @@ internal enum ConnectOutcome : byte
     Unreachable,
     TimedOut,
     NotAllowed,
+
+    /// <summary>No file descriptor for the upstream socket (EMFILE/ENFILE): 503, never a silent close.</summary>
+    NoDescriptors,
 }

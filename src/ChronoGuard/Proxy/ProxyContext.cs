@@ -14,6 +14,7 @@ internal sealed class ProxyContext
         Time = time;
         Logger = logger;
         Gate = gate;
+        Descriptors = new FileDescriptors(logger, time);
         _timestampsPerMs = Math.Max(1, time.TimestampFrequency / 1000);
     }
 
@@ -27,6 +28,9 @@ internal sealed class ProxyContext
     public ILogger Logger { get; }
 
     public IRequestGate Gate { get; }
+
+    /// <summary>The spare descriptor and the once-per-episode report of running out.</summary>
+    public FileDescriptors Descriptors { get; }
 
     /// <summary>Monotonic milliseconds from <see cref="Time"/> (divided, not multiplied: no overflow).</summary>
     public long NowMs() => Time.GetTimestamp() / _timestampsPerMs;

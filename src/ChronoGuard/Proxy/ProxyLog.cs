@@ -10,6 +10,12 @@ internal static partial class ProxyLog
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "accept failed: {Error}")]
     public static partial void AcceptFailed(ILogger logger, string error);
 
+    [LoggerMessage(EventId = 105, Level = LogLevel.Error, Message = "out of file descriptors ({Where}): new clients and dials are answered 503 descriptors_exhausted until some are free (this is said once per episode; raise RLIMIT_NOFILE or lower Proxy:MaxConnections)")]
+    public static partial void DescriptorsExhausted(ILogger logger, string where);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "RLIMIT_NOFILE {Limit} leaves room for {Allowed} connections ({PerConnection} descriptors each, {Open} open at start, {Reserve} in reserve), fewer than Proxy:MaxConnections {MaxConnections}: admitting {Allowed}")]
+    public static partial void DescriptorLimit(ILogger logger, long limit, int allowed, int perConnection, int open, int reserve, int maxConnections);
+
     [LoggerMessage(EventId = 102, Level = LogLevel.Information, Message = "draining: {Open} connections open, waiting up to {TimeoutMs} ms")]
     public static partial void Draining(ILogger logger, int open, int timeoutMs);
 

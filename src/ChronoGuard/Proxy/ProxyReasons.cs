@@ -14,6 +14,7 @@ internal static class ProxyReasons
     public const string Complete = "complete";
     public const string ClientClosed = "client_closed";
     public const string MaxConnections = "max_connections";
+    public const string DescriptorsExhausted = "descriptors_exhausted";
     public const string UpstreamTimeout = "upstream_timeout";
     public const string UpstreamUnresolved = "upstream_unresolved";
     public const string UpstreamRefused = "upstream_refused";
@@ -25,6 +26,6 @@ internal static class ProxyReasons
     public static readonly string[] All =
     [
         AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
-        MaxConnections, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
+        MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
     ];
 }

@@ -37,6 +37,12 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     public int ActiveConnections => Volatile.Read(ref _active);
 
+    /// <summary>
+    /// Connections admitted at once: <see cref="ProxyOptions.MaxConnections"/>, or fewer when the
+    /// descriptor limit leaves room for fewer (set before <see cref="Start"/>; see <see cref="FileDescriptors"/>).
+    /// </summary>
+    public int AdmissionLimit { get; set; } = int.MaxValue;
+
     /// <summary>Connections admitted since start.</summary>
     public long AcceptedTotal => Volatile.Read(ref _nextId);
 
@@ -74,12 +80,26 @@ internal sealed class ProxyServer : IAsyncDisposable
             {
                 return;
             }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+            {
+                // Out of descriptors, the client waits in the backlog: lend the spare descriptor to take
+                // it and answer 503, so that it is told, not left hanging; without a spare, back off.
+                Context.Descriptors.Exhausted("accept");
+                if (await RefuseWithSpareAsync(listener).ConfigureAwait(false))
+                {
+                    continue;
+                }
+
+                await Task.Delay(backoff.Fail(Context.NowMs(), out _), Context.Time).ConfigureAwait(false);
+                Context.Descriptors.ReturnSpare();
+                continue;
+            }
             catch (SocketException ex)
             {
-                // EMFILE and friends: the listener is fine, this one accept is not; back off (5 ms
-                // doubling to 1 s) and log once per burst, not once per failure.
-                var delay = backoff.Fail(out var burstStarted);
-                if (burstStarted)
+                // ENOBUFS and friends: the listener is fine, this one accept is not; back off (5 ms
+                // doubling to 1 s) and log once per episode, not once per failure or burst.
+                var delay = backoff.Fail(Context.NowMs(), out var episodeStarted);
+                if (episodeStarted)
                 {
                     ProxyLog.AcceptFailed(Context.Logger, ex.SocketErrorCode.ToString());
                 }
@@ -89,7 +109,7 @@ internal sealed class ProxyServer : IAsyncDisposable
             }
 
             socket.NoDelay = true;
-            if (Interlocked.Increment(ref _active) > Context.Options.MaxConnections)
+            if (Interlocked.Increment(ref _active) > Math.Min(Context.Options.MaxConnections, AdmissionLimit))
             {
                 Interlocked.Decrement(ref _active);
                 RefuseOverCapacity(socket);
@@ -111,18 +131,47 @@ internal sealed class ProxyServer : IAsyncDisposable
         }
     }
 
+    /// <returns>False when there was no spare descriptor to lend, or the accept still failed.</returns>
+    private async Task<bool> RefuseWithSpareAsync(Socket listener)
+    {
+        if (!Context.Descriptors.ReleaseSpare())
+        {
+            return false;
+        }
+
+        Socket socket;
+        try
+        {
+            socket = await listener.AcceptAsync().ConfigureAwait(false);
+        }
+        catch (SocketException)
+        {
+            Context.Descriptors.ReturnSpare();
+            return false;
+        }
+
+        // It lingers like any refusal (closing on its unread request would RST the 503 away) and gives
+        // the descriptor back as the spare when done; accepts meanwhile back off.
+        var refusal = new Refusal(503, "DENY", ProxyReasons.DescriptorsExhausted);
+        _ = LingeringRefusalAsync(socket, refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) }, spare: true);
+        return true;
+    }
+
     private void RefuseOverCapacity(Socket socket)
     {
         var refusal = new Refusal(503, "DENY", ProxyReasons.MaxConnections);
         refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) };
-        if (Interlocked.Increment(ref _lingeringRefusals) > MaxLingeringRefusals)
+        // Lingering refusals hold descriptors: when the descriptor limit sets admission, keep them
+        // within the reserve it was derived with.
+        var maxLingering = AdmissionLimit < Context.Options.MaxConnections ? FileDescriptors.Reserve / 4 : MaxLingeringRefusals;
+        if (Volatile.Read(ref _lingeringRefusals) >= maxLingering)
         {
-            Interlocked.Decrement(ref _lingeringRefusals);
             SendAndClose(socket, refusal);
             return;
         }
 
-        _ = LingeringRefusalAsync(socket, refusal);
+        Interlocked.Increment(ref _lingeringRefusals);
+        _ = LingeringRefusalAsync(socket, refusal, spare: false);
     }
 
     private static void SendAndClose(Socket socket, Refusal refusal)
@@ -144,7 +193,8 @@ internal sealed class ProxyServer : IAsyncDisposable
         socket.Dispose();
     }
 
-    private async Task LingeringRefusalAsync(Socket socket, Refusal refusal)
+    /// <param name="spare">The socket holds the spare descriptor's place: return the spare when it closes.</param>
+    private async Task LingeringRefusalAsync(Socket socket, Refusal refusal, bool spare)
     {
         var buffer = new byte[ResponseWriter.MaxRefusalBytes];
         try
@@ -163,7 +213,14 @@ internal sealed class ProxyServer : IAsyncDisposable
         finally
         {
             socket.Dispose();
-            Interlocked.Decrement(ref _lingeringRefusals);
+            if (spare)
+            {
+                Context.Descriptors.ReturnSpare();
+            }
+            else
+            {
+                Interlocked.Decrement(ref _lingeringRefusals);
+            }
         }
     }
 
@@ -234,5 +291,7 @@ internal sealed class ProxyServer : IAsyncDisposable
         {
             await _heartbeat.DisposeAsync().ConfigureAwait(false);
         }
+
+        Context.Descriptors.Dispose();
     }
 }

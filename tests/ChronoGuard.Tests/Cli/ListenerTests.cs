@@ -24,6 +24,7 @@ public sealed class ListenerTests
         Assert.Equal($"{proxy} is in use", onProxy.Stderr.TrimEnd());
         Assert.Equal(2, onStats.ExitCode);
         Assert.Equal($"{stats} is in use", onStats.Stderr.TrimEnd());
+        Assert.Equal(string.Empty, onProxy.Stdout + onStats.Stdout);
 
         // The first instance still owns both ports alone.
         using var http = new HttpClient { BaseAddress = new Uri($"http://{first.StatsEndPoint}") };

@@ -108,7 +108,7 @@ public sealed class PolicyValueTests
     [InlineData("""{ "version": 1, "policies": { } }""", "$.policies: must be an array, not an object")]
     [InlineData("""[ 1 ]""", "$: must be an object, not an array")]
     [InlineData("""{ "version": 1 """, "line 1, column 16: the file ends before every object and array is closed")]
-    [InlineData("""{ "version": 1, "mode": 'x' }""", "line 1, column 25: not valid JSON: ")]
+    [InlineData("""{ "version": 1, "mode": 'x' }""", "line 1, column 25: not valid JSON: unexpected character '''")]
     [InlineData("", "the file is empty")]
     [InlineData("""{ "version": 1, "policies": [ [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]] ] }""", "nested deeper than 16 levels")]
     [InlineData("""{ "version": 1, "grants": [ { "agent": "x", "domains": [], "expires": "soon" } ] }""", "$.grants[0].expires: \"soon\" is not an ISO-8601 time")]

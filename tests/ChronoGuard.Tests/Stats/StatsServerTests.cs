@@ -46,19 +46,37 @@ public sealed class StatsServerTests
     {
         var backoff = new AcceptBackoff();
 
-        Assert.Equal(TimeSpan.FromMilliseconds(5), backoff.Fail(out var first));
+        Assert.Equal(TimeSpan.FromMilliseconds(5), backoff.Fail(1000, out var first));
         Assert.True(first);
-        Assert.Equal(TimeSpan.FromMilliseconds(10), backoff.Fail(out var second));
+        Assert.Equal(TimeSpan.FromMilliseconds(10), backoff.Fail(1000, out var second));
         Assert.False(second);
         for (var i = 0; i < 20; i++)
         {
-            Assert.True(backoff.Fail(out _) <= AcceptBackoff.Max);
+            Assert.True(backoff.Fail(1000, out _) <= AcceptBackoff.Max);
         }
 
-        Assert.Equal(AcceptBackoff.Max, backoff.Fail(out _));
+        Assert.Equal(AcceptBackoff.Max, backoff.Fail(1000, out _));
         Assert.Equal(23, backoff.Succeed());
         Assert.Equal(0, backoff.Succeed());
-        Assert.Equal(TimeSpan.FromMilliseconds(5), backoff.Fail(out var again));
-        Assert.True(again);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), backoff.Fail(2000, out var again));
+        Assert.False(again);
+    }
+
+    /// <summary>Under a descriptor shortage accepts alternate between success and failure: one episode, one log line.</summary>
+    [Fact]
+    public void Bursts_closer_than_the_episode_gap_are_one_episode_logged_once()
+    {
+        var backoff = new AcceptBackoff();
+        var logged = 0;
+        for (var t = 0L; t < 60_000; t += 100)
+        {
+            backoff.Fail(t, out var episode);
+            logged += episode ? 1 : 0;
+            backoff.Succeed();
+        }
+
+        Assert.Equal(1, logged);
+        backoff.Fail(60_000 + AcceptBackoff.EpisodeGapMs + 1, out var later);
+        Assert.True(later);
     }
 }

@@ -33,15 +33,24 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
     }
 
     /// <summary>Starts <c>chronoguard run</c> on ephemeral ports and waits until it says where it listens.</summary>
-    public static async Task<SidecarProcess> StartAsync(string workDir, IEnumerable<string>? extraArgs = null, IDictionary<string, string>? environment = null)
+    /// <param name="launcher">A command that runs the sidecar (e.g. <c>prlimit --nofile=256:256</c>), or null.</param>
+    public static async Task<SidecarProcess> StartAsync(string workDir, IEnumerable<string>? extraArgs = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launcher is { Count: > 0 })
+        {
+            foreach (var a in launcher.Skip(1).Append("dotnet"))
+            {
+                info.ArgumentList.Add(a);
+            }
+        }
+
         info.ArgumentList.Add(SidecarAssembly);
         foreach (var a in new[] { "run", "--listen", "127.0.0.1:0", "--stats", "127.0.0.1:0", "--audit-dir", Path.Combine(workDir, "audit") }.Concat(extraArgs ?? []))
         {
