@@ -29,6 +29,8 @@ internal sealed class AllowAllGate : IRequestGate
 
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status) => -1;
 
+    public bool AuditAdmits() => true;
+
     public ValueTask<bool> WaitDurableAsync(long auditSeq) => ValueTask.FromResult(true);
 
     public bool ChargeEgress(in RequestDecision decision, long bytes) => true;

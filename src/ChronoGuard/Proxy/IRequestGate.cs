@@ -30,6 +30,10 @@ internal interface IRequestGate
     /// <summary>Writes the request's one decision record with its final status; returns its audit seq (-1 without audit).</summary>
     long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status);
 
+    /// <summary>Whether the audit takes a request's record now: false while a faulted writer refuses
+    /// (commit-before-forward, or batched with <c>Audit:OnFailure=refuse</c>).</summary>
+    bool AuditAdmits();
+
     /// <summary>Completes when the record is durable (commit-before-forward), at once otherwise; false when it never will be.</summary>
     ValueTask<bool> WaitDurableAsync(long auditSeq);
 

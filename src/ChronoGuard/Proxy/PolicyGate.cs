@@ -152,13 +152,6 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return -1;
         }
 
-        if (status == 200 && audit.Admit() == AuditAdmission.Refuse)
-        {
-            // The writer faulted after the decision (OnFailure=refuse): the request is not forwarded,
-            // and its one record is the 503 refusal that WaitDurableAsync now leads to.
-            return AuditWriter.Unrecorded;
-        }
-
         // Filled in place in the ring slot: no 1.4 KiB record built on the stack and copied in.
         ref var record = ref audit.Claim(out var seq);
         try
@@ -213,6 +206,8 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
         return seq;
     }
+
+    public bool AuditAdmits() => audit is null || audit.Admit() != AuditAdmission.Refuse;
 
     /// <summary>
     /// Under commit-before-forward: false when the record is not durable (no record, writer faulted,

@@ -179,6 +179,24 @@ internal sealed class RequestScope
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
     {
+        if (!_gate.AuditAdmits())
+        {
+            // The writer faulted between the decision and its record: nothing has been recorded yet, so
+            // the request becomes the 503 refusal, and that is its one decision record (queued for the
+            // writer's recovery, or counted unrecorded), never an ALLOW for a request not forwarded.
+            Decision.Result = DecisionResult.Refuse(Policy.Decision.Deny, 503, ProxyReasons.AuditUnavailable);
+            if (answer)
+            {
+                await RefuseAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                RecordRefusal();
+            }
+
+            return false;
+        }
+
         Record(200);
         if (await _gate.WaitDurableAsync(Decision.AuditSeq).ConfigureAwait(false))
         {

@@ -72,6 +72,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
         return seq;
     }
 
+    public bool AuditAdmits() => _inner.AuditAdmits();
+
     public ValueTask<bool> WaitDurableAsync(long auditSeq) => _inner.WaitDurableAsync(auditSeq);
 
     public bool ChargeEgress(in RequestDecision decision, long bytes) => _inner.ChargeEgress(decision, bytes);
