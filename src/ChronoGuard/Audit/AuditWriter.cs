@@ -292,7 +292,8 @@ internal sealed class AuditWriter : IDisposable
 
     internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly)
     {
-        var device = Devices.CreateLogDevice(Path.Combine(directory, "audit.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        // Not Devices.CreateLogDevice: its Linux device keeps two descriptors per segment ever written.
+        var device = new BoundedFileDevice(Path.Combine(directory, "audit.log"), readOnly);
         var settings = new FasterLogSettings
         {
             LogDevice = device,
