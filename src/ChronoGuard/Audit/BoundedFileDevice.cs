@@ -165,6 +165,10 @@ internal sealed unsafe class BoundedFileDevice : StorageDeviceBase
 
                         done += n;
                     }
+
+                    // Past the end of the file is nothing: FASTER's read buffers are pooled, and what an
+                    // earlier read left there must not read as log data.
+                    span[done..].Clear();
                 }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
