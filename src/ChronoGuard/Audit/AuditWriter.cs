@@ -226,6 +226,7 @@ internal sealed class AuditWriter : IDisposable
 
             var chainId = scan.Marker?.ChainId is { } id && id != "unknown" ? id : AuditHeadMarker.NewChainId();
             new AuditHeadMarker(chainId, next - 1, Convert.ToHexStringLower(head)).Write(options.Directory);
+            next = Math.Max(next, repair?.NextSeq ?? 0);
             var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head) { Checkpoints = signer };
             writer._thread.Start();
             if (repair is not null)

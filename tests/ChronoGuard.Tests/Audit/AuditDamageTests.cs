@@ -156,7 +156,8 @@ public sealed class AuditDamageTests
         Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(aside, "audit.log.0")));
         Assert.True(Directory.Exists(Path.Combine(aside, "log-commits")));
 
-        // The real binary starts now and writes the repair record right after the last good one.
+        // The real binary starts now and writes the repair record after the last good one, above every
+        // seq handed out before the damage (the head file's), naming the gap.
         await using (var sidecar = await SidecarProcess.StartAsync(dir.Path))
         {
             sidecar.Signal("TERM");
@@ -169,11 +170,11 @@ public sealed class AuditDamageTests
         var good = (int)damage.LastGoodSeq + 1;
         Assert.Equal(original.Take(good), AuditTestData.Export(auditDir).Take(good));
         var repair = after[good];
-        Assert.Equal(damage.LastGoodSeq + 1, repair.Seq);
+        Assert.Equal(Records, repair.Seq);
         Assert.Equal(AuditKind.System, repair.Kind);
         Assert.Equal("repair", repair.Reason);
         Assert.Contains($"last good seq {damage.LastGoodSeq} hash {Convert.ToHexStringLower(after[good - 1].Hash)}", repair.Path, StringComparison.Ordinal);
-        Assert.Contains($"lost seq {damage.LastGoodSeq + 1} to at least seq {Records - 1}", repair.Path, StringComparison.Ordinal);
+        Assert.Contains($"lost seq {damage.LastGoodSeq + 1} to {Records - 1};", repair.Path, StringComparison.Ordinal);
         Assert.Equal("start", after[good + 1].Reason);
         Assert.False(File.Exists(Path.Combine(auditDir, AuditRepairNote.FileName)));
 
