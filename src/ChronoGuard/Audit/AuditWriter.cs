@@ -20,7 +20,7 @@ namespace ChronoGuard.Audit;
 /// written into the chain as a <c>system</c> record (<c>reason=unrecorded</c>).
 /// </para>
 /// </summary>
-internal sealed class AuditWriter : IDisposable
+internal sealed partial class AuditWriter : IDisposable
 {
     /// <summary>The seq <see cref="Claim"/> gives when it could not queue a record (never durable).</summary>
     public const long Unrecorded = -1;
@@ -198,6 +198,7 @@ internal sealed class AuditWriter : IDisposable
             }
 
             options.SegmentSizeBits = bits;
+            options.MaxBytes = ResolveMaxBytes(options);
             // Refused before the log is opened for writing: nothing may touch a damaged log but repair.
             var scan = AuditLogScan.Run(options.Directory, requireLog: false, exclusive: true);
             var repair = AuditRepairNote.Read(options.Directory);
@@ -977,64 +978,6 @@ internal sealed class AuditWriter : IDisposable
         done.TrySetResult(true);
         Checkpoints?.OnCommitted(lastSeq, hash, final: _stopping);
         ApplyRetention();
-    }
-
-    /// <summary>
-    /// Drops whole segments beyond <see cref="AuditOptions.RetainSegments"/>. FASTER persists the new
-    /// begin address with the next commit and deletes the segment files then.
-    /// </summary>
-    private void ApplyRetention()
-    {
-        var keep = Options.RetainSegments;
-        if (keep <= 0)
-        {
-            return;
-        }
-
-        var bits = Options.SegmentSizeBits;
-        var tailSegment = _log.TailAddress >> bits;
-        var firstKept = tailSegment - keep + 1;
-        if (firstKept <= _log.BeginAddress >> bits)
-        {
-            return;
-        }
-
-        var until = firstKept << bits;
-        // The first record at or after the cut becomes the anchor; report it so it can be recorded.
-        using (var iterator = _log.Scan(until, _log.TailAddress))
-        {
-            if (iterator.GetNext(out var entry, out var length, out _) && length >= AuditCodec.EntryPrefix + 9)
-            {
-                var seq = BinaryPrimitives.ReadInt64BigEndian(entry.AsSpan(AuditCodec.EntryPrefix + 1));
-                _log.TruncateUntilPageStart(until);
-                // FASTER deletes the segment files at once but records the new begin address only in
-                // the next commit; commit now so the persisted begin never points into a deleted file.
-                var commit = _log.CommitAsync().AsTask();
-                if (!commit.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
-                {
-                    throw new IOException($"the retention commit did not complete within Audit:CommitTimeoutMs ({Options.CommitTimeoutMs} ms)");
-                }
-
-                DeleteDroppedSegments(_log.BeginAddress);
-                OnRetention?.Invoke(seq, entry.AsSpan(0, AuditCodec.HashBytes).ToArray());
-            }
-        }
-    }
-
-    /// <summary>
-    /// FASTER removes dropped segment files from an epoch action that may run only after the writer
-    /// stopped (seen as six segments left with two retained); the begin address is committed, so the
-    /// files before it are no longer part of the log and are removed here, deterministically.
-    /// </summary>
-    private void DeleteDroppedSegments(long beginAddress)
-    {
-        foreach (var file in Directory.EnumerateFiles(_directory, "audit.log.*"))
-        {
-            if (long.TryParse(Path.GetExtension(file).AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var segment) && ((segment + 1) << _bits) <= beginAddress)
-            {
-                File.Delete(file);
-            }
-        }
     }
 
     /// <summary>
