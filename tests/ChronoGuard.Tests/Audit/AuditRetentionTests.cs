@@ -52,6 +52,27 @@ public sealed partial class AuditRetentionTests
     }
 
     [Fact]
+    public void Without_any_bound_the_descriptors_the_log_holds_do_not_grow_with_its_length()
+    {
+        using var dir = new TempDir();
+        var auditDir = dir.File("audit");
+        var samples = new List<int>();
+        using (var writer = AuditWriter.Open(new AuditOptions { Directory = auditDir, SegmentSizeBits = Bits, MaxBytes = 0, QueueCapacity = 1024 }, TimeProvider.System))
+        {
+            for (var round = 0; round < 12; round++)
+            {
+                AuditTestData.AppendDecisions(writer, 2000, prefix: $"r{round}-");
+                samples.Add(DescriptorsInto(Environment.ProcessId, auditDir));
+            }
+        }
+
+        // FASTER's own device kept two per segment ever written; every segment is still here.
+        Assert.True(NewestSegment(auditDir) >= 10, $"{NewestSegment(auditDir)} segments");
+        Assert.Equal(NewestSegment(auditDir) + 1, Directory.GetFiles(auditDir, "audit.log.*").Length);
+        Assert.True(samples.Max() <= BoundedFileDevice.MaxOpen + 4, $"descriptors into the audit directory: {string.Join(',', samples)}");
+    }
+
+    [Fact]
     public void A_MaxBytes_below_two_segments_is_refused_at_start_in_one_line()
     {
         using var dir = new TempDir();
