@@ -94,7 +94,7 @@ public sealed class AuditCutSweepTests
     /// Whether the bytes before <paramref name="cut"/> are what FASTER itself leaves: a whole page, or up
     /// to the sector after a commit record of that page.
     /// </summary>
-    private static bool EndsLikeFaster(byte[] segment, long cut)
+    internal static bool EndsLikeFaster(byte[] segment, long cut)
     {
         const int Page = 1 << 19;
         if (cut % Page == 0)
