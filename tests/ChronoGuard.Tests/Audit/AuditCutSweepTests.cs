@@ -14,26 +14,51 @@ public sealed class AuditCutSweepTests
 {
     private const int HeaderBytes = 12;
 
+    private const int Bits = 19;
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void A_cut_anywhere_in_a_segment_without_the_head_file_is_damage_and_keeps_every_record_before_it(bool newest)
+    public async Task A_cut_anywhere_in_a_segment_without_the_head_file_is_damage_and_keeps_every_record_before_it(bool newest)
     {
         using var dir = new TempDir();
         var auditDir = dir.File("audit");
-        using (var writer = AuditWriter.Open(new AuditOptions { Directory = auditDir, QueueCapacity = 1024, SegmentSizeBits = 20 }, TimeProvider.System))
+        // What a crash leaves: the real binary killed under load, its commit metadata file behind the
+        // commit records in the log (FASTER rewrites it only every 1,000 commits and at a new segment).
+        await using (var sidecar = await SidecarProcess.StartAsync(dir.Path, environment: new Dictionary<string, string>
         {
-            AuditTestData.AppendDecisions(writer, 16_000);
+            ["CHRONOGUARD__Audit__SegmentSizeBits"] = Bits.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["CHRONOGUARD__Audit__MaxBytes"] = "0",
+        }))
+        {
+            var request = $"GET http://127.0.0.1:1/{new string('p', 300)} HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n";
+            // Three segments at least, the newest half full.
+            while (Directory.GetFiles(auditDir, "audit.log.*") is var files && (files.Length < 3 || new FileInfo(files.MaxBy(f => int.Parse(Path.GetExtension(f)[1..], System.Globalization.CultureInfo.InvariantCulture))!).Length < (1 << Bits) / 2))
+            {
+                await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+                {
+                    for (var i = 0; i < 100; i++)
+                    {
+                        using var client = await RawClient.ConnectAsync(sidecar.ProxyEndPoint);
+                        await client.SendAsync(request);
+                        await client.ReadHeadAsync();
+                    }
+                }));
+            }
+
+            sidecar.Signal("KILL");
+            await sidecar.WaitForExitAsync(TimeSpan.FromSeconds(30));
         }
 
         File.Delete(Path.Combine(auditDir, AuditHeadMarker.FileName));
         var entries = new AuditLogScan(auditDir).Entries().ToList();
-        Assert.Equal(16_000, entries.Count);
-        var segments = Directory.GetFiles(auditDir, "audit.log.*").Select(f => int.Parse(Path.GetExtension(f)[1..], System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
+        Assert.True(AuditLogScan.Run(auditDir).Damage is null, "the log the crash left is not damage");
+        // FASTER's reader creates an empty file where it looks for the next segment: not a segment.
+        var segments = Directory.GetFiles(auditDir, "audit.log.*").Where(f => new FileInfo(f).Length > 0).Select(f => int.Parse(Path.GetExtension(f)[1..], System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
         Assert.True(segments.Count >= 3, string.Join(',', segments));
         var segment = newest ? segments[^1] : segments[1];
         var file = Path.Combine(auditDir, $"audit.log.{segment}");
-        var start = (long)segment << 20;
+        var start = (long)segment << Bits;
         var length = new FileInfo(file).Length;
         var bytes = File.ReadAllBytes(file);
 
@@ -73,13 +98,15 @@ public sealed class AuditCutSweepTests
             var damage = scan.Damage;
             Assert.True(damage is not null, $"a cut of {file} at {cut} (of {length}) with no head file reads as intact: {scan.Records} records");
 
-            // Every record whose entry ends before the cut is kept, also those after the last commit record.
+            // Every committed record whose entry ends before the cut is kept (and those flushed after the
+            // last commit, when the cut falls past it); a record whose bytes past the cut were zeros
+            // anyway still reads whole and verifies.
             var wholeBefore = entries.Count(e => e.Address + HeaderBytes + e.Payload.Length <= start + cut) - 1;
-            // A record whose bytes past the cut were zeros anyway still reads whole and verifies.
             var next = (int)wholeBefore + 1;
             var zerosPastCut = next < entries.Count && entries[next].Address >= start && entries[next].Address - start + HeaderBytes + entries[next].Payload.Length is var end && end > cut && end <= bytes.Length
                 && bytes.AsSpan((int)cut, (int)(end - cut)).IndexOfAnyExcept((byte)0) < 0;
-            Assert.True(damage.LastGoodSeq == wholeBefore || (zerosPastCut && damage.LastGoodSeq == next), $"cut at {cut}: last good seq {damage.LastGoodSeq}, but seq {wholeBefore} is the last that ends before the cut ({damage.Problem})");
+            var most = next >= entries.Count ? long.MaxValue : zerosPastCut ? next : wholeBefore;
+            Assert.True(damage.LastGoodSeq >= wholeBefore && damage.LastGoodSeq <= most, $"cut at {cut}: last good seq {damage.LastGoodSeq}, but seq {wholeBefore} is the last committed one that ends before the cut ({damage.Problem})");
             if (checkedCuts % 10 == 0)
             {
                 var stdout = new StringWriter();
@@ -87,7 +114,7 @@ public sealed class AuditCutSweepTests
             }
         }
 
-        Assert.True(checkedCuts >= 100, $"{checkedCuts} cuts checked");
+        Assert.True(checkedCuts >= 80, $"{checkedCuts} cuts checked");
     }
 
     /// <summary>
