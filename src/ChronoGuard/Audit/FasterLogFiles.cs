@@ -457,6 +457,12 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
         var segment = address >> bits;
         if (!_open.TryGetValue(segment, out var stream))
         {
+            // A scan walks segments in order: a few open at a time, however long the log.
+            if (_open.Count >= 8)
+            {
+                Dispose();
+            }
+
             var name = SegmentPrefix + segment.ToString(CultureInfo.InvariantCulture);
             var path = Path.Combine(directory, name);
             // A file FASTER's reader created itself is empty and was not there before; a segment a running
