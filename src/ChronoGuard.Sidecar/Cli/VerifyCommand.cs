@@ -213,7 +213,8 @@ internal static class VerifyCommand
             var anchored = result.AnchorSeq > 0 ? $" (from seq {result.AnchorSeq}: older segments were dropped; its prevHash is taken as the anchor)" : string.Empty;
             var proof = signed is null ? string.Empty
                 : $"; reaches the newest of {signed.Valid.Count} signed checkpoints (seq {signed.Valid.Max(c => c.Seq)}){(signed.Rejected.Count > 0 ? $", {signed.Rejected.Count} lines rejected (first: {signed.Rejected[0]})" : string.Empty)}";
-            stdout.WriteLine($"valid: {result.Records} records, head {result.HeadSeq}:{result.HeadHash}{anchored}{proof}");
+            var lost = string.Concat(result.Lost.Select(r => $" (seq {r.From} to {r.To} lost, named by the record at seq {r.NamedBy})"));
+            stdout.WriteLine($"valid: {result.Records} records, head {result.HeadSeq}:{result.HeadHash}{anchored}{lost}{proof}");
             return;
         }
 

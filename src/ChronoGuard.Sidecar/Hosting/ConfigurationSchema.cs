@@ -47,6 +47,8 @@ internal static class ConfigurationSchema
             // FASTER needs a segment of at least one 512 KiB page (PageSizeBits 19).
             SettingRule.Number("SegmentSizeBits", 19, 40),
             SettingRule.Number("RetainSegments", 0, 1_000_000),
+            // Bytes; unset is half the filesystem. The writer also refuses less than two segments.
+            SettingRule.Bytes("MaxBytes", 1 << 20),
             SettingRule.Number("MaxBatch", 1, 65_536),
             SettingRule.Choice("OnFailure", "refuse", "forward"),
             SettingRule.Number("CommitTimeoutMs", 1, MaxMilliseconds),

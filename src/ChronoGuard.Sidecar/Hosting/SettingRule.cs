@@ -25,6 +25,12 @@ internal sealed class SettingRule
             ? $"'{value}' is not a whole number (allowed: {min}..{max})"
             : n < min || n > max ? $"{n} is out of range (allowed: {min}..{max})" : null);
 
+    /// <summary>A byte count: a whole number from <paramref name="min"/> on, or 0 where 0 means "none".</summary>
+    public static SettingRule Bytes(string key, long min) => new(key, value =>
+        !long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n)
+            ? $"'{value}' is not a whole number of bytes (allowed: 0 for unbounded, or at least {min})"
+            : n != 0 && n < min ? $"{n} is too small (allowed: 0 for unbounded, or at least {min})" : null);
+
     public static SettingRule Choice(string key, params string[] allowed) => new(key, value =>
     {
         foreach (var a in allowed)

@@ -148,8 +148,36 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
                 Count(entry);
             }
 
-            SetDamage(found.Kind, found.Where, found.Problem, found.Salvaged);
-            foreach (var entry in found.Readable)
+            // Past the damage, intact records that continue the chain (same seq order, prevHash linking)
+            // are as good as those before it: a lost commit record or padding loses no record. The rest
+            // (after a record that is gone) is for export --salvage, in seq order.
+            var kept = new List<Entry>(found.Readable);
+            var rest = new List<Entry>();
+            var linking = true;
+            foreach (var entry in found.Salvaged)
+            {
+                if (entry.Payload.Length < MinRecordBytes)
+                {
+                    continue;
+                }
+
+                var seq = SeqOf(entry);
+                if (linking && seq == LastSeq + 1 && entry.Payload.AsSpan(0, AuditCodec.HashBytes).SequenceEqual(LastHash))
+                {
+                    Count(entry);
+                    kept.Add(entry);
+                    continue;
+                }
+
+                linking = false;
+                if (seq > (rest.Count > 0 ? SeqOf(rest[^1]) : LastSeq))
+                {
+                    rest.Add(entry);
+                }
+            }
+
+            SetDamage(found.Kind, found.Where, found.Problem, rest);
+            foreach (var entry in kept)
             {
                 yield return entry;
             }
@@ -224,16 +252,16 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
 
         var at = files.Describe(walk.End);
         var kind = walk.Stop is FasterLogFiles.Stop.MissingSegment or FasterLogFiles.Stop.DataEnds ? LogDamageKind.MissingSegment : LogDamageKind.Unreadable;
-        if (walk.Stop == FasterLogFiles.Stop.DataEnds && files.CutOffSector(walk.End) is { } cut)
+        if (walk.Cut is { } cut)
         {
-            return new Finding(LogDamageKind.MissingSegment, at, $"{walk.Why}, {cut}", walk.Readable, []);
+            return new Finding(LogDamageKind.MissingSegment, at, $"{walk.Why}: {cut}", walk.Readable, walk.Salvaged);
         }
 
         var committed = claims.Count == 0 ? 0 : claims.Max(c => c.Until);
         if (committed > walk.End)
         {
             var source = claims.First(c => c.Until == committed).Source;
-            return new Finding(kind, at, $"{walk.Why}, but {source} says the log was committed up to address {committed}: committed records cannot be read", walk.Readable, walk.Salvaged.Where(e => e.Address < committed).ToList());
+            return new Finding(kind, at, $"{walk.Why}, but {source} says the log was committed up to address {committed}: committed records cannot be read", walk.Readable, walk.Salvaged);
         }
 
         // Each of FASTER's own refusals is damage too, even where the files read fine by their layout.
@@ -267,7 +295,7 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
             return;
         }
 
-        var seq = BinaryPrimitives.ReadInt64BigEndian(entry.Payload.AsSpan(AuditCodec.EntryPrefix + 1));
+        var seq = SeqOf(entry);
         if (FirstSeq < 0)
         {
             FirstSeq = seq;
@@ -277,6 +305,8 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
         LastHash = entry.Payload.AsSpan(AuditCodec.HashBytes, AuditCodec.HashBytes).ToArray();
         Records++;
     }
+
+    private static long SeqOf(Entry entry) => BinaryPrimitives.ReadInt64BigEndian(entry.Payload.AsSpan(AuditCodec.EntryPrefix + 1));
 
     private void SetDamage(LogDamageKind kind, string where, string problem, IReadOnlyList<Entry> salvaged) =>
         Damage ??= new LogDamage(kind, where, problem, LastSeq, LastHash, ReadableEnd) { Salvaged = salvaged };

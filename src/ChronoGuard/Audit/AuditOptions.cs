@@ -31,6 +31,13 @@ internal sealed class AuditOptions
     public int RetainSegments { get; set; }
 
     /// <summary>
+    /// Most bytes the log's segments may use; past it whole oldest segments are dropped (named in a
+    /// chained <c>system</c> record, <c>reason=retention</c>). Unset: half of the filesystem that holds
+    /// <see cref="Directory"/>, measured at start; 0: unbounded. At least two segments.
+    /// </summary>
+    public long? MaxBytes { get; set; }
+
+    /// <summary>
     /// What a faulted writer means for requests in <c>batched</c> mode: <c>refuse</c> (503
     /// audit_unavailable: nothing is forwarded that cannot be recorded) or <c>forward</c> (keep serving,
     /// count the unrecorded requests and write the count into the chain once the writer recovers).

@@ -92,14 +92,59 @@ internal static class AuditRepair
         var (lastSeq, lastHash) = scan.Records > 0 || scan.Marker is not { Seq: >= 0 and < long.MaxValue } m
             ? (scan.LastSeq, Convert.ToHexStringLower(scan.LastHash))
             : (m.Seq, m.Hash);
-        var lostUpTo = scan.Marker is { Seq: < long.MaxValue } marker && marker.Seq > lastSeq ? $"at least seq {marker.Seq}" : "the end of the damaged log";
-        var lostFrom = scan.Records > 0 || lastSeq < 0 ? (lastSeq + 1).ToString(CultureInfo.InvariantCulture) : "its first record";
+        // The chain goes on above every seq handed out before the damage, so a checkpoint signed or a seq
+        // given to a client before it is never reused by another record: the repair record names the gap.
+        var highest = HighestSeqHandedOut(directory, scan, lastSeq);
+        var next = highest + 1;
+        var lost = next > lastSeq + 1 ? $"lost seq {lastSeq + 1} to {highest}" : "no seq lost";
         var detail = scan.Records > 0 || lastSeq < 0
-            ? $"last good seq {lastSeq} hash {lastHash}; lost seq {lostFrom} to {lostUpTo}; damage: {damage.Problem}; the damaged log is kept in {Path.GetFileName(aside)}"
-            : $"no record could be read; the head file's seq {lastSeq} hash {lastHash} is taken as the last good; every record up to it was lost; damage: {damage.Problem}; the damaged log is kept in {Path.GetFileName(aside)}";
+            ? $"last good seq {lastSeq} hash {lastHash}; {lost}; the chain goes on at seq {next}; damage: {damage.Problem}; the damaged log is kept in {Path.GetFileName(aside)}"
+            : $"no record could be read; the head file's seq {lastSeq} hash {lastHash} is taken as the last good; every record up to it was lost; {lost}; the chain goes on at seq {next}; damage: {damage.Problem}; the damaged log is kept in {Path.GetFileName(aside)}";
         var chainId = scan.Marker?.ChainId is { } id && id != "unknown" ? id : AuditHeadMarker.NewChainId();
         new AuditHeadMarker(chainId, lastSeq, lastHash).Write(directory);
-        new AuditRepairNote(lastSeq, lastHash, detail).Write(directory);
+        new AuditRepairNote(lastSeq, lastHash, detail) { NextSeq = next }.Write(directory);
         return new Outcome(true, $"{directory}: repaired: kept {copied} good records (up to seq {lastSeq}); the damaged log was moved to {aside}; the next start records the repair ({detail})");
+    }
+
+    /// <summary>
+    /// The highest seq any witness says was handed out: the head file (what the writer knew committed),
+    /// the seq-mark (what the writer's ring could hand out), the intact records past the damage, and checkpoints.jsonl (what was signed; its signatures are the
+    /// verifier's to check, a seq is enough here).
+    /// </summary>
+    private static long HighestSeqHandedOut(string directory, AuditLogScan scan, long lastSeq)
+    {
+        var highest = Math.Max(lastSeq, scan.LastSeq);
+        if (scan.Marker is { Seq: < long.MaxValue } marker)
+        {
+            highest = Math.Max(highest, marker.Seq);
+        }
+
+        foreach (var entry in scan.Damage?.Salvaged ?? [])
+        {
+            if (entry.Payload.Length >= AuditCodec.EntryPrefix + 9)
+            {
+                highest = Math.Max(highest, System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(entry.Payload.AsSpan(AuditCodec.EntryPrefix + 1)));
+            }
+        }
+
+        // The writer's seq-mark bounds every seq its ring could have handed out (a client may hold one).
+        if (AuditSeqMark.Read(directory) is { Next: > 0 } mark)
+        {
+            highest = Math.Max(highest, mark.Next - 1);
+        }
+
+        var checkpoints = Path.Combine(directory, Checkpoint.FileName);
+        if (File.Exists(checkpoints))
+        {
+            foreach (var line in File.ReadLines(checkpoints))
+            {
+                if (Checkpoint.Parse(line, out _) is { } checkpoint)
+                {
+                    highest = Math.Max(highest, checkpoint.Seq);
+                }
+            }
+        }
+
+        return highest;
     }
 }

@@ -16,7 +16,13 @@ internal static class AuditVerifier
 
         /// <summary>The outside anchors the chain proved (expect-head, checkpoints).</summary>
         public int AnchorsProven { get; init; }
+
+        /// <summary>Seq ranges a repair record names as lost, where the chain goes on above them.</summary>
+        public IReadOnlyList<LostRange> Lost { get; init; } = [];
     }
+
+    /// <summary>Seqs <c>From</c> to <c>To</c> handed out and never in the chain (a stop, a crash, a repair), named by the <c>reason=lost</c> record at <c>NamedBy</c>.</summary>
+    public readonly record struct LostRange(long From, long To, long NamedBy);
 
     /// <summary>An outside claim that the chain had <c>Hash</c> at <c>Seq</c>; Required ones must be reached.</summary>
     public sealed record Anchor(long Seq, byte[] Hash, string Label, bool Required);
@@ -33,6 +39,7 @@ internal static class AuditVerifier
         var proven = 0;
         var headHash = Convert.ToHexStringLower(new byte[32]);
         var bySeq = new Dictionary<long, List<Anchor>>();
+        var lost = new List<LostRange>();
         foreach (var a in anchors)
         {
             (bySeq.TryGetValue(a.Seq, out var list) ? list : bySeq[a.Seq] = []).Add(a);
@@ -72,7 +79,10 @@ internal static class AuditVerifier
 
             if (entry.Seq > expectedSeq && IsNamedGap(entry, expectedSeq))
             {
-                // Seqs handed out and never written, named by the record that follows them (SPEC §5).
+                // Seqs handed out and never written (a stop that could not commit them, a crash, or a
+                // repair that moved them aside), named by the record that follows them (SPEC §5); its
+                // prevHash still links to the last good record.
+                lost.Add(new LostRange(expectedSeq, entry.Seq - 1, entry.Seq));
                 expectedSeq = entry.Seq;
             }
 
@@ -117,6 +127,17 @@ internal static class AuditVerifier
         }
 
         var headSeq = prev is null ? -1 : expectedSeq - 1;
+        foreach (var range in lost)
+        {
+            // An outside anchor in a lost range cannot be proven: the part before the range is (each anchor
+            // there was checked above), so the report names the range instead of failing for good.
+            var inside = anchors.Where(a => a.Seq >= range.From && a.Seq <= range.To && a.Seq != long.MaxValue).OrderByDescending(a => a.Seq).FirstOrDefault();
+            if (inside is not null)
+            {
+                return new(false, count, headSeq, headHash, range.From, $"{inside.Label} seq {inside.Seq} is in seq {range.From} to {range.To}, which the record at seq {range.NamedBy} names as lost: the log is proven up to seq {range.From - 1} ({proven} outside anchors before the damage verified), not past it", anchor) { AnchorsProven = proven, Lost = lost };
+            }
+        }
+
         foreach (var a in anchors)
         {
             if (!a.Required)
@@ -135,7 +156,7 @@ internal static class AuditVerifier
             }
         }
 
-        return new(true, count, headSeq, headHash, -1, null, anchor) { AnchorsProven = proven };
+        return new(true, count, headSeq, headHash, -1, null, anchor) { AnchorsProven = proven, Lost = lost };
     }
 
     /// <summary>A chained <c>system</c> record with <c>reason=lost</c> naming exactly the missing seqs.</summary>

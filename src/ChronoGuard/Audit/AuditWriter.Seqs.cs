@@ -53,11 +53,13 @@ internal sealed partial class AuditWriter
     private void ReserveAtStart(long first) => EnsureReserved(first - 1);
 
     /// <summary>The first records of a start that continues above seqs the previous run handed out but never wrote.</summary>
-    private void RecordCarried(long lostFrom, long lostTo, AuditSeqMark? mark)
+    private void RecordCarried(long lostFrom, long lostTo, AuditSeqMark? mark, AuditRepairNote? repair)
     {
         if (lostTo >= lostFrom)
         {
-            var cause = mark?.Cause ?? "the previous run ended without committing them (a crash, or a stop that could not record why); at most these seqs were given out";
+            var cause = repair is not null
+                ? "audit repair moved the damaged part of the log aside (the repair record that follows says what); the chain goes on above every seq handed out before it"
+                : mark?.Cause ?? "the previous run ended without committing them (a crash, or a stop that could not record why); at most these seqs were given out";
             var seq = AppendSystem("lost", LostRange(lostFrom, lostTo) + cause);
             // Published counts the gap as records; it holds none.
             Interlocked.Add(ref _recordsTotal, -(seq - lostFrom));

@@ -199,6 +199,7 @@ internal sealed partial class AuditWriter : IDisposable
             }
 
             options.SegmentSizeBits = bits;
+            options.MaxBytes = ResolveMaxBytes(options);
             // Refused before the log is opened for writing: nothing may touch a damaged log but repair.
             var scan = AuditLogScan.Run(options.Directory, requireLog: false, exclusive: true);
             var repair = AuditRepairNote.Read(options.Directory);
@@ -227,14 +228,15 @@ internal sealed partial class AuditWriter : IDisposable
 
             var chainId = scan.Marker?.ChainId is { } id && id != "unknown" ? id : AuditHeadMarker.NewChainId();
             new AuditHeadMarker(chainId, next - 1, Convert.ToHexStringLower(head)).Write(options.Directory);
-            // Seqs the previous run handed out and never wrote are not given out again (SPEC §5).
+            // Seqs the previous run handed out and never wrote, and those a repair moved aside, are not
+            // given out again (SPEC §5): the chain goes on above both, and one reason=lost record names the gap.
             var mark = AuditSeqMark.Read(options.Directory);
-            var ringStart = Math.Max(next, mark?.Next ?? 0);
+            var ringStart = Math.Max(Math.Max(next, mark?.Next ?? 0), repair?.NextSeq ?? 0);
             var writer = new AuditWriter(options, time, options.Directory, bits, dirLock, chainId, log, device, key, scan, next, head, ringStart) { Checkpoints = signer };
             owner = writer;
             writer.ReserveAtStart(ringStart);
             writer._thread.Start();
-            writer.RecordCarried(next, ringStart - 1, mark);
+            writer.RecordCarried(next, ringStart - 1, mark, repair);
             if (repair is not null)
             {
                 writer.RecordRepair(repair);
@@ -299,7 +301,8 @@ internal sealed partial class AuditWriter : IDisposable
 
     internal static (FasterLog Log, IDevice Device) OpenLog(string directory, int segmentSizeBits, bool readOnly, Action<string>? onCommitFileFailure = null, Func<bool>? isCurrent = null)
     {
-        var device = Devices.CreateLogDevice(Path.Combine(directory, "audit.log"), preallocateFile: false, deleteOnClose: false, recoverDevice: true);
+        // Not Devices.CreateLogDevice: its Linux device keeps two descriptors per segment ever written.
+        var device = new BoundedFileDevice(Path.Combine(directory, "audit.log"), readOnly);
         var settings = new FasterLogSettings
         {
             LogDevice = device,
@@ -998,64 +1001,6 @@ internal sealed partial class AuditWriter : IDisposable
         done.TrySetResult(true);
         Checkpoints?.OnCommitted(lastSeq, hash, final: _stopping);
         ApplyRetention();
-    }
-
-    /// <summary>
-    /// Drops whole segments beyond <see cref="AuditOptions.RetainSegments"/>. FASTER persists the new
-    /// begin address with the next commit and deletes the segment files then.
-    /// </summary>
-    private void ApplyRetention()
-    {
-        var keep = Options.RetainSegments;
-        if (keep <= 0)
-        {
-            return;
-        }
-
-        var bits = Options.SegmentSizeBits;
-        var tailSegment = _log.TailAddress >> bits;
-        var firstKept = tailSegment - keep + 1;
-        if (firstKept <= _log.BeginAddress >> bits)
-        {
-            return;
-        }
-
-        var until = firstKept << bits;
-        // The first record at or after the cut becomes the anchor; report it so it can be recorded.
-        using (var iterator = _log.Scan(until, _log.TailAddress))
-        {
-            if (iterator.GetNext(out var entry, out var length, out _) && length >= AuditCodec.EntryPrefix + 9)
-            {
-                var seq = BinaryPrimitives.ReadInt64BigEndian(entry.AsSpan(AuditCodec.EntryPrefix + 1));
-                _log.TruncateUntilPageStart(until);
-                // FASTER deletes the segment files at once but records the new begin address only in
-                // the next commit; commit now so the persisted begin never points into a deleted file.
-                var commit = _log.CommitAsync().AsTask();
-                if (!commit.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
-                {
-                    throw new IOException($"the retention commit did not complete within Audit:CommitTimeoutMs ({Options.CommitTimeoutMs} ms)");
-                }
-
-                DeleteDroppedSegments(_log.BeginAddress);
-                OnRetention?.Invoke(seq, entry.AsSpan(0, AuditCodec.HashBytes).ToArray());
-            }
-        }
-    }
-
-    /// <summary>
-    /// FASTER removes dropped segment files from an epoch action that may run only after the writer
-    /// stopped (seen as six segments left with two retained); the begin address is committed, so the
-    /// files before it are no longer part of the log and are removed here, deterministically.
-    /// </summary>
-    private void DeleteDroppedSegments(long beginAddress)
-    {
-        foreach (var file in Directory.EnumerateFiles(_directory, "audit.log.*"))
-        {
-            if (long.TryParse(Path.GetExtension(file).AsSpan(1), NumberStyles.None, CultureInfo.InvariantCulture, out var segment) && ((segment + 1) << _bits) <= beginAddress)
-            {
-                File.Delete(file);
-            }
-        }
     }
 
     /// <summary>

@@ -53,9 +53,15 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
 
     /// <summary>
     /// What a walk found: its end and why it stopped there; the data entries before the end; the commit
-    /// records passed and the intact ones past the end (Claims); the intact data entries past the end.
+    /// records passed and the intact ones past the end (Claims); the intact data entries past the end;
+    /// and, when the end can only be a cut (a partial entry or sector, or data that stops inside a page
+    /// after a record no commit record follows), why.
     /// </summary>
-    public sealed record Walked(long End, Stop Stop, string Why, List<AuditLogScan.Entry> Readable, List<Claim> Claims, List<AuditLogScan.Entry> Salvaged);
+    public sealed record Walked(long End, Stop Stop, string Why, List<AuditLogScan.Entry> Readable, List<Claim> Claims, List<AuditLogScan.Entry> Salvaged)
+    {
+        /// <summary>Why the end is a cut, in plain words; null when the end is one FASTER can leave.</summary>
+        public string? Cut { get; init; }
+    }
 
     /// <summary>Whether a commit file exists at all (FASTER writes the first one at the first commit).</summary>
     public bool HasCommitFiles => CommitFiles > 0;
@@ -140,9 +146,34 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
     }
 
     /// <summary>FASTER writes whole sectors, so a crash leaves a segment a whole number of them long.</summary>
-    public string? CutOffSector(long address) => Exists(address) && Length(address) % SectorBytes != 0
+    private string? CutOffSector(long address) => Exists(address) && Length(address) % SectorBytes != 0
         ? $"not a whole number of {SectorBytes}-byte sectors: the segment was cut, a crash cannot leave that"
         : null;
+
+    /// <summary>
+    /// Where a segment file can end: FASTER writes a page whole, or, at a commit, up to the commit record
+    /// it just appended, rounded up to a sector (that last sector may hold part of an entry appended
+    /// meanwhile: what a crash leaves). A file that ends inside a page further than that sector past the
+    /// page's last commit record, or in a page with none, was cut.
+    /// </summary>
+    private string? CutInPage(long address, long commitEnd)
+    {
+        var end = (address >> bits << bits) + Length(address);
+        if ((end & (PageSize - 1)) == 0)
+        {
+            return null;
+        }
+
+        var pageStart = end & ~(PageSize - 1);
+        if (commitEnd <= pageStart)
+        {
+            return $"{Name(address)} ends inside a page that holds no commit record, and FASTER writes a page whole or up to a commit record: the segment was cut";
+        }
+
+        return end > ((commitEnd + SectorBytes - 1) & ~(long)(SectorBytes - 1))
+            ? $"{Name(address)} ends {end - commitEnd} bytes past the last commit record of its page (log address {commitEnd}), and FASTER writes a page whole or up to the sector after a commit record: the segment was cut"
+            : null;
+    }
 
     /// <summary>An address as a reader finds it on disk: the segment file and the offset in it.</summary>
     public string Describe(long address) => $"log address {address} ({Name(address)} offset {address & ((1L << bits) - 1)})";
@@ -161,6 +192,10 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
         var header = new byte[HeaderBytes];
         Stop stop;
         string why;
+        var atFileEnd = false;
+        // Where the last commit record walked ends (-1 when none): FASTER writes a page either whole or up
+        // to the commit record it just appended, rounded up to a sector.
+        var commitEnd = -1L;
         while (true)
         {
             if (!Exists(address))
@@ -177,6 +212,7 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
                 if (offset == 0 || got < HeaderBytes)
                 {
                     (stop, why) = got < HeaderBytes ? (Stop.DataEnds, $"the data ends ({Name(address)} is {Length(address)} bytes)") : (Stop.NoData, "no data where an entry belongs");
+                    atFileEnd = got < HeaderBytes;
                     break;
                 }
 
@@ -193,7 +229,14 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
             }
 
             var entry = new byte[HeaderBytes + payload];
-            if (Read(address, entry, entry.Length) < entry.Length || XorChecksum(entry.AsSpan(8)) != BinaryPrimitives.ReadUInt64LittleEndian(entry))
+            var read = Read(address, entry, entry.Length);
+            if (read < entry.Length && (address & ((1L << bits) - 1)) + read == Length(address))
+            {
+                (stop, why, atFileEnd) = (Stop.BadEntry, $"the entry at {Describe(address)} is {entry.Length} bytes but {Name(address)} ends after {read} of them", true);
+                break;
+            }
+
+            if (read < entry.Length || XorChecksum(entry.AsSpan(8)) != BinaryPrimitives.ReadUInt64LittleEndian(entry))
             {
                 (stop, why) = (Stop.BadEntry, "an entry that fails its checksum");
                 break;
@@ -208,6 +251,7 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
             if (length < 0 && TryParseRecoveryInfo(entry.AsSpan(HeaderBytes), exact: false, out var until))
             {
                 claims.Add(new Claim(until, $"the commit record at log address {address}"));
+                commitEnd = address + HeaderBytes + Align(payload);
             }
             else if (length > 0)
             {
@@ -217,8 +261,9 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
             address = next;
         }
 
+        var cut = atFileEnd ? CutOffSector(address) ?? CutInPage(address, commitEnd) : null;
         FindIntact(address, claims, salvaged);
-        return new Walked(address, stop, why, readable, claims, salvaged);
+        return new Walked(address, stop, why, readable, claims, salvaged) { Cut = cut };
     }
 
     /// <summary>
@@ -412,6 +457,12 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
         var segment = address >> bits;
         if (!_open.TryGetValue(segment, out var stream))
         {
+            // A scan walks segments in order: a few open at a time, however long the log.
+            if (_open.Count >= 8)
+            {
+                Dispose();
+            }
+
             var name = SegmentPrefix + segment.ToString(CultureInfo.InvariantCulture);
             var path = Path.Combine(directory, name);
             // A file FASTER's reader created itself is empty and was not there before; a segment a running

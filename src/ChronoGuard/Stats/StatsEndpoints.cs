@@ -68,6 +68,10 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_unrecorded_total").Value(audit?.UnrecordedTotal ?? 0);
         w.Family("chronoguard_audit_unauthenticated_suppressed_total", "counter", "Unauthenticated refusals past Audit:UnauthenticatedPerSecond from one source, counted into one system record per source and second instead of one record each.");
         w.Sample("chronoguard_audit_unauthenticated_suppressed_total").Value(metrics.UnauthenticatedSuppressed);
+        w.Family("chronoguard_audit_retention_dropped_bytes_total", "counter", "Log bytes retention dropped (whole oldest segments, past Audit:MaxBytes or Audit:RetainSegments).");
+        w.Sample("chronoguard_audit_retention_dropped_bytes_total").Value(audit?.RetentionDroppedBytes ?? 0);
+        w.Family("chronoguard_audit_retention_dropped_records_total", "counter", "Audit records retention dropped; each drop is named in a chained system record (reason=retention).");
+        w.Sample("chronoguard_audit_retention_dropped_records_total").Value(audit?.RetentionDroppedRecords ?? 0);
         w.Family("chronoguard_audit_head_seq", "gauge", "Seq of the last durably committed audit record (-1 for an empty log): an outside anchor for the chain.");
         w.Sample("chronoguard_audit_head_seq").Value(audit?.Head.Seq ?? -1);
         w.Histogram(metrics.AuditCommit);

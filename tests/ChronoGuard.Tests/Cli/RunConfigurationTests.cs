@@ -59,11 +59,14 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Audit": { "SegmentSizeBits": 12 } }""", "cg.json: Audit:SegmentSizeBits: 12 is out of range (allowed: 19..40)")]
     [InlineData("""{ "Audit": { "UnauthenticatedPerSecond": -1 } }""", "cg.json: Audit:UnauthenticatedPerSecond: -1 is out of range (allowed: 0..1000000)")]
     [InlineData("""{ "Audit": { "Directory": "" } }""", "cg.json: Audit:Directory: is empty (a value is required)")]
+    [InlineData("""{ "Audit": { "MaxBytes": "1GiB" } }""", "cg.json: Audit:MaxBytes: '1GiB' is not a whole number of bytes (allowed: 0 for unbounded, or at least 1048576)")]
+    [InlineData("""{ "Audit": { "MaxBytes": 4096 } }""", "cg.json: Audit:MaxBytes: 4096 is too small (allowed: 0 for unbounded, or at least 1048576)")]
+    [InlineData("""{ "Audit": { "MaxBytes": -1 } }""", "cg.json: Audit:MaxBytes: '-1' is not a whole number of bytes (allowed: 0 for unbounded, or at least 1048576)")]
     [InlineData("""{ "Stats": { "Listen": "127.0.0.1:70000" } }""", "cg.json: Stats:Listen: '127.0.0.1:70000' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)")]
     [InlineData("""{ "Proxy": { "Listen": ["127.0.0.1:1"] } }""", "cg.json: Proxy:Listen must be a single value, not an object or a list")]
     [InlineData("""{ "Proxy": "127.0.0.1:1" }""", "cg.json: Proxy must be an object of settings, not the value '127.0.0.1:1'")]
     [InlineData("""{ "Proxy": { "MaxConections": 5 } }""", "cg.json: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs)")]
-    [InlineData("""{ "Audit": { "Durability": "batched", "Sign": { "Key": "k" } } }""", "cg.json: Audit:Sign is not a setting (allowed in Audit: Directory, Durability, CommitIntervalMs, QueueCapacity, HmacKeyFile, SegmentSizeBits, RetainSegments, MaxBatch, OnFailure, CommitTimeoutMs, SigningKeyFile, CheckpointIntervalMs, UnauthenticatedPerSecond)")]
+    [InlineData("""{ "Audit": { "Durability": "batched", "Sign": { "Key": "k" } } }""", "cg.json: Audit:Sign is not a setting (allowed in Audit: Directory, Durability, CommitIntervalMs, QueueCapacity, HmacKeyFile, SegmentSizeBits, RetainSegments, MaxBytes, MaxBatch, OnFailure, CommitTimeoutMs, SigningKeyFile, CheckpointIntervalMs, UnauthenticatedPerSecond)")]
     [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Stats, Policy, Audit, Logging)")]
     public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
     {
@@ -88,7 +91,7 @@ public sealed class RunConfigurationTests
               "Stats": { "Listen": "*:0" },
               "Policy": { "Path": "", "Watch": false },
               "Audit": { "Directory": "a", "Durability": "Commit-Before-Forward", "CommitIntervalMs": 1, "QueueCapacity": 16, "HmacKeyFile": "",
-                         "SegmentSizeBits": 19, "RetainSegments": 0, "MaxBatch": 65536, "UnauthenticatedPerSecond": 0 },
+                         "SegmentSizeBits": 19, "RetainSegments": 0, "MaxBytes": 0, "MaxBatch": 65536, "UnauthenticatedPerSecond": 0 },
               "Logging": { "LogLevel": { "Default": "warning", "ChronoGuard": "Debug" }, "Console": { "LogLevel": { "Default": "None" }, "FormatterName": "json" } }
             }
             """);
