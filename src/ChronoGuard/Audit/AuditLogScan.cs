@@ -252,7 +252,10 @@ internal sealed class AuditLogScan(string directory, long fromAddress = 0, bool 
 
         var at = files.Describe(walk.End);
         var kind = walk.Stop is FasterLogFiles.Stop.MissingSegment or FasterLogFiles.Stop.DataEnds ? LogDamageKind.MissingSegment : LogDamageKind.Unreadable;
-        if (walk.Cut is { } cut)
+        // A file that ends in a page past its last commit record is what a full disk leaves too (the
+        // page write was partial and its commit failed): where a head file exists, it is the witness of
+        // what was committed (CompareWithMarker), and the layout alone proves a cut only without one.
+        if (walk.Cut is { } cut && !(walk.CutPastCommit && Marker is not null))
         {
             return new Finding(LogDamageKind.MissingSegment, at, $"{walk.Why}: {cut}", walk.Readable, walk.Salvaged);
         }

@@ -61,6 +61,13 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
     {
         /// <summary>Why the end is a cut, in plain words; null when the end is one FASTER can leave.</summary>
         public string? Cut { get; init; }
+
+        /// <summary>
+        /// The cut is read from the page layout alone (the file ends inside a page past its last commit
+        /// record): a crash cannot leave that, but a full disk can (a partial page write whose commit
+        /// failed), so it is proof of a cut only where no head file witnesses what was committed.
+        /// </summary>
+        public bool CutPastCommit { get; init; }
     }
 
     /// <summary>Whether a commit file exists at all (FASTER writes the first one at the first commit).</summary>
@@ -261,9 +268,10 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
             address = next;
         }
 
-        var cut = atFileEnd ? CutOffSector(address) ?? CutInPage(address, commitEnd) : null;
+        var offSector = atFileEnd ? CutOffSector(address) : null;
+        var inPage = atFileEnd && offSector is null ? CutInPage(address, commitEnd) : null;
         FindIntact(address, claims, salvaged);
-        return new Walked(address, stop, why, readable, claims, salvaged) { Cut = cut };
+        return new Walked(address, stop, why, readable, claims, salvaged) { Cut = offSector ?? inPage, CutPastCommit = inPage is not null };
     }
 
     /// <summary>

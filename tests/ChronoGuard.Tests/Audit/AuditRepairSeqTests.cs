@@ -74,22 +74,26 @@ public sealed class AuditRepairSeqTests
         }
 
         var records = AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!).ToList();
+        // The gap is named by the one kind of record that names any gap (reason=lost), the repair record follows.
+        var lost = records.Single(e => e.Reason == "lost");
+        Assert.Equal(8000, lost.Seq);
+        Assert.StartsWith($"seqs {lastGood + 1}..7999: audit repair", lost.Path, StringComparison.Ordinal);
         var repair = records.Single(e => e.Reason == "repair");
-        Assert.Equal(8000, repair.Seq);
+        Assert.Equal(8001, repair.Seq);
         Assert.Contains($"lost seq {lastGood + 1} to 7999;", repair.Path, StringComparison.Ordinal);
         Assert.DoesNotContain(records, e => e.Seq > lastGood && e.Seq < 8000);
-        Assert.Equal(lastGood + 1 + 1 + 10, records.Count); // kept, the repair record, 10 new
+        Assert.Equal(lastGood + 1 + 2 + 10, records.Count); // kept, the lost and repair records, 10 new
 
         var (code, output) = Verify("--audit-dir", auditDir);
         Assert.True(code == 0, output);
-        Assert.Contains($"(seq {lastGood + 1} to 7999 lost to damage, named by the repair record at seq 8000)", output, StringComparison.Ordinal);
+        Assert.Contains($"(seq {lastGood + 1} to 7999 lost, named by the record at seq 8000)", output, StringComparison.Ordinal);
 
         // The checkpoint before the damage is proven; the one in the lost range is named, exit 1.
         (code, output) = Verify("--audit-dir", auditDir, "--checkpoints", dir.File("early.jsonl"), "--public-key", publicKey);
         Assert.True(code == 0, output);
         (code, output) = Verify("--audit-dir", auditDir, "--checkpoints", dir.File("all.jsonl"), "--public-key", publicKey);
         Assert.True(code == 1, output);
-        Assert.Contains($"is in seq {lastGood + 1} to 7999, which the repair record at seq 8000 names as lost: the log is proven up to seq {lastGood}", output, StringComparison.Ordinal);
+        Assert.Contains($"is in seq {lastGood + 1} to 7999, which the record at seq 8000 names as lost: the log is proven up to seq {lastGood}", output, StringComparison.Ordinal);
         Assert.DoesNotContain("truncation", output, StringComparison.Ordinal);
         Assert.DoesNotContain("rewritten", output, StringComparison.Ordinal);
     }
