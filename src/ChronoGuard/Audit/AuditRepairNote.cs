@@ -18,37 +18,24 @@ internal sealed record AuditRepairNote(long LastSeq, string LastHash, string Det
 
     public static AuditRepairNote? Read(string directory)
     {
-        var file = Path.Combine(directory, FileName);
-        if (!File.Exists(file))
+        if (NoteFile.Read(Path.Combine(directory, FileName)) is not { } values)
         {
             return null;
         }
 
         long seq = -1, next = -1;
-        string hash = string.Empty, detail = string.Empty;
-        foreach (var line in File.ReadAllLines(file))
-        {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            if (space <= 0)
-            {
-                continue;
-            }
-
-            var value = line[(space + 1)..];
-            switch (line[..space])
-            {
-                case "seq": _ = long.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out seq); break;
-                case "hash": hash = value.Trim(); break;
-                case "next": _ = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out next); break;
-                case "detail": detail = value; break;
-            }
-        }
-
-        return new AuditRepairNote(seq, hash, detail) { NextSeq = next };
+        _ = values.TryGetValue("seq", out var text) && long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out seq);
+        _ = values.TryGetValue("next", out text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out next);
+        return new AuditRepairNote(seq, values.GetValueOrDefault("hash", string.Empty).Trim(), values.GetValueOrDefault("detail", string.Empty)) { NextSeq = next };
     }
 
-    public void Write(string directory) =>
-        File.WriteAllText(Path.Combine(directory, FileName), $"seq {LastSeq.ToString(CultureInfo.InvariantCulture)}\nhash {LastHash}\nnext {NextSeq.ToString(CultureInfo.InvariantCulture)}\ndetail {Detail}\n");
+    /// <summary>Replaced atomically, like every file beside the log: a failed write keeps the old note whole.</summary>
+    public void Write(string directory) => NoteFile.Write(
+        Path.Combine(directory, FileName),
+        ("seq", LastSeq.ToString(CultureInfo.InvariantCulture)),
+        ("hash", LastHash),
+        ("next", NextSeq.ToString(CultureInfo.InvariantCulture)),
+        ("detail", Detail));
 
     public static void Delete(string directory) => File.Delete(Path.Combine(directory, FileName));
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace ChronoGuard.Audit;
 
@@ -19,57 +18,24 @@ internal sealed record AuditSeqMark(long Next, string? Cause = null, string? Fau
     /// <summary>Null when there is no file (a log from before it, or a new directory).</summary>
     public static AuditSeqMark? Read(string directory)
     {
-        var file = Path.Combine(directory, FileName);
-        if (!File.Exists(file))
+        if (NoteFile.Read(Path.Combine(directory, FileName)) is not { } values)
         {
             return null;
         }
 
         long next = -1, unrecorded = 0;
-        string? cause = null, fault = null, detail = null;
-        foreach (var line in File.ReadAllLines(file))
-        {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            if (space <= 0)
-            {
-                continue;
-            }
-
-            var value = line[(space + 1)..];
-            switch (line[..space])
-            {
-                case "next": _ = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out next); break;
-                case "cause": cause = value; break;
-                case "fault": fault = value; break;
-                case "unrecorded": _ = long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out unrecorded); break;
-                case "unrecorded-detail": detail = value; break;
-            }
-        }
-
+        _ = values.TryGetValue("next", out var text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out next);
+        _ = values.TryGetValue("unrecorded", out text) && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out unrecorded);
         // A file that does not parse bounds nothing: the start then relies on the log and head file alone.
-        return next < 0 ? null : new AuditSeqMark(next, cause, fault, unrecorded, detail);
+        return next < 0 ? null : new AuditSeqMark(next, values.GetValueOrDefault("cause"), values.GetValueOrDefault("fault"), unrecorded, values.GetValueOrDefault("unrecorded-detail"));
     }
 
     /// <summary>Replaces the file atomically; throws the I/O error (the old file stays whole).</summary>
-    public void Write(string directory)
-    {
-        var text = new StringBuilder().Append("next ").Append(Next.ToString(CultureInfo.InvariantCulture)).Append('\n');
-        Line(text, "cause", Cause);
-        Line(text, "fault", FaultNote);
-        if (Unrecorded > 0)
-        {
-            text.Append("unrecorded ").Append(Unrecorded.ToString(CultureInfo.InvariantCulture)).Append('\n');
-            Line(text, "unrecorded-detail", UnrecordedDetail);
-        }
-
-        AtomicFile.Replace(Path.Combine(directory, FileName), Encoding.UTF8.GetBytes(text.ToString()));
-    }
-
-    private static void Line(StringBuilder text, string key, string? value)
-    {
-        if (value is not null)
-        {
-            text.Append(key).Append(' ').Append(value.ReplaceLineEndings(" ")).Append('\n');
-        }
-    }
+    public void Write(string directory) => NoteFile.Write(
+        Path.Combine(directory, FileName),
+        ("next", Next.ToString(CultureInfo.InvariantCulture)),
+        ("cause", Cause),
+        ("fault", FaultNote),
+        ("unrecorded", Unrecorded > 0 ? Unrecorded.ToString(CultureInfo.InvariantCulture) : null),
+        ("unrecorded-detail", Unrecorded > 0 ? UnrecordedDetail : null));
 }
