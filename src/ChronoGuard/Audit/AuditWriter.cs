@@ -318,6 +318,7 @@ internal sealed partial class AuditWriter : IDisposable
                 segmentSizeBits,
                 directory,
                 throttle: 1000,
+                readOnly,
                 onCommitFileFailure,
                 isCurrent),
             // 512 KiB pages, 2 MiB in memory: FASTER pins and zeroes its page buffers, so this is
@@ -859,7 +860,11 @@ internal sealed partial class AuditWriter : IDisposable
             {
                 // A FASTER instance whose commit never completed can block in Dispose: abandon it then.
                 var generation = Interlocked.Increment(ref _logGeneration);
-                var closing = Task.Run(CloseLog);
+                // The instance to close is taken here, not when the task runs: on a loaded machine the task
+                // can start after the re-open below, and would then dispose the new log and its device
+                // (commits then "succeeded" while no commit file was ever written).
+                var (failedLog, failedDevice) = (_log, _device);
+                var closing = Task.Run(() => CloseLog(failedLog, failedDevice));
                 if (!closing.Wait(TimeSpan.FromTicks(_deadlineTicks * TimeSpan.TicksPerSecond / Stopwatch.Frequency)))
                 {
                     Volatile.Write(ref _faultCause, FaultCause + "; the failed log instance did not close and was abandoned");
@@ -959,11 +964,13 @@ internal sealed partial class AuditWriter : IDisposable
         return seq;
     }
 
-    private void CloseLog()
+    private void CloseLog() => CloseLog(_log, _device);
+
+    private static void CloseLog(FasterLog log, IDevice device)
     {
         try
         {
-            _log.Dispose();
+            log.Dispose();
         }
         catch (Exception ex) when (IsWriteError(ex))
         {
@@ -972,7 +979,7 @@ internal sealed partial class AuditWriter : IDisposable
 
         try
         {
-            _device.Dispose();
+            device.Dispose();
         }
         catch (Exception ex) when (IsWriteError(ex))
         {

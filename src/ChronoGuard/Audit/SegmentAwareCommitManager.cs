@@ -15,9 +15,10 @@ namespace ChronoGuard.Audit;
 /// commit, and is reported through <paramref name="onFailure"/> (the writer faults and recovers);
 /// it never throws into FASTER's flush callback, which would take the process down. An instance the
 /// writer has replaced (<paramref name="isCurrent"/> false: abandoned after a fault, its commit maybe
-/// still completing) writes and deletes nothing: its metadata is older than the log's.
+/// still completing) writes and deletes nothing: its metadata is older than the log's. A read-only
+/// instance (a reader beside the writer) deletes nothing either.
 /// </summary>
-internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager inner, int segmentBits, string directory, int throttle, Action<string>? onFailure = null, Func<bool>? isCurrent = null) : ILogCommitManager
+internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager inner, int segmentBits, string directory, int throttle, bool readOnly, Action<string>? onFailure = null, Func<bool>? isCurrent = null) : ILogCommitManager
 {
     private long _metadataBegin = -1;
     private long _metadataSegment = -1;
@@ -79,11 +80,35 @@ internal sealed class SegmentAwareCommitManager(DeviceLogCommitCheckpointManager
 
     public IEnumerable<long> ListCommits() => inner.ListCommits();
 
-    public void RemoveCommit(long commitNum) => inner.RemoveCommit(commitNum);
+    // Only the writer's current instance ever deletes a commit file. FASTER's recovery removes every
+    // commit but the one it recovered from (removeOutdated): run by a reader beside a running writer
+    // (verify, export, the scan), that deleted the writer's newer commit files, so the log had data and
+    // no commit metadata until the next metadata write; an abandoned instance must not touch them either.
+    private bool MayDelete => !readOnly && (isCurrent is null || isCurrent());
 
-    public void RemoveAllCommits() => inner.RemoveAllCommits();
+    public void RemoveCommit(long commitNum)
+    {
+        if (MayDelete)
+        {
+            inner.RemoveCommit(commitNum);
+        }
+    }
 
-    public void OnRecovery(long commitNum) => inner.OnRecovery(commitNum);
+    public void RemoveAllCommits()
+    {
+        if (MayDelete)
+        {
+            inner.RemoveAllCommits();
+        }
+    }
+
+    public void OnRecovery(long commitNum)
+    {
+        if (MayDelete)
+        {
+            inner.OnRecovery(commitNum);
+        }
+    }
 
     public void Dispose() => inner.Dispose();
 }

@@ -243,6 +243,35 @@ public sealed partial class AuditLogScanTests
         Assert.Equal(0, Verify(auditDir).Code);
     }
 
+    /// <summary>
+    /// FASTER's recovery removes every commit file but the one it recovered from; run by a reader (verify,
+    /// export, the scan) beside a running writer, it deleted the writer's newer commit files, and the log
+    /// then held data with no commit metadata (found under load: a writer that recovered from a fault
+    /// read as empty for 30 s). Readers delete nothing.
+    /// </summary>
+    [Fact]
+    public void A_reader_deletes_no_commit_file()
+    {
+        using var dir = new TempDir();
+        var auditDir = dir.File("audit");
+        using (var writer = Open(auditDir, bits: 20))
+        {
+            AuditTestData.AppendDecisions(writer, 100, commitEvery: 50);
+        }
+
+        var commits = Path.Combine(auditDir, FasterLogFiles.CommitsFolder);
+        var newest = Directory.GetFiles(commits, "commit.*").Single();
+        var number = long.Parse(Path.GetFileName(newest).Split('.')[1], CultureInfo.InvariantCulture);
+        // Another commit file beside it, as a running writer leaves for a moment while it replaces one.
+        var other = Path.Combine(commits, $"commit.{number - 1}.0");
+        File.Copy(newest, other);
+
+        Assert.Equal(99, AuditLogScan.Run(auditDir).LastSeq);
+        Assert.Equal(100, AuditReader.ReadDirectory(auditDir).Count());
+        Assert.Equal(0, Verify(auditDir).Code);
+        Assert.True(File.Exists(other) && File.Exists(newest), string.Join(",", Directory.GetFiles(commits)));
+    }
+
     [Fact]
     public async Task Reads_beside_a_running_writer_never_see_damage()
     {
