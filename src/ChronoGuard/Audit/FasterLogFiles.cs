@@ -268,7 +268,10 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
             address = next;
         }
 
-        var offSector = atFileEnd ? CutOffSector(address) : null;
+        // A segment file that is not a whole number of sectors was cut, wherever the walk stopped in it:
+        // also when it stopped at an entry that fails its checksum (a torn last entry, as a crash leaves
+        // one) before the file's end, which alone would read as a crash.
+        var offSector = CutOffSector(address);
         var inPage = atFileEnd && offSector is null ? CutInPage(address, commitEnd) : null;
         FindIntact(address, claims, salvaged);
         return new Walked(address, stop, why, readable, claims, salvaged) { Cut = offSector ?? inPage, CutPastCommit = inPage is not null };
