@@ -109,7 +109,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             return (200, "application/json");
         });
 
-        Listen(() => _proxy.Start(), settings.Proxy.Listen, "Proxy:Listen");
+        for (var i = 0; i < _proxy.Listeners.Count; i++)
+        {
+            var listener = _proxy.Listeners[i];
+            var index = i;
+            Listen(() => _proxy.Open(index), listener.Listen, listener.Setting);
+        }
+
+        _proxy.Start();
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
         if (allowed < settings.Proxy.MaxConnections)
         {

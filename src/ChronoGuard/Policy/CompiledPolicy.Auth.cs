@@ -64,6 +64,51 @@ internal sealed partial class CompiledPolicy
         return outcome;
     }
 
+    /// <summary>
+    /// Identifies the agent from an id and a token offered apart (SOCKS5 username/password, RFC 1929):
+    /// the same check as Basic credentials, without an HTTP header to carry them. Not cached: it runs
+    /// once per tunnel, where one SHA-256 of a token is small beside the handshake.
+    /// </summary>
+    public AuthOutcome Authenticate(ReadOnlySpan<byte> id, ReadOnlySpan<byte> token, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
+    {
+        claimedIdLength = 0;
+        if (Anonymous is { } anonymous)
+        {
+            agent = anonymous;
+            return AuthOutcome.Ok;
+        }
+
+        agent = null;
+        if (id.IsEmpty && token.IsEmpty)
+        {
+            return AuthOutcome.Missing;
+        }
+
+        return id.IsEmpty ? AuthOutcome.Invalid : VerifyPair(id, token, claimedId, out agent, out claimedIdLength);
+    }
+
+    private AuthOutcome VerifyPair(ReadOnlySpan<byte> id, ReadOnlySpan<byte> token, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
+    {
+        agent = null;
+        claimedIdLength = CopyPrintable(id, claimedId);
+        Span<byte> digest = stackalloc byte[32];
+        if (!AgentsById.TryGetValue(Encoding.UTF8.GetString(id), out var candidate) || candidate.TokenHash is null)
+        {
+            // Hash anyway so an unknown id costs what a known one does.
+            SHA256.HashData(token, digest);
+            return AuthOutcome.Invalid;
+        }
+
+        SHA256.HashData(token, digest);
+        if (!CryptographicOperations.FixedTimeEquals(digest, candidate.TokenHash))
+        {
+            return AuthOutcome.Invalid;
+        }
+
+        agent = candidate;
+        return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
+    }
+
     private AuthOutcome Verify(ReadOnlySpan<byte> value, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
     {
         agent = null;
@@ -85,24 +130,10 @@ internal sealed partial class CompiledPolicy
                 return AuthOutcome.Invalid;
             }
 
-            claimedIdLength = CopyPrintable(pair[..colon], claimedId);
-
-            if (!AgentsById.TryGetValue(Encoding.UTF8.GetString(pair[..colon]), out var candidate) || candidate.TokenHash is null)
-            {
-                // Hash anyway so an unknown id costs what a known one does.
-                SHA256.HashData(pair[(colon + 1)..], digest);
-                return AuthOutcome.Invalid;
-            }
-
-            SHA256.HashData(pair[(colon + 1)..], digest);
-            if (!CryptographicOperations.FixedTimeEquals(digest, candidate.TokenHash))
-            {
-                return AuthOutcome.Invalid;
-            }
-
-            agent = candidate;
+            return VerifyPair(pair[..colon], pair[(colon + 1)..], claimedId, out agent, out claimedIdLength);
         }
-        else if (value.Length > 7 && Ascii.EqualsIgnoreCase(value[..7], "Bearer "u8))
+
+        if (value.Length > 7 && Ascii.EqualsIgnoreCase(value[..7], "Bearer "u8))
         {
             SHA256.HashData(value[7..].Trim((byte)' '), digest);
             if (!AgentsByTokenHash.TryGetValue(Convert.ToHexStringLower(digest), out var candidate)
@@ -112,13 +143,10 @@ internal sealed partial class CompiledPolicy
             }
 
             agent = candidate;
-        }
-        else
-        {
-            return AuthOutcome.Invalid;
+            return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
         }
 
-        return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
+        return AuthOutcome.Invalid;
     }
 
     private static int CopyPrintable(ReadOnlySpan<byte> id, Span<byte> into)

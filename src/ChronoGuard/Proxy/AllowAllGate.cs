@@ -10,7 +10,7 @@ internal sealed class AllowAllGate : IRequestGate
 {
     public static readonly AllowAllGate Instance = new();
 
-    public RequestDecision Decide(in ConnectionInfo connection, HttpHead head) =>
+    public RequestDecision Decide(in ConnectionInfo connection, in GateRequest request) =>
         new() { Allowed = true, Result = DecisionResult.Allow(Reasons.Allowed) };
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)

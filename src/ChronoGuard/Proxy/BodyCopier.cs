@@ -9,23 +9,26 @@ namespace ChronoGuard.Proxy;
 /// <summary>
 /// Copies message bodies as they arrive, never buffering one whole: one loop, three framings (exactly
 /// Content-Length bytes; chunked, validated as it streams so only the bytes before the first bad one
-/// are relayed; up to EOF). Every byte is accounted through the scope; bytes towards the upstream are
-/// egress, charged before they are sent.
+/// are relayed; up to EOF). Every byte goes out through a sink of the request scope, which accounts it:
+/// bytes towards the upstream are egress, charged before they are sent.
 /// </summary>
 internal static class BodyCopier
 {
-    public static ValueTask<BodyResult> CopyExactAsync(PipeReader from, Socket to, long length, RequestScope scope, bool upstream) =>
-        CopyAsync(from, to, scope, upstream, new ExactFraming(length));
+    public static ValueTask<BodyResult> CopyExactAsync<TSink>(PipeReader from, TSink to, long length)
+        where TSink : struct, IBodySink =>
+        CopyAsync(from, to, new ExactFraming(length));
 
-    public static ValueTask<BodyResult> CopyChunkedAsync(PipeReader from, Socket to, RequestScope scope, bool upstream) =>
-        CopyAsync(from, to, scope, upstream, new ChunkedFraming());
+    public static ValueTask<BodyResult> CopyChunkedAsync<TSink>(PipeReader from, TSink to)
+        where TSink : struct, IBodySink =>
+        CopyAsync(from, to, new ChunkedFraming());
 
     /// <summary>A response framed by the close of the connection: it ends with the source, never complete.</summary>
-    public static ValueTask<BodyResult> CopyToEndAsync(PipeReader from, Socket to, RequestScope scope) =>
-        CopyAsync(from, to, scope, upstream: false, new ExactFraming(long.MaxValue));
+    public static ValueTask<BodyResult> CopyToEndAsync(PipeReader from, ClientSink to) =>
+        CopyAsync(from, to, new ExactFraming(long.MaxValue));
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<BodyResult> CopyAsync<TFraming>(PipeReader from, Socket to, RequestScope scope, bool upstream, TFraming framing)
+    private static async ValueTask<BodyResult> CopyAsync<TSink, TFraming>(PipeReader from, TSink to, TFraming framing)
+        where TSink : struct, IBodySink
         where TFraming : struct, IBodyFraming
     {
         while (!framing.IsDone)
@@ -49,7 +52,7 @@ internal static class BodyCopier
 
             var error = framing.Take(buffer, out var validLength);
             var valid = buffer.Slice(0, validLength);
-            var sent = await SendAsync(valid, to, scope, upstream).ConfigureAwait(false);
+            var sent = await SendAsync(valid, to).ConfigureAwait(false);
             from.AdvanceTo(valid.End);
             if (!sent.IsComplete)
             {
@@ -71,34 +74,24 @@ internal static class BodyCopier
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private static async ValueTask<BodyResult> SendAsync(ReadOnlySequence<byte> data, Socket to, RequestScope scope, bool upstream)
+    private static async ValueTask<BodyResult> SendAsync<TSink>(ReadOnlySequence<byte> data, TSink to)
+        where TSink : struct, IBodySink
     {
         if (data.IsEmpty)
         {
             return BodyResult.Done;
         }
 
-        // Charged before it is sent, so a spent budget stops the bytes that would cross it.
-        if (upstream && !scope.ChargeUpstream(data.Length))
-        {
-            return new BodyResult(BodyOutcome.BudgetSpent);
-        }
-
         try
         {
-            await SocketSend.SendAllAsync(to, data).ConfigureAwait(false);
+            // False only for egress: the sink charges before it sends, so a spent budget stops the
+            // bytes that would cross it.
+            return await to.SendAsync(data).ConfigureAwait(false) ? BodyResult.Done : new BodyResult(BodyOutcome.BudgetSpent);
         }
         catch (Exception ex) when (IsIoFailure(ex))
         {
             return new BodyResult(BodyOutcome.SinkFailed);
         }
-
-        if (!upstream)
-        {
-            scope.SentDownstream(data.Length);
-        }
-
-        return BodyResult.Done;
     }
 
     internal static bool IsIoFailure(Exception ex) => ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException;

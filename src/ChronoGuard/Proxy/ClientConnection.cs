@@ -1,44 +1,38 @@
-using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// The client side of one connection: reads request heads, hands each request to a
-/// <see cref="RequestScope"/> and its front end (<see cref="TunnelRelay"/> or <see cref="HttpForwarder"/>),
-/// refuses and lingers, and takes the heartbeat's timeouts. It holds no per-request buffer between
-/// requests: the head is rented when the next request's first byte arrives and returned by the scope.
+/// The client side of one accepted connection, whatever its protocol: its transport, its clock and
+/// timeouts, the upstream it keeps, the request in flight, and its end. A protocol adds how requests
+/// are read (<see cref="ServeAsync"/>) and how it answers (<see cref="WriteRefusalAsync"/>,
+/// <see cref="SendEstablishedAsync"/>); everything a request holds is held by its
+/// <see cref="RequestScope"/>, run here (<see cref="RunScopeAsync"/>) with its exit in one <c>finally</c>.
 /// Nothing escapes <see cref="RunAsync"/>: every failure ends in a refusal or a close.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync's finally disposes everything the connection holds.")]
-internal sealed class ClientConnection : IThreadPoolWorkItem
+internal abstract class ClientConnection : IThreadPoolWorkItem
 {
-    private const int MaxHeaders = 128;
     private const int LingerMs = 1000;
     private const long LingerMaxBytes = 1 << 20;
 
-    private static readonly HttpHeadPool RequestHeads = new();
-
     private readonly ProxyServer _server;
-    private readonly NetworkStream _stream;
-    private HttpHead? _head;
     private Upstream? _upstream;
     private RequestScope? _current;
     private int _aborted;
     private string? _revokedReason;
 
-    public ClientConnection(ProxyServer server, Socket socket, long id)
+    protected ClientConnection(ProxyServer server, Socket socket, long id, string? listenerAgent)
     {
         _server = server;
         Context = server.Context;
-        Socket = socket;
+        Transport = new Transport(socket);
         Info = new ConnectionInfo(id, socket.RemoteEndPoint as IPEndPoint);
-        _stream = new NetworkStream(socket, ownsSocket: false);
-        Input = PipeReader.Create(_stream, PipeOptionsFor.Reader);
+        ListenerAgent = listenerAgent;
         Clock = new ConnectionClock(Context);
         Clock.Enter(ConnectionPhase.ReadingHead);
     }
@@ -49,11 +43,15 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
 
     public long Id => Info.Id;
 
-    public Socket Socket { get; }
+    /// <summary>The client's bytes: every read and send of this connection goes through it.</summary>
+    public Transport Transport { get; }
 
-    public PipeReader Input { get; }
+    public PipeReader Input => Transport.Input;
 
     public ConnectionClock Clock { get; }
+
+    /// <summary>The agent this connection's listener is bound to (SPEC §8), or null.</summary>
+    public string? ListenerAgent { get; }
 
     public bool IsAborted => Volatile.Read(ref _aborted) != 0;
 
@@ -62,8 +60,11 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
     /// <summary>The upstream kept for this connection (keep-alive forwarding, or the tunnel's).</summary>
     public Upstream? Upstream => Volatile.Read(ref _upstream);
 
-    /// <summary>Why the heartbeat revoked this connection's tunnel, when it did.</summary>
+    /// <summary>Why the heartbeat revoked this connection's request, when it did.</summary>
     public string? RevokedReason => Volatile.Read(ref _revokedReason);
+
+    /// <summary>Whether a request head has started arriving and is not complete (drain waits for it).</summary>
+    protected virtual bool HeadStarted => false;
 
     public void Execute() => _ = RunAsync();
 
@@ -84,133 +85,42 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
             Clock.Enter(ConnectionPhase.Closed);
             DropUpstream();
             await Input.CompleteAsync().ConfigureAwait(false);
-            await _stream.DisposeAsync().ConfigureAwait(false);
-            Socket.Dispose();
-            ReturnHead(TakeHead());
+            Transport.Dispose();
+            OnClosed();
             _server.OnClosed(this);
         }
     }
 
-    private async Task ServeAsync()
+    /// <summary>The protocol: reads requests, decides each through a scope and runs it with <see cref="RunScopeAsync"/>.</summary>
+    protected abstract Task ServeAsync();
+
+    /// <summary>What the connection itself still holds when it ends (a head being read).</summary>
+    protected virtual void OnClosed()
     {
-        var first = true;
-        while (true)
-        {
-            Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
-            first = false;
-            var (status, error) = await ReadHeadAsync().ConfigureAwait(false);
-            if (status == HeadStatus.Incomplete)
-            {
-                return;
-            }
-
-            if (status == HeadStatus.Error)
-            {
-                await RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
-                return;
-            }
-
-            Clock.Enter(ConnectionPhase.Busy);
-            var scope = new RequestScope(this, TakeHead()!);
-            Volatile.Write(ref _current, scope);
-            var again = false;
-            try
-            {
-                again = scope.IsConnect
-                    ? await TunnelRelay.RunAsync(scope).ConfigureAwait(false)
-                    : await HttpForwarder.RunAsync(scope).ConfigureAwait(false);
-            }
-            finally
-            {
-                Volatile.Write(ref _current, null);
-                scope.Exit();
-            }
-
-            if (!again || IsAborted || _server.IsDraining)
-            {
-                return;
-            }
-        }
     }
 
     /// <summary>
-    /// Reads one request head. Incomplete means the connection should just close (clean EOF between
-    /// requests, idle or drain); a header timeout is refused with 408 here.
+    /// Runs one decided request to its end: the tunnel sequence or the forwarding exchange, then the
+    /// scope's exit, whatever happened. The heartbeat sees the scope while it runs (recheck, revoke).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<(HeadStatus Status, ParseError Error)> ReadHeadAsync()
+    /// <returns>True when the connection may carry another request.</returns>
+    protected async Task<bool> RunScopeAsync(RequestScope scope)
     {
-        while (true)
+        Volatile.Write(ref _current, scope);
+        try
         {
-            var result = await Input.ReadAsync().ConfigureAwait(false);
-            var buffer = result.Buffer;
-            if (result.IsCanceled || IsAborted)
-            {
-                if (Clock.Fired == TimeoutKind.Header && !IsAborted)
-                {
-                    Input.AdvanceTo(buffer.Start, buffer.End);
-                    await RefuseAsync(new Refusal(408, "DENY", "header_timeout"), audit: true).ConfigureAwait(false);
-                }
-
-                return (HeadStatus.Incomplete, ParseError.None);
-            }
-
-            if (!buffer.IsEmpty && _head is null)
-            {
-                // The next request has begun: rent its head now (an idle connection holds none), and
-                // from here its head must arrive within HeaderTimeoutMs. A new connection's first head
-                // is timed from the accept, so a byte every HeaderTimeoutMs cannot stretch it.
-                if (Clock.Phase == ConnectionPhase.Idle)
-                {
-                    Clock.Enter(ConnectionPhase.ReadingHead);
-                }
-
-                var head = RequestHeads.Rent(Context.Options.MaxHeaderBytes, MaxHeaders);
-                Volatile.Write(ref _head, head);
-            }
-
-            if (_head is not { } current)
-            {
-                Input.AdvanceTo(buffer.End);
-                return (HeadStatus.Incomplete, ParseError.None);
-            }
-
-            var status = HeadReader.TryRead(buffer, current, out var end, out var error);
-            if (status == HeadStatus.Complete)
-            {
-                Input.AdvanceTo(end);
-                error = HttpHeadParser.ParseRequest(current);
-                return error == ParseError.None ? (HeadStatus.Complete, error) : (HeadStatus.Error, error);
-            }
-
-            if (status == HeadStatus.Error)
-            {
-                Input.AdvanceTo(buffer.Start, buffer.End);
-                return (HeadStatus.Error, error);
-            }
-
-            if (result.IsCompleted)
-            {
-                Input.AdvanceTo(buffer.End);
-                return (HeadStatus.Error, ParseError.TruncatedHead);
-            }
-
-            Input.AdvanceTo(buffer.Start, buffer.End);
+            return scope.IsTunnel
+                ? await TunnelRelay.RunAsync(scope).ConfigureAwait(false)
+                : await HttpForwarder.RunAsync(scope).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _current, null);
+            scope.Exit();
         }
     }
 
-    private HttpHead? TakeHead() => Interlocked.Exchange(ref _head, null);
-
-    /// <summary>Gives a request head back to the pool (the scope's exit calls this).</summary>
-    internal static void ReturnHead(HttpHead? head)
-    {
-        if (head is not null)
-        {
-            RequestHeads.Return(head);
-        }
-    }
-
-    /// <summary>Sends a refusal, audited here unless its record already exists, then closes gracefully.</summary>
+    /// <summary>Sends a refusal in this protocol's words, audited here unless its record already exists, then closes gracefully.</summary>
     public async Task RefuseAsync(Refusal refusal, bool audit)
     {
         if (audit)
@@ -218,23 +128,26 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
             refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(Info, refusal) };
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(ResponseWriter.MaxRefusalBytes);
         try
         {
-            var n = ResponseWriter.WriteRefusal(buffer, refusal);
-            await SocketSend.SendAllAsync(Socket, buffer.AsMemory(0, n)).ConfigureAwait(false);
+            await WriteRefusalAsync(refusal).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
             return;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
 
         await LingerAsync().ConfigureAwait(false);
     }
+
+    /// <summary>Writes a refusal as this protocol says it (HTTP status and headers, a SOCKS reply code).</summary>
+    protected abstract ValueTask WriteRefusalAsync(Refusal refusal);
+
+    /// <summary>
+    /// Tells the client its tunnel is open (HTTP <c>200 Connection established</c>, SOCKS reply
+    /// <c>0x00</c>); <paramref name="dialed"/> is the address the tunnel goes to (or is about to).
+    /// </summary>
+    public abstract ValueTask SendEstablishedAsync(IPEndPoint dialed);
 
     /// <summary>
     /// Closing with unread input makes the kernel send RST, which can destroy the response before the
@@ -242,11 +155,7 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
     /// </summary>
     private async Task LingerAsync()
     {
-        try
-        {
-            Socket.Shutdown(SocketShutdown.Send);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        if (IsAborted || !Transport.ShutdownSend())
         {
             return;
         }
@@ -277,18 +186,21 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
 
     public void DropUpstream() => Interlocked.Exchange(ref _upstream, null)?.Dispose();
 
-    /// <summary>Called from the server's heartbeat: rechecks tunnels and applies the timeout of the current phase.</summary>
+    /// <summary>
+    /// Called from the server's heartbeat: rechecks the request in flight once bytes may flow (a tunnel,
+    /// or a forwarded response still streaming: revocation goes by what the request holds, not by the
+    /// phase), then applies the timeout of the current phase.
+    /// </summary>
     internal void OnHeartbeat(long now, bool draining, bool recheck)
     {
-        if (recheck && Clock.Phase == ConnectionPhase.Tunnel && Volatile.Read(ref _current) is { } scope
+        if (recheck && Volatile.Read(ref _current) is { IsEstablished: true } scope
             && Context.Gate.Recheck(scope.Decision) is { } reason)
         {
             Revoke(reason);
             return;
         }
 
-        var head = Volatile.Read(ref _head);
-        var due = Clock.Due(now, draining, head is null || head.Length == 0, Context.Options, LingerMs);
+        var due = Clock.Due(now, draining, !HeadStarted, Context.Options, LingerMs);
         switch (due)
         {
             case TimeoutKind.None:
@@ -307,7 +219,7 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Ends the connection now: both sockets close, so every pending read or send fails fast.</summary>
+    /// <summary>Ends the connection now: both sides close, so every pending read or send fails fast.</summary>
     internal void Abort(TimeoutKind reason)
     {
         if (Interlocked.Exchange(ref _aborted, 1) != 0)
@@ -316,12 +228,11 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
         }
 
         Clock.TryFire(reason);
-        Input.CancelPendingRead();
-        Socket.Dispose();
+        Transport.Abort();
         Volatile.Read(ref _upstream)?.Abort();
     }
 
-    /// <summary>Closes a tunnel that policy no longer permits (reload, window end, egress budget).</summary>
+    /// <summary>Closes a request that policy no longer permits (reload, window end, egress budget).</summary>
     internal void Revoke(string reason)
     {
         Interlocked.CompareExchange(ref _revokedReason, reason, null);

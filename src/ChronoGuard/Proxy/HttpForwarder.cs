@@ -46,7 +46,7 @@ internal static class HttpForwarder
         var head = scope.Head;
         var kept = connection.Upstream;
         var sameAuthority = kept is not null && kept.Serves(head.Span(head.TargetHost), head.TargetPort);
-        if (!scope.Decide(sameAuthority ? kept!.Host : null))
+        if (!scope.Decision.Allowed)
         {
             await scope.RefuseAsync().ConfigureAwait(false);
             return false;
@@ -113,27 +113,25 @@ internal static class HttpForwarder
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> DialAsync(RequestScope scope, bool recorded)
     {
-        var (outcome, addresses, count) = await Upstream.ResolveAsync(scope).ConfigureAwait(false);
+        var (outcome, addresses) = await scope.ResolveAsync().ConfigureAwait(false);
         if (outcome == ConnectOutcome.NotAllowed && !recorded)
         {
             await scope.RefuseAsync().ConfigureAwait(false);
             return false;
         }
 
-        Upstream? upstream = null;
         if (outcome == ConnectOutcome.Connected)
         {
-            (outcome, upstream) = await Upstream.ConnectAsync(scope, addresses, count).ConfigureAwait(false);
+            outcome = await scope.DialAsync(addresses).ConfigureAwait(false);
         }
 
-        if (upstream is null)
+        if (outcome != ConnectOutcome.Connected)
         {
-            var (status, reason) = outcome == ConnectOutcome.NotAllowed ? (403, scope.Decision.Result.Reason) : Upstream.Failure(outcome);
+            var (status, reason) = outcome == ConnectOutcome.NotAllowed ? (403, scope.Decision.Result.Reason) : Dialer.Failure(outcome);
             await scope.FailAsync(status, reason).ConfigureAwait(false);
             return false;
         }
 
-        scope.Connection.SetUpstream(upstream);
         return true;
     }
 
@@ -174,12 +172,10 @@ internal static class HttpForwarder
         try
         {
             var n = RequestRewriter.Write(request, scratch);
-            if (!scope.ChargeUpstream(n))
+            if (!await scope.SendUpstreamAsync(scratch.AsMemory(0, n)).ConfigureAwait(false))
             {
                 return (Exchange.BodyFailed, new BodyResult(BodyOutcome.BudgetSpent), false);
             }
-
-            await SocketSend.SendAllAsync(upstream.Socket, scratch.AsMemory(0, n)).ConfigureAwait(false);
             if (hasBody)
             {
                 // Concurrently with reading the response: an origin may answer (or send 100 Continue)
@@ -189,7 +185,7 @@ internal static class HttpForwarder
 
             while (true)
             {
-                var (status, sawBytes) = await ReadResponseHeadAsync(upstream.Input, response).ConfigureAwait(false);
+                var (status, sawBytes) = await ReadResponseHeadAsync(upstream.Transport.Input, response).ConfigureAwait(false);
                 if (status != HeadStatus.Complete)
                 {
                     var failed = await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
@@ -214,7 +210,7 @@ internal static class HttpForwarder
                     if (request.VersionMinor >= 1)
                     {
                         var interim = ResponseRewriter.WriteInterim(response, scratch);
-                        await SocketSend.SendAllAsync(connection.Socket, scratch.AsMemory(0, interim)).ConfigureAwait(false);
+                        await scope.SendDownstreamAsync(scratch.AsMemory(0, interim)).ConfigureAwait(false);
                     }
 
                     continue;
@@ -227,14 +223,15 @@ internal static class HttpForwarder
             var framed = noBody || response.Chunked || response.ContentLength >= 0;
             var keepClient = request.KeepAlive && framed && !connection.IsDraining;
             var headLength = ResponseRewriter.Write(response, request, keepClient, scratch);
-            await SocketSend.SendAllAsync(connection.Socket, scratch.AsMemory(0, headLength)).ConfigureAwait(false);
+            await scope.SendDownstreamAsync(scratch.AsMemory(0, headLength)).ConfigureAwait(false);
             finalSent = true;
-            scope.SentDownstream(headLength);
 
+            var from = upstream.Transport.Input;
+            var client = new ClientSink(scope);
             var copied = noBody ? BodyResult.Done
-                : response.Chunked ? await BodyCopier.CopyChunkedAsync(upstream.Input, connection.Socket, scope, upstream: false).ConfigureAwait(false)
-                : response.ContentLength >= 0 ? await BodyCopier.CopyExactAsync(upstream.Input, connection.Socket, response.ContentLength, scope, upstream: false).ConfigureAwait(false)
-                : await BodyCopier.CopyToEndAsync(upstream.Input, connection.Socket, scope).ConfigureAwait(false);
+                : response.Chunked ? await BodyCopier.CopyChunkedAsync(from, client).ConfigureAwait(false)
+                : response.ContentLength >= 0 ? await BodyCopier.CopyExactAsync(from, client, response.ContentLength).ConfigureAwait(false)
+                : await BodyCopier.CopyToEndAsync(from, client).ConfigureAwait(false);
             if (!copied.IsComplete)
             {
                 var failed = await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
@@ -285,9 +282,10 @@ internal static class HttpForwarder
         var connection = scope.Connection;
         var head = scope.Head;
         connection.Clock.Enter(ConnectionPhase.ReadingBody);
+        var sink = new UpstreamSink(scope);
         var result = head.Chunked
-            ? await BodyCopier.CopyChunkedAsync(connection.Input, upstream.Socket, scope, upstream: true).ConfigureAwait(false)
-            : await BodyCopier.CopyExactAsync(connection.Input, upstream.Socket, head.ContentLength, scope, upstream: true).ConfigureAwait(false);
+            ? await BodyCopier.CopyChunkedAsync(connection.Input, sink).ConfigureAwait(false)
+            : await BodyCopier.CopyExactAsync(connection.Input, sink, head.ContentLength).ConfigureAwait(false);
         if (IsClientSide(result))
         {
             upstream.Abort();

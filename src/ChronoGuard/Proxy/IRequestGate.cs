@@ -6,16 +6,18 @@ using ChronoGuard.Policy;
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// Where a request meets policy, audit and analytics. Front ends (the HTTP/1.1 listener today; the
-/// inspected-TLS inner requests and SOCKS5 next) call it only through <see cref="RequestScope"/>,
-/// which calls each method at its one place: decide, judge each address before it is dialed, judge
-/// the ClientHello before anything is dialed, record once, charge egress, complete once.
-/// Every method takes values and returns values; none sees the connection.
+/// Where a request meets policy, audit and analytics. Front ends (HTTP forwarding and CONNECT, SOCKS5;
+/// inspected TLS and transparent capture next) describe a request as a protocol-neutral
+/// <see cref="GateRequest"/> and call the gate only through <see cref="RequestScope"/>, which calls
+/// each method at its one place: decide, judge each address before it is dialed, judge the
+/// ClientHello before anything is dialed, record once, charge egress, complete once. Every method
+/// takes values and returns values; none sees the connection. Every method after <see cref="Decide"/>
+/// reads the policy snapshot the decision was made under (<see cref="RequestDecision.Policy"/>).
 /// </summary>
 internal interface IRequestGate
 {
     /// <summary>Authenticates and decides; may take a tunnel slot (released by <see cref="Complete"/>).</summary>
-    RequestDecision Decide(in ConnectionInfo connection, HttpHead head);
+    RequestDecision Decide(in ConnectionInfo connection, in GateRequest request);
 
     /// <summary>The network guard on an address about to be dialed: false means do not dial it.
     /// <paramref name="judged"/> is the refusal to audit when the guard objects (also in observe mode, where this returns true).</summary>

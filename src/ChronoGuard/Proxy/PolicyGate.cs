@@ -25,7 +25,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 
     public ProxyMetrics Metrics => _metrics;
 
-    public RequestDecision Decide(in ConnectionInfo connection, HttpHead head)
+    public RequestDecision Decide(in ConnectionInfo connection, in GateRequest request)
     {
         var decision = new RequestDecision();
         if (audit is not null && audit.Admit() == AuditAdmission.Refuse)
@@ -33,15 +33,16 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             // A faulted writer refuses before anything is decided or reserved: nothing is forwarded
             // that cannot be recorded (commit-before-forward, and batched with Audit:OnFailure=refuse).
             decision.Result = DecisionResult.Refuse(Decision.Deny, 503, ProxyReasons.AuditUnavailable);
+            decision.Identity = AuditIdentity.Unauthenticated;
             return decision;
         }
 
         var started = Stopwatch.GetTimestamp();
         var now = time.GetUtcNow();
-        var policy = engine.Current;
-        var credentials = head.Span(head.ProxyAuthorization);
+        // The one read of the current policy for this request: every later step reads decision.Policy.
+        var policy = decision.Policy = engine.Current;
         Span<byte> claimed = stackalloc byte[CompiledPolicy.MaxClaimedIdBytes];
-        var auth = policy.Authenticate(credentials, claimed, out var agent, out var claimedLength);
+        var auth = Authenticate(policy, request, claimed, out var agent, out var claimedLength, out decision.Identity);
         decision.Agent = agent;
         if (auth != AuthOutcome.Ok)
         {
@@ -63,17 +64,17 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         else
         {
             var facts = new RequestFacts(
-                head.Span(head.TargetHost),
-                head.TargetPort,
-                head.Span(head.Method),
-                head.IsConnect ? default : head.Path,
-                head.Span(head.UserAgent),
+                request.Host,
+                request.Port,
+                request.IsTunnel ? "CONNECT"u8 : request.Method,
+                request.Path,
+                request.UserAgent,
                 connection.Remote?.Address,
-                head.IsConnect);
-            decision.Result = head.WithoutParametersLength < 0
-                ? policy.Decide(agent!, facts, now, started)
-                : policy.Decide(agent!, facts with { PathWithoutParameters = head.PathWithoutParameters }, now, started);
-            if (decision.Result.IsAllow && head.IsConnect)
+                request.IsTunnel);
+            decision.Result = request.HasPathParameters
+                ? policy.Decide(agent!, facts with { PathWithoutParameters = request.PathWithoutParameters }, now, started)
+                : policy.Decide(agent!, facts, now, started);
+            if (decision.Result.IsAllow && request.IsTunnel)
             {
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
                 {
@@ -92,23 +93,65 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         {
             // Only requests that passed authentication feed the domain analytics (SPEC §5): a client
             // without credentials must not be able to make its host the top domain.
-            _metrics.RecordDomain(head.Span(head.TargetHost), agent!.Runtime.Index, now.UtcTicks / TimeSpan.TicksPerMinute);
+            _metrics.RecordDomain(request.Host, agent!.Runtime.Index, now.UtcTicks / TimeSpan.TicksPerMinute);
         }
 
         return decision;
+    }
+
+    /// <summary>
+    /// Who the agent is (SPEC §8): a listener bound to an agent identifies it without credentials, and
+    /// credentials sent there anyway must be that agent's (else 407); elsewhere the credentials decide.
+    /// The built-in anonymous agent of a policy-less run proves nothing and is recorded unauthenticated.
+    /// </summary>
+    private static AuthOutcome Authenticate(CompiledPolicy policy, in GateRequest request, Span<byte> claimed, out AgentPlan? agent, out int claimedLength, out AuditIdentity identity)
+    {
+        var credentials = request.Credentials;
+        var auth = credentials.IsPair
+            ? policy.Authenticate(credentials.Id, credentials.Token, claimed, out agent, out claimedLength)
+            : policy.Authenticate(credentials.Header, claimed, out agent, out claimedLength);
+        identity = auth == AuthOutcome.Ok && !ReferenceEquals(agent, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
+        if (request.ListenerAgent is not { } bound || policy.Anonymous is not null)
+        {
+            return auth;
+        }
+
+        if (auth == AuthOutcome.Missing)
+        {
+            if (!policy.AgentsById.TryGetValue(bound, out agent))
+            {
+                // The policy no longer knows the listener's agent (a reload removed it): nobody may use it.
+                return AuthOutcome.Invalid;
+            }
+
+            identity = AuditIdentity.Listener;
+            return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
+        }
+
+        if (auth is AuthOutcome.Ok or AuthOutcome.Suspended && !string.Equals(agent!.Id, bound, StringComparison.Ordinal))
+        {
+            // Valid credentials of another agent on a bound listener: it is not that agent's listener.
+            var id = agent!.Id.AsSpan();
+            claimedLength = Encoding.ASCII.GetBytes(id[..Math.Min(id.Length, claimed.Length)], claimed);
+            agent = null;
+            identity = AuditIdentity.Unauthenticated;
+            return AuthOutcome.Invalid;
+        }
+
+        return auth;
     }
 
     public void UpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)
     {
-        var policy = engine.Current;
+        var policy = PolicyOf(decision);
         judged = policy.CheckResolved(address);
         return judged.IsAllow || policy.IsObserve;
     }
 
     public bool RequiresSniCheck(in RequestDecision decision) =>
-        engine.Current.Network.RequireSniMatch && !IPAddress.TryParse(decision.Host, out _);
+        PolicyOf(decision).Network.RequireSniMatch && !IPAddress.TryParse(decision.Host, out _);
 
     public SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged)
     {
@@ -141,7 +184,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
 
         judged = DecisionResult.Refuse(Decision.Block, 403, reason);
-        return engine.Current.IsObserve ? SniVerdict.Pass : SniVerdict.Refuse;
+        return PolicyOf(decision).IsObserve ? SniVerdict.Pass : SniVerdict.Refuse;
     }
 
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
@@ -157,12 +200,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         try
         {
             FillDecision(ref record, connection, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason);
-            var policy = engine.Current;
             // Format 2: false only when a refusal was let through (observe mode), judged by what this
-            // request did, not by the policy current now (a reload may have changed the mode since);
-            // the built-in anonymous agent proved nothing.
+            // request did, not by the policy current now (a reload may have changed the mode since).
             record.Enforced = decision.Result.IsAllow || !decision.Allowed;
-            record.Identity = decision.Agent is { } plan && !ReferenceEquals(plan, policy.Anonymous) ? AuditIdentity.Credential : AuditIdentity.Unauthenticated;
+            record.Identity = decision.Identity == AuditIdentity.None ? AuditIdentity.Unauthenticated : decision.Identity;
             Span<byte> dialed = stackalloc byte[64];
             if (decision.Dialed is { } ip && ip.TryFormat(dialed, out var written))
             {
@@ -225,7 +266,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return true;
         }
 
-        return agent.Runtime.AddEgress(CompiledPolicy.Day(time.GetUtcNow()), bytes) <= budget || engine.Current.IsObserve;
+        return agent.Runtime.AddEgress(CompiledPolicy.Day(time.GetUtcNow()), bytes) <= budget || PolicyOf(decision).IsObserve;
     }
 
     public void Complete(in ConnectionInfo connection, in RequestDecision decision, in RequestTotals totals)
@@ -316,6 +357,9 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             _ => null,
         };
     }
+
+    /// <summary>The snapshot the request was decided under; the current one for a decision made without (a refusal before any policy step).</summary>
+    private CompiledPolicy PolicyOf(in RequestDecision decision) => decision.Policy ?? engine.Current;
 
     private long Second() => time.GetUtcNow().ToUnixTimeSeconds();
 

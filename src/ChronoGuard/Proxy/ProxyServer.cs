@@ -2,13 +2,16 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 using Microsoft.Extensions.Logging;
 
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// The listener: accepts, admits up to <see cref="ProxyOptions.MaxConnections"/>, runs one
-/// <see cref="ClientConnection"/> per client, enforces time limits from one heartbeat, and drains.
+/// The listeners (HTTP proxy, agent-bound, SOCKS5): accepts on each, admits up to
+/// <see cref="ProxyOptions.MaxConnections"/> across all, runs one <see cref="ClientConnection"/> per
+/// client made by the listener's <see cref="IConnectionFactory"/>, enforces time limits and rechecks
+/// from one heartbeat over every connection, and drains them all.
 /// </summary>
 internal sealed class ProxyServer : IAsyncDisposable
 {
@@ -18,22 +21,39 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     private readonly ConcurrentDictionary<long, ClientConnection> _connections = new();
     private readonly TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Socket? _listener;
-    private Task _acceptLoop = Task.CompletedTask;
+    private readonly Socket?[] _sockets;
+    private readonly Task[] _acceptLoops;
     private ITimer? _heartbeat;
     private long _nextId;
     private int _active;
     private int _lingeringRefusals;
     private volatile bool _draining;
 
+    /// <summary>One HTTP proxy listener on <see cref="ProxyOptions.Listen"/>.</summary>
     public ProxyServer(ProxyContext context)
+        : this(context, [new ProxyListener(context.Options.Listen, "Proxy:Listen", new HttpConnectionFactory())])
+    {
+    }
+
+    public ProxyServer(ProxyContext context, IReadOnlyList<ProxyListener> listeners)
     {
         Context = context;
+        Listeners = listeners;
+        _sockets = new Socket?[listeners.Count];
+        _acceptLoops = new Task[listeners.Count];
+        Array.Fill(_acceptLoops, Task.CompletedTask);
+        LocalEndPoints = new IPEndPoint?[listeners.Count];
     }
 
     public ProxyContext Context { get; }
 
-    public IPEndPoint? LocalEndPoint { get; private set; }
+    public IReadOnlyList<ProxyListener> Listeners { get; }
+
+    /// <summary>The first listener's address (the main proxy port).</summary>
+    public IPEndPoint? LocalEndPoint => LocalEndPoints[0];
+
+    /// <summary>Each listener's bound address, in <see cref="Listeners"/> order, once opened.</summary>
+    public IPEndPoint?[] LocalEndPoints { get; }
 
     public int ActiveConnections => Volatile.Read(ref _active);
 
@@ -48,20 +68,38 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     public bool IsDraining => _draining;
 
-    public bool IsListening => _listener is not null && !_draining;
+    public bool IsListening => _heartbeat is not null && !_draining;
+
+    /// <summary>Binds one listener (a <see cref="SocketException"/> when it cannot); <see cref="Start"/> binds any not yet bound.</summary>
+    public void Open(int index)
+    {
+        if (_sockets[index] is not null)
+        {
+            return;
+        }
+
+        var listener = Listeners[index];
+        var socket = ListenSocket.Open(Endpoints.Parse(listener.Listen, listener.Setting), backlog: 4096);
+        _sockets[index] = socket;
+        LocalEndPoints[index] = (IPEndPoint)socket.LocalEndPoint!;
+    }
 
     public void Start()
     {
-        var endpoint = Endpoints.Parse(Context.Options.Listen, "Proxy:Listen");
-        var listener = ListenSocket.Open(endpoint, backlog: 4096);
-        _listener = listener;
-        LocalEndPoint = (IPEndPoint)listener.LocalEndPoint!;
+        for (var i = 0; i < Listeners.Count; i++)
+        {
+            Open(i);
+        }
+
         var period = TimeSpan.FromMilliseconds(Math.Clamp(Context.Options.HeaderTimeoutMs / 4, 50, 1000));
         _heartbeat = Context.Time.CreateTimer(static s => ((ProxyServer)s!).Heartbeat(), this, period, period);
-        _acceptLoop = AcceptLoopAsync(listener);
+        for (var i = 0; i < Listeners.Count; i++)
+        {
+            _acceptLoops[i] = AcceptLoopAsync(_sockets[i]!, Listeners[i].Factory);
+        }
     }
 
-    private async Task AcceptLoopAsync(Socket listener)
+    private async Task AcceptLoopAsync(Socket listener, IConnectionFactory factory)
     {
         var backoff = default(AcceptBackoff);
         while (!_draining)
@@ -85,7 +123,7 @@ internal sealed class ProxyServer : IAsyncDisposable
                 // Out of descriptors, the client waits in the backlog: lend the spare descriptor to take
                 // it and answer 503, so that it is told, not left hanging; without a spare, back off.
                 Context.Descriptors.Exhausted("accept");
-                if (await RefuseWithSpareAsync(listener).ConfigureAwait(false))
+                if (await RefuseWithSpareAsync(listener, factory).ConfigureAwait(false))
                 {
                     continue;
                 }
@@ -112,11 +150,11 @@ internal sealed class ProxyServer : IAsyncDisposable
             if (Interlocked.Increment(ref _active) > Math.Min(Context.Options.MaxConnections, AdmissionLimit))
             {
                 Interlocked.Decrement(ref _active);
-                RefuseOverCapacity(socket);
+                RefuseOverCapacity(socket, factory);
                 continue;
             }
 
-            var connection = new ClientConnection(this, socket, Interlocked.Increment(ref _nextId));
+            var connection = factory.Create(this, socket, Interlocked.Increment(ref _nextId));
             _connections[connection.Id] = connection;
             ThreadPool.UnsafeQueueUserWorkItem(connection, preferLocal: false);
         }
@@ -132,7 +170,7 @@ internal sealed class ProxyServer : IAsyncDisposable
     }
 
     /// <returns>False when there was no spare descriptor to lend, or the accept still failed.</returns>
-    private async Task<bool> RefuseWithSpareAsync(Socket listener)
+    private async Task<bool> RefuseWithSpareAsync(Socket listener, IConnectionFactory factory)
     {
         if (!Context.Descriptors.ReleaseSpare())
         {
@@ -153,11 +191,11 @@ internal sealed class ProxyServer : IAsyncDisposable
         // It lingers like any refusal (closing on its unread request would RST the 503 away) and gives
         // the descriptor back as the spare when done; accepts meanwhile back off.
         var refusal = new Refusal(503, "DENY", ProxyReasons.DescriptorsExhausted);
-        _ = LingeringRefusalAsync(socket, refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) }, spare: true);
+        _ = LingeringRefusalAsync(socket, factory, refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) }, spare: true);
         return true;
     }
 
-    private void RefuseOverCapacity(Socket socket)
+    private void RefuseOverCapacity(Socket socket, IConnectionFactory factory)
     {
         var refusal = new Refusal(503, "DENY", ProxyReasons.MaxConnections);
         refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) };
@@ -166,18 +204,18 @@ internal sealed class ProxyServer : IAsyncDisposable
         var maxLingering = AdmissionLimit < Context.Options.MaxConnections ? FileDescriptors.Reserve / 4 : MaxLingeringRefusals;
         if (Volatile.Read(ref _lingeringRefusals) >= maxLingering)
         {
-            SendAndClose(socket, refusal);
+            SendAndClose(socket, factory, refusal);
             return;
         }
 
         Interlocked.Increment(ref _lingeringRefusals);
-        _ = LingeringRefusalAsync(socket, refusal, spare: false);
+        _ = LingeringRefusalAsync(socket, factory, refusal, spare: false);
     }
 
-    private static void SendAndClose(Socket socket, Refusal refusal)
+    private static void SendAndClose(Socket socket, IConnectionFactory factory, Refusal refusal)
     {
         Span<byte> buffer = stackalloc byte[ResponseWriter.MaxRefusalBytes];
-        var n = ResponseWriter.WriteRefusal(buffer, refusal);
+        var n = factory.WriteRefusal(buffer, refusal);
         try
         {
             socket.Blocking = false;
@@ -194,12 +232,12 @@ internal sealed class ProxyServer : IAsyncDisposable
     }
 
     /// <param name="spare">The socket holds the spare descriptor's place: return the spare when it closes.</param>
-    private async Task LingeringRefusalAsync(Socket socket, Refusal refusal, bool spare)
+    private async Task LingeringRefusalAsync(Socket socket, IConnectionFactory factory, Refusal refusal, bool spare)
     {
         var buffer = new byte[ResponseWriter.MaxRefusalBytes];
         try
         {
-            var n = ResponseWriter.WriteRefusal(buffer, refusal);
+            var n = factory.WriteRefusal(buffer, refusal);
             await SocketSend.SendAllAsync(socket, buffer.AsMemory(0, n)).ConfigureAwait(false);
             socket.Shutdown(SocketShutdown.Send);
             using var cts = new CancellationTokenSource(1000);
@@ -247,8 +285,7 @@ internal sealed class ProxyServer : IAsyncDisposable
         }
 
         _draining = true;
-        _listener?.Dispose();
-        await _acceptLoop.ConfigureAwait(false);
+        await StopAcceptingAsync().ConfigureAwait(false);
         var open = ActiveConnections;
         ProxyLog.Draining(Context.Logger, open, Context.Options.DrainTimeoutMs);
         if (open == 0)
@@ -274,13 +311,22 @@ internal sealed class ProxyServer : IAsyncDisposable
         }
     }
 
+    private async Task StopAcceptingAsync()
+    {
+        foreach (var socket in _sockets)
+        {
+            socket?.Dispose();
+        }
+
+        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_draining)
         {
             _draining = true;
-            _listener?.Dispose();
-            await _acceptLoop.ConfigureAwait(false);
+            await StopAcceptingAsync().ConfigureAwait(false);
             foreach (var pair in _connections)
             {
                 pair.Value.Abort(TimeoutKind.Drain);

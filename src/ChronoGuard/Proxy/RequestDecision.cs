@@ -1,4 +1,5 @@
 using System.Net;
+using ChronoGuard.Audit;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Proxy;
@@ -20,6 +21,16 @@ internal struct RequestDecision
 
     /// <summary>The agent id a request with wrong credentials claimed; recorded as unauthenticated.</summary>
     public string? ClaimedAgent;
+
+    /// <summary>How the agent was identified (credentials, the listener, or not at all), for the record.</summary>
+    public AuditIdentity Identity;
+
+    /// <summary>
+    /// The policy snapshot this request was decided under. Every later step of the request (guard,
+    /// SNI check, egress, record) reads this one, so a reload in between cannot give one request two
+    /// policies; only the heartbeat's recheck reads the current policy, on purpose.
+    /// </summary>
+    public CompiledPolicy? Policy;
 
     /// <summary>A tunnel slot was taken in <see cref="IRequestGate.Decide"/>; the scope's exit gives it back.</summary>
     public bool HoldsTunnelSlot;

@@ -8,10 +8,14 @@ using ChronoGuard.Policy;
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// One request, from its parsed head to its end, and everything it holds: the gate's decision (and
-/// with it a tunnel slot), its one decision record, egress charges, byte counts, the close record and
-/// its buffers. Front ends act through it; <see cref="Exit"/>, called from one <c>finally</c> for every
-/// path (refusal, failed dial, exception, drain, revoke), is the only place any of it is released.
+/// One request, from its decision to its end, whatever front end carried it, and everything it holds:
+/// the gate's decision (and with it a tunnel slot and the policy snapshot), the guarded addresses and
+/// the upstream dialed from them, its one decision record, egress charges, byte counts, the close
+/// record and its buffers. Front ends act only through it: the one upstream send charges egress first
+/// (<see cref="SendUpstreamAsync(ReadOnlyMemory{byte})"/>), the one dial takes only guarded addresses
+/// (<see cref="DialAsync"/>), the one record happens before any byte goes up. <see cref="Exit"/>,
+/// called from one <c>finally</c> in <see cref="ClientConnection"/> for every path (refusal, failed
+/// dial, exception, drain, revoke), is the only place any of it is released.
 /// </summary>
 internal sealed class RequestScope
 {
@@ -23,6 +27,7 @@ internal sealed class RequestScope
 
     private readonly ClientConnection _connection;
     private readonly IRequestGate _gate;
+    private readonly FrontEnd _frontEnd;
     private HttpHead? _head;
     private HttpHead? _response;
     private byte[]? _scratch;
@@ -41,12 +46,13 @@ internal sealed class RequestScope
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
     public RequestDecision Decision;
 
-    public RequestScope(ClientConnection connection, HttpHead head)
+    /// <param name="head">The HTTP request head, for front ends that have one (returned to its pool at exit).</param>
+    public RequestScope(ClientConnection connection, FrontEnd frontEnd, HttpHead? head)
     {
         _connection = connection;
         _gate = connection.Context.Gate;
+        _frontEnd = frontEnd;
         _head = head;
-        IsConnect = head.IsConnect;
         Decision.AuditSeq = -1;
     }
 
@@ -54,9 +60,14 @@ internal sealed class RequestScope
 
     public ProxyContext Context => _connection.Context;
 
-    public bool IsConnect { get; }
+    public FrontEnd FrontEnd => _frontEnd;
 
-    /// <summary>The request head, until a tunnel gives it back (<see cref="ReleaseHead"/>).</summary>
+    public bool IsTunnel => _frontEnd != FrontEnd.Http;
+
+    /// <summary>Whether bytes may flow now (from <see cref="Established"/> on): what the heartbeat's recheck looks at, whatever the phase.</summary>
+    public bool IsEstablished => Volatile.Read(ref _establishedMs) >= 0;
+
+    /// <summary>The HTTP request head, until a tunnel gives it back (<see cref="ReleaseHead"/>).</summary>
     public HttpHead Head => _head ?? throw new InvalidOperationException("the request head was released");
 
     public long BytesUp => Volatile.Read(ref _bytesUp);
@@ -67,16 +78,43 @@ internal sealed class RequestScope
     /// <summary>Room for a rewritten request or response head.</summary>
     public byte[] Scratch => _scratch ??= ArrayPool<byte>.Shared.Rent(Math.Max(Context.Options.MaxHeaderBytes, MaxResponseHeadBytes) + RewriteSlack);
 
-    /// <summary>Asks the gate; false when the request is refused (send it with <see cref="RefuseAsync"/>).</summary>
-    public bool Decide(string? knownHost = null)
+    /// <summary>
+    /// Asks the gate, once; false when the request is refused (send it with <see cref="RefuseAsync"/>).
+    /// <paramref name="knownHost"/> is the host as a string when the front end already has it (a kept upstream's).
+    /// </summary>
+    public bool Decide(in GateRequest request, string? knownHost = null)
     {
-        var head = Head;
-        Decision = _gate.Decide(_connection.Info, head);
+        if (_decided)
+        {
+            throw new InvalidOperationException("a request is decided once");
+        }
+
+        Decision = _gate.Decide(_connection.Info, request);
         _decided = true;
-        Decision.Host = knownHost ?? Encoding.ASCII.GetString(head.Span(head.TargetHost));
-        Decision.Port = head.TargetPort;
+        Decision.Host = knownHost ?? Encoding.ASCII.GetString(request.Host);
+        Decision.Port = request.Port;
         Decision.AuditSeq = -1;
         return Decision.Allowed;
+    }
+
+    /// <summary>Resolves the decided host and has the guard judge every address (see <see cref="GuardedAddresses"/>).</summary>
+    public ValueTask<(ConnectOutcome Outcome, GuardedAddresses Addresses)> ResolveAsync() => GuardedAddresses.ResolveAsync(this);
+
+    /// <summary>
+    /// Dials the guarded addresses; on success the upstream becomes the connection's (dropped by
+    /// <see cref="Exit"/> unless kept for the next request). The record will name the address dialed.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ConnectOutcome> DialAsync(GuardedAddresses addresses)
+    {
+        var dial = await Dialer.ConnectAsync(Context, Decision.Host, Decision.Port, addresses).ConfigureAwait(false);
+        Dialed(dial.Address, dial.ElapsedTicks, dial.Upstream is not null);
+        if (dial.Upstream is { } upstream)
+        {
+            _connection.SetUpstream(upstream);
+        }
+
+        return dial.Outcome;
     }
 
     /// <summary>
@@ -138,7 +176,7 @@ internal sealed class RequestScope
     }
 
     /// <summary>The upstream was dialed (or refused at the TCP level).</summary>
-    public void Dialed(IPAddress? address, long elapsedTicks, bool connected)
+    private void Dialed(IPAddress? address, long elapsedTicks, bool connected)
     {
         if (_guardRefused && address is not null && !address.Equals(Decision.Dialed))
         {
@@ -164,8 +202,13 @@ internal sealed class RequestScope
 
         _recorded = true;
         var head = _head;
-        var method = IsConnect ? "CONNECT"u8 : head is null ? default : head.Span(head.Method);
-        var path = IsConnect || head is null ? default : head.Span(head.TargetPath);
+        var method = _frontEnd switch
+        {
+            FrontEnd.Connect => "CONNECT"u8,
+            FrontEnd.Socks => "SOCKS"u8,
+            _ => head is null ? default : head.Span(head.Method),
+        };
+        var path = _frontEnd != FrontEnd.Http || head is null ? default : head.Span(head.TargetPath);
         Decision.AuditSeq = _gate.Record(_connection.Info, Decision, method, path, status);
     }
 
@@ -276,18 +319,66 @@ internal sealed class RequestScope
         return _connection.RefuseAsync(refusal with { AuditSeq = Decision.AuditSeq }, audit: false);
     }
 
-    /// <summary>From here bytes may flow: the exit writes a close record.</summary>
+    /// <summary>From here bytes may flow: the exit writes a close record, and the heartbeat rechecks the request.</summary>
     public void Established()
     {
-        _establishedMs = Context.NowMs();
+        // Published last: the heartbeat thread reads it to decide whether to recheck this request.
+        Volatile.Write(ref _establishedMs, Context.NowMs());
     }
 
     /// <summary>
-    /// The one egress account: every byte about to be sent upstream, heads included, on every path,
-    /// is charged here first.
+    /// The one way bytes go upstream, on every path and for every front end (request heads, bodies,
+    /// tunnel bytes): charged to the egress account first, then sent. IO failures throw.
     /// </summary>
-    /// <returns>False when these bytes would overspend the agent's egress budget: do not send them.</returns>
-    public bool ChargeUpstream(long bytes)
+    /// <returns>False when these bytes would overspend the agent's egress budget: nothing was sent.</returns>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> SendUpstreamAsync(ReadOnlyMemory<byte> data)
+    {
+        if (!ChargeUpstream(data.Length))
+        {
+            return false;
+        }
+
+        await UpstreamTransport().SendAsync(data).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <inheritdoc cref="SendUpstreamAsync(ReadOnlyMemory{byte})"/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> SendUpstreamAsync(ReadOnlySequence<byte> data)
+    {
+        if (!ChargeUpstream(data.Length))
+        {
+            return false;
+        }
+
+        await UpstreamTransport().SendAsync(data).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>The one way response or tunnel bytes go to the client: sent, then counted.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> SendDownstreamAsync(ReadOnlyMemory<byte> data)
+    {
+        await _connection.Transport.SendAsync(data).ConfigureAwait(false);
+        SentDownstream(data.Length);
+        return true;
+    }
+
+    /// <inheritdoc cref="SendDownstreamAsync(ReadOnlyMemory{byte})"/>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<bool> SendDownstreamAsync(ReadOnlySequence<byte> data)
+    {
+        await _connection.Transport.SendAsync(data).ConfigureAwait(false);
+        SentDownstream(data.Length);
+        return true;
+    }
+
+    private Net.Transport UpstreamTransport() =>
+        _connection.Upstream?.Transport ?? throw new ObjectDisposedException(nameof(Upstream), "the upstream is gone");
+
+    /// <summary>The egress account: false when these bytes would overspend the agent's budget.</summary>
+    private bool ChargeUpstream(long bytes)
     {
         _connection.Clock.Touch();
         if (_gate.ChargeEgress(Decision, bytes))
@@ -300,7 +391,7 @@ internal sealed class RequestScope
         return false;
     }
 
-    public void SentDownstream(long bytes)
+    private void SentDownstream(long bytes)
     {
         _connection.Clock.Touch();
         Interlocked.Add(ref _bytesDown, bytes);
@@ -320,7 +411,7 @@ internal sealed class RequestScope
             return;
         }
 
-        ClientConnection.ReturnHead(_head);
+        HttpConnection.ReturnHead(_head);
         _head = null;
     }
 
@@ -362,7 +453,7 @@ internal sealed class RequestScope
                 _connection.DropUpstream();
             }
 
-            ClientConnection.ReturnHead(_head);
+            HttpConnection.ReturnHead(_head);
             _head = null;
             if (_response is not null)
             {

@@ -1,13 +1,17 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
-using ChronoGuard.Http;
+using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// The CONNECT front end: decide, resolve and guard, judge the ClientHello before anything is dialed
-/// (when the gate asks for it), dial, record, then relay both ways until both directions end.
+/// The tunnel sequence, written once for every front end that opens tunnels (HTTP CONNECT, SOCKS5):
+/// the decided request is refused, or resolved and guarded; the ClientHello judged before anything is
+/// dialed (when the gate asks for it); dialed; recorded; announced in the front end's own words
+/// (<see cref="ClientConnection.SendEstablishedAsync"/>); then relayed both ways until both directions
+/// end, rechecked by the heartbeat meanwhile. The scope's exit, in the connection, ends it.
 /// </summary>
 internal static class TunnelRelay
 {
@@ -19,13 +23,13 @@ internal static class TunnelRelay
     public static async Task<bool> RunAsync(RequestScope scope)
     {
         var connection = scope.Connection;
-        if (!scope.Decide())
+        if (!scope.Decision.Allowed)
         {
             await scope.RefuseAsync().ConfigureAwait(false);
             return false;
         }
 
-        var (outcome, addresses, count) = await Upstream.ResolveAsync(scope).ConfigureAwait(false);
+        var (outcome, addresses) = await scope.ResolveAsync().ConfigureAwait(false);
         if (outcome == ConnectOutcome.NotAllowed)
         {
             await scope.RefuseAsync().ConfigureAwait(false);
@@ -34,7 +38,7 @@ internal static class TunnelRelay
 
         if (outcome != ConnectOutcome.Connected)
         {
-            var (status, reason) = Upstream.Failure(outcome);
+            var (status, reason) = Dialer.Failure(outcome);
             await scope.FailAsync(status, reason).ConfigureAwait(false);
             return false;
         }
@@ -43,10 +47,11 @@ internal static class TunnelRelay
         var early = scope.RequiresSniCheck();
         if (early)
         {
-            // The ClientHello comes only after our 200, and it is judged before anything is dialed: so
-            // the 200 goes first, and a dial failure after it can only close the tunnel (the record
-            // says which failure). Name resolution and the guard have already answered above.
-            await SocketSend.SendAllAsync(connection.Socket, ResponseWriter.ConnectEstablishedBytes).ConfigureAwait(false);
+            // The ClientHello comes only after the client is told the tunnel is open, and it is judged
+            // before anything is dialed: so that answer goes first (naming the address about to be
+            // dialed), and a dial failure after it can only close the tunnel (the record says which
+            // failure). Name resolution and the guard have already answered above.
+            await connection.SendEstablishedAsync(new IPEndPoint(addresses[0], scope.Decision.Port)).ConfigureAwait(false);
             if (await ReadClientHelloAsync(scope).ConfigureAwait(false) is not { } judged)
             {
                 scope.RecordRefusal();
@@ -56,16 +61,16 @@ internal static class TunnelRelay
             hello = judged;
         }
 
-        var (dialed, upstream) = await Upstream.ConnectAsync(scope, addresses, count).ConfigureAwait(false);
-        if (upstream is null)
+        var dialed = await scope.DialAsync(addresses).ConfigureAwait(false);
+        if (dialed != ConnectOutcome.Connected)
         {
             ReleaseHello(connection.Input, hello, early);
-            var (status, reason) = Upstream.Failure(dialed);
+            var (status, reason) = Dialer.Failure(dialed);
             await scope.FailAsync(status, reason, answer: !early).ConfigureAwait(false);
             return false;
         }
 
-        connection.SetUpstream(upstream);
+        var upstream = connection.Upstream!;
         if (!await scope.RecordAllowedAsync(answer: !early).ConfigureAwait(false))
         {
             ReleaseHello(connection.Input, hello, early);
@@ -74,7 +79,7 @@ internal static class TunnelRelay
 
         if (!early)
         {
-            await SocketSend.SendAllAsync(connection.Socket, ResponseWriter.ConnectEstablishedBytes).ConfigureAwait(false);
+            await connection.SendEstablishedAsync(new IPEndPoint(upstream.Address, upstream.Port)).ConfigureAwait(false);
         }
 
         scope.ReleaseHead();
@@ -86,8 +91,8 @@ internal static class TunnelRelay
             return false;
         }
 
-        var up = PumpAsync(scope, connection.Socket, upstream.Socket, upstream: true);
-        var down = PumpAsync(scope, upstream.Socket, connection.Socket, upstream: false);
+        var up = PumpAsync(scope, connection.Transport, upstream.Transport, upstream: true);
+        var down = PumpAsync(scope, upstream.Transport, connection.Transport, upstream: false);
         await Task.WhenAll(up, down).ConfigureAwait(false);
         scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
         return false;
@@ -141,7 +146,8 @@ internal static class TunnelRelay
 
     /// <summary>
     /// Relays what the client sent before the tunnel began (the judged ClientHello, or bytes right
-    /// behind the CONNECT head), then leaves the pipe: from here the two sockets are relayed directly.
+    /// behind the request) through the scope's upstream send, then leaves the pipe: from here the two
+    /// transports are relayed directly.
     /// </summary>
     private static async ValueTask<bool> RelayBufferedAsync(RequestScope scope, Upstream upstream, ReadResult held, bool isHeld)
     {
@@ -155,22 +161,17 @@ internal static class TunnelRelay
         var buffer = result.Buffer;
         try
         {
-            if (!buffer.IsEmpty)
+            if (!buffer.IsEmpty && !await scope.SendUpstreamAsync(buffer).ConfigureAwait(false))
             {
-                if (!scope.ChargeUpstream(buffer.Length))
-                {
-                    input.AdvanceTo(buffer.End);
-                    scope.Connection.Revoke(Policy.Reasons.EgressBudget);
-                    return false;
-                }
-
-                await SocketSend.SendAllAsync(upstream.Socket, buffer).ConfigureAwait(false);
+                input.AdvanceTo(buffer.End);
+                scope.Connection.Revoke(Policy.Reasons.EgressBudget);
+                return false;
             }
 
             input.AdvanceTo(buffer.End);
             if (result.IsCompleted)
             {
-                upstream.Socket.Shutdown(SocketShutdown.Send);
+                upstream.Transport.ShutdownSend();
             }
 
             return !result.IsCanceled;
@@ -183,34 +184,35 @@ internal static class TunnelRelay
     }
 
     /// <returns>True when this direction ended with an orderly EOF.</returns>
-    private static async Task<bool> PumpAsync(RequestScope scope, Socket from, Socket to, bool upstream)
+    private static async Task<bool> PumpAsync(RequestScope scope, Transport from, Transport to, bool upstream)
     {
         try
         {
             while (true)
             {
                 // Wait for readability with no buffer: this is where an idle tunnel spends its life.
-                await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                await from.ReceiveAsync(Memory<byte>.Empty).ConfigureAwait(false);
                 var buffer = ArrayPool<byte>.Shared.Rent(BufferBytes);
                 try
                 {
-                    var n = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None).ConfigureAwait(false);
+                    var n = await from.ReceiveAsync(buffer.AsMemory()).ConfigureAwait(false);
                     if (n == 0)
                     {
-                        to.Shutdown(SocketShutdown.Send);
+                        to.ShutdownSend();
                         return true;
                     }
 
-                    if (upstream && !scope.ChargeUpstream(n))
+                    if (upstream)
                     {
-                        scope.Connection.Revoke(Policy.Reasons.EgressBudget);
-                        return false;
+                        if (!await scope.SendUpstreamAsync(buffer.AsMemory(0, n)).ConfigureAwait(false))
+                        {
+                            scope.Connection.Revoke(Policy.Reasons.EgressBudget);
+                            return false;
+                        }
                     }
-
-                    await SocketSend.SendAllAsync(to, buffer.AsMemory(0, n)).ConfigureAwait(false);
-                    if (!upstream)
+                    else
                     {
-                        scope.SentDownstream(n);
+                        await scope.SendDownstreamAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
                     }
                 }
                 finally

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using ChronoGuard.Net;
 using ChronoGuard.Proxy;
 using Microsoft.Extensions.Logging;
 

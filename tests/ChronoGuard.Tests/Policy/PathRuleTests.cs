@@ -140,7 +140,7 @@ public sealed class PathRuleTests
     private static (Decision Decision, string? Rule) Decide(PolicyEngines engines, HttpHead head)
     {
         var gate = new PolicyGate(engines.Engine, TimeProvider.System);
-        var result = gate.Decide(new ConnectionInfo(1, new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1)), head).Result;
+        var result = gate.Decide(new ConnectionInfo(1, new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 1)), HttpConnection.Describe(head, null)).Result;
         return (result.Decision, result.Rule);
     }
 }

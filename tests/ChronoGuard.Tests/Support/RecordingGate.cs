@@ -33,10 +33,10 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public Func<IPAddress, bool> AddressFilter { get; set; } = _ => true;
 
-    public RequestDecision Decide(in ConnectionInfo connection, HttpHead head)
+    public RequestDecision Decide(in ConnectionInfo connection, in GateRequest request)
     {
         Interlocked.Increment(ref _decided);
-        return _inner.Decide(connection, head);
+        return _inner.Decide(connection, request);
     }
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)

@@ -2,8 +2,9 @@ using System.Buffers;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 
-namespace ChronoGuard.Proxy;
+namespace ChronoGuard.Net;
 
+/// <summary>Whole sends on a raw socket, for the few writers that have no <see cref="Transport"/> (the stats listener, refusals before a connection exists).</summary>
 internal static class SocketSend
 {
     /// <summary>Sends every byte; a stream socket may accept fewer than offered per call.</summary>

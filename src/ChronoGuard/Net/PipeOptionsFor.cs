@@ -1,6 +1,6 @@
 using System.IO.Pipelines;
 
-namespace ChronoGuard.Proxy;
+namespace ChronoGuard.Net;
 
 internal static class PipeOptionsFor
 {

@@ -1,0 +1,112 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ChronoGuard.Net;
+
+/// <summary>
+/// One side of a request as bytes: a connected socket and the stream over it. Both the client side and
+/// the upstream side of every front end read and write only through this, never through the socket, so
+/// a layer such as TLS (inspection, SPEC §7) can sit underneath (<see cref="Layer"/>) without the front
+/// ends, the body copier or the tunnel relay knowing. The socket stays here for what only a socket can
+/// do: its addresses, a half close, and an abort that any thread may call.
+/// </summary>
+internal sealed class Transport : IDisposable
+{
+    private readonly Socket _socket;
+    private Stream _stream;
+    private PipeReader? _input;
+    private int _disposed;
+
+    public Transport(Socket socket)
+    {
+        _socket = socket;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+    }
+
+    public IPEndPoint? RemoteEndPoint => _socket.RemoteEndPoint as IPEndPoint;
+
+    public IPEndPoint? LocalEndPoint => _socket.LocalEndPoint as IPEndPoint;
+
+    /// <summary>
+    /// A pipe over the stream, made on first use: head parsing and body copies read through it. With
+    /// zero-byte reads an idle pipe holds no buffer (<see cref="PipeOptionsFor.Reader"/>).
+    /// </summary>
+    public PipeReader Input => _input ??= PipeReader.Create(_stream, PipeOptionsFor.Reader);
+
+    public bool HasInput => _input is not null;
+
+    /// <summary>
+    /// Puts a layer under everything above (the stream it returns wraps the current one). Only before
+    /// any read through <see cref="Input"/>: bytes a pipe already buffered would be read past the layer.
+    /// </summary>
+    public void Layer(Func<Stream, Stream> wrap)
+    {
+        if (_input is not null)
+        {
+            throw new InvalidOperationException("a layer must go under the transport before its pipe reads");
+        }
+
+        _stream = wrap(_stream);
+    }
+
+    /// <summary>Sends every byte (the stream loops over partial sends).</summary>
+    public ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default) => _stream.WriteAsync(data, ct);
+
+    public async ValueTask SendAsync(ReadOnlySequence<byte> data, CancellationToken ct = default)
+    {
+        if (data.IsSingleSegment)
+        {
+            await _stream.WriteAsync(data.First, ct).ConfigureAwait(false);
+            return;
+        }
+
+        foreach (var segment in data)
+        {
+            await _stream.WriteAsync(segment, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Reads straight from the stream, past the pipe: for relaying once the pipe has handed over what it
+    /// buffered. An empty <paramref name="buffer"/> waits for readability without holding a buffer.
+    /// </summary>
+    public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct = default) => _stream.ReadAsync(buffer, ct);
+
+    /// <summary>Our side is done sending (FIN); the peer may still send. False when the connection is already gone.</summary>
+    public bool ShutdownSend()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+            return true;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>From any thread: every pending read and send on this transport fails at once.</summary>
+    public void Abort()
+    {
+        _input?.CancelPendingRead();
+        _socket.Dispose();
+    }
+
+    /// <summary>The pipe is not needed any more (a tunnel relays the stream directly); the stream stays.</summary>
+    public void DropInput() => Interlocked.Exchange(ref _input, null)?.Complete();
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _input?.Complete();
+        _stream.Dispose();
+        _socket.Dispose();
+    }
+}

@@ -1,0 +1,12 @@
+using System.Net.Sockets;
+using ChronoGuard.Http;
+
+namespace ChronoGuard.Proxy;
+
+/// <summary>HTTP proxy listeners: the main one, and those bound to an agent (<c>Proxy:Listeners</c>, SPEC §8).</summary>
+internal sealed class HttpConnectionFactory(string? listenerAgent = null) : IConnectionFactory
+{
+    public ClientConnection Create(ProxyServer server, Socket socket, long id) => new HttpConnection(server, socket, id, listenerAgent);
+
+    public int WriteRefusal(Span<byte> buffer, in Refusal refusal) => ResponseWriter.WriteRefusal(buffer, refusal);
+}
