@@ -26,6 +26,7 @@ internal static class ConfigurationSchema
             SettingRule.Number("BodyTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Number("MaxHeaderBytes", 1024, 1024 * 1024),
             SettingRule.Number("DrainTimeoutMs", 1, MaxMilliseconds),
+            SettingRule.Listeners("Listeners"),
         ]),
         ("Stats",
         [

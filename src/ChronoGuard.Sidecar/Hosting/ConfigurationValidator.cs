@@ -69,7 +69,7 @@ internal static class ConfigurationValidator
                 return $"{child.Path} is not a setting (allowed in {section.Key}: {string.Join(", ", rules.Select(r => r.Key))})";
             }
 
-            if (CheckValue(child, rule) is { } problem)
+            if ((rule.CheckNode is { } node ? node(child) : CheckValue(child, rule)) is { } problem)
             {
                 return problem;
             }

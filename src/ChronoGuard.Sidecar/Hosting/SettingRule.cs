@@ -1,5 +1,6 @@
 using System.Globalization;
 using ChronoGuard.Proxy;
+using Microsoft.Extensions.Configuration;
 
 namespace ChronoGuard.Sidecar.Hosting;
 
@@ -8,11 +9,15 @@ internal sealed class SettingRule
 {
     private readonly Func<string, string?> _check;
 
-    private SettingRule(string key, Func<string, string?> check)
+    private SettingRule(string key, Func<string, string?> check, Func<IConfigurationSection, string?>? checkNode = null)
     {
         Key = key;
         _check = check;
+        CheckNode = checkNode;
     }
+
+    /// <summary>For a key that holds a list of objects: checks the whole node (null for single values).</summary>
+    public Func<IConfigurationSection, string?>? CheckNode { get; }
 
     /// <summary>The key inside its section, as the options class spells it.</summary>
     public string Key { get; }
@@ -49,6 +54,63 @@ internal sealed class SettingRule
 
     public static SettingRule Endpoint(string key) => new(key, value =>
         Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)");
+
+    /// <summary>An endpoint that may be empty (the listener is off).</summary>
+    public static SettingRule OptionalEndpoint(string key) => new(key, value =>
+        value.Length == 0 || Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: empty for off, or an IP address, [IPv6], localhost or *, then a port 0-65535)");
+
+    /// <summary>
+    /// A list of agent-bound listeners (SPEC §8): entries 0, 1, … each with exactly <c>Listen</c>
+    /// (HOST:PORT) and <c>Agent</c> (an agent id, checked against the policy at start).
+    /// </summary>
+    public static SettingRule Listeners(string key) => new(key, _ => $"must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects", node =>
+    {
+        if (!string.IsNullOrEmpty(node.Value))
+        {
+            return $"{node.Path}: must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects";
+        }
+
+        var listen = Endpoint("Listen");
+        foreach (var entry in node.GetChildren())
+        {
+            if (!int.TryParse(entry.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _) || entry.Value is not null)
+            {
+                return $"{entry.Path}: must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects";
+            }
+
+            var seen = 0;
+            foreach (var field in entry.GetChildren())
+            {
+                if (string.Equals(field.Key, "Listen", StringComparison.OrdinalIgnoreCase))
+                {
+                    seen |= 1;
+                    if (listen.Check(field.Value ?? string.Empty) is { } problem)
+                    {
+                        return $"{field.Path}: {problem}";
+                    }
+                }
+                else if (string.Equals(field.Key, "Agent", StringComparison.OrdinalIgnoreCase))
+                {
+                    seen |= 2;
+                    if (string.IsNullOrWhiteSpace(field.Value))
+                    {
+                        return $"{field.Path}: is empty (an agent id from the policy file is required)";
+                    }
+                }
+                else
+                {
+                    return $"{field.Path} is not a setting (allowed in a listener: Listen, Agent)";
+                }
+            }
+
+            if (seen != 3)
+            {
+                return $"{entry.Path}: needs both Listen and Agent";
+            }
+        }
+
+        return null;
+    });
 
     /// <summary>A path or name; <paramref name="required"/> refuses the empty string (JSON null reads as empty).</summary>
     public static SettingRule Text(string key, bool required) => new(key, value =>

@@ -77,7 +77,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
-        _proxy = new ProxyServer(context);
+        _proxy = new ProxyServer(context, Listeners(settings, _policy.Current));
         var open = FileDescriptors.OpenNow();
         var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
         if (allowed < settings.Proxy.MaxConnections)
@@ -210,6 +210,31 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         return Directory.Exists(dir)
             ? $"Audit:Directory {dir}: cannot open the audit log: {IoErrors.Problem(ex, null)}"
             : $"Audit:Directory {dir}: cannot create the directory: {IoErrors.CreateDirectoryProblem(dir, ex)}";
+    }
+
+    /// <summary>
+    /// Every listener and its protocol: the proxy port, then the agent-bound ones (SPEC §8), whose agent
+    /// must be in the policy at start (a reload that drops it makes the listener refuse, 407).
+    /// </summary>
+    private static List<ProxyListener> Listeners(SidecarSettings settings, CompiledPolicy policy)
+    {
+        var listeners = new List<ProxyListener> { new(settings.Proxy.Listen, "Proxy:Listen", new HttpConnectionFactory()) };
+        for (var i = 0; i < settings.Proxy.Listeners.Count; i++)
+        {
+            var bound = settings.Proxy.Listeners[i];
+            CheckBoundAgent(policy, bound.Agent, $"Proxy:Listeners:{i}:Agent");
+            listeners.Add(new ProxyListener(bound.Listen, $"Proxy:Listeners:{i}:Listen", new HttpConnectionFactory(bound.Agent)));
+        }
+
+        return listeners;
+    }
+
+    private static void CheckBoundAgent(CompiledPolicy policy, string agent, string key)
+    {
+        if (policy.Anonymous is null && !policy.AgentsById.ContainsKey(agent))
+        {
+            throw new StartupException($"{key}: agent '{agent}' is not in the policy file {policy.SourcePath}");
+        }
     }
 
     private static void Listen(Action start, string endpoint, string key)

@@ -305,7 +305,7 @@ internal static class HttpHeadParser
     /// for an IPv4 address unless written as one (<c>127.1</c>, <c>2130706433</c> or <c>0x7f.0.0.1</c>
     /// would be dialed as an address that domain lists never compared).
     /// </summary>
-    private static bool IsValidName(ReadOnlySpan<byte> host)
+    internal static bool IsValidName(ReadOnlySpan<byte> host)
     {
         if (host.IndexOfAnyExcept(HostBytes) >= 0)
         {

@@ -13,6 +13,10 @@ internal sealed class AllowAllGate : IRequestGate
     public RequestDecision Decide(in ConnectionInfo connection, in GateRequest request) =>
         new() { Allowed = true, Result = DecisionResult.Allow(Reasons.Allowed) };
 
+    public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent) => AuthOutcome.Ok;
+
+    public bool RequiresCredentials => false;
+
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)
     {
         judged = DecisionResult.Allow(Reasons.Allowed);

@@ -19,6 +19,15 @@ internal interface IRequestGate
     /// <summary>Authenticates and decides; may take a tunnel slot (released by <see cref="Complete"/>).</summary>
     RequestDecision Decide(in ConnectionInfo connection, in GateRequest request);
 
+    /// <summary>
+    /// Checks credentials offered before any request (a SOCKS5 login, RFC 1929), by the same rules as
+    /// <see cref="Decide"/>: <see cref="AuthOutcome.Invalid"/> is a failed login. Decide checks them again.
+    /// </summary>
+    AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent);
+
+    /// <summary>Whether a client must identify itself (false when no policy is loaded: every client is the built-in anonymous agent).</summary>
+    bool RequiresCredentials { get; }
+
     /// <summary>The network guard on an address about to be dialed: false means do not dial it.
     /// <paramref name="judged"/> is the refusal to audit when the guard objects (also in observe mode, where this returns true).</summary>
     bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged);

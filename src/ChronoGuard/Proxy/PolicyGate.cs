@@ -141,6 +141,15 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         return auth;
     }
 
+    public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent)
+    {
+        var request = new GateRequest { FrontEnd = FrontEnd.Socks, Host = default, Port = 0, Credentials = credentials, ListenerAgent = listenerAgent };
+        Span<byte> claimed = stackalloc byte[CompiledPolicy.MaxClaimedIdBytes];
+        return Authenticate(engine.Current, request, claimed, out _, out _, out _);
+    }
+
+    public bool RequiresCredentials => engine.Current.Anonymous is null;
+
     public void UpstreamConnected(long elapsedTicks) => _metrics.UpstreamConnect.Observe(elapsedTicks);
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)

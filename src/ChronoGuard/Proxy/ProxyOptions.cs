@@ -29,4 +29,7 @@ internal sealed class ProxyOptions
 
     /// <summary>On SIGTERM, how long open tunnels may go on before they are closed.</summary>
     public int DrainTimeoutMs { get; set; } = 15_000;
+
+    /// <summary>More HTTP proxy listeners, each bound to one agent (SPEC §8).</summary>
+    public List<ListenerBinding> Listeners { get; set; } = [];
 }

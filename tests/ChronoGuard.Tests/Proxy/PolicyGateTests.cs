@@ -146,6 +146,39 @@ public sealed class PolicyGateTests
         Assert.Equal("still open", Encoding.ASCII.GetString(await kept.ReadExactlyAsync(10)));
     }
 
+    /// <summary>
+    /// Revocation goes by what a request holds, not by its phase: a forwarded response still streaming
+    /// (server-sent events) is closed when a reload denies its host, like a tunnel.
+    /// </summary>
+    [Fact]
+    public async Task Reload_closes_a_forwarded_response_still_streaming_to_a_host_the_new_policy_denies()
+    {
+        await using var events = new TcpOrigin(async s =>
+        {
+            var buffer = new byte[4096];
+            await s.ReceiveAsync(buffer);
+            await s.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"u8.ToArray());
+            // The stream goes on until the proxy closes it.
+            while (await s.ReceiveAsync(buffer) > 0)
+            {
+            }
+        });
+        var (engine, path, dir) = Engine(PolicyJson(events.Port));
+        using var _d = dir;
+        var gate = RecordingPolicyGate(engine);
+        await using var proxy = TestProxy.Start(gate: gate, resolver: new MapResolver { ["allowed.test"] = IPAddress.Loopback });
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync($"GET http://allowed.test:{events.Port}/events HTTP/1.1\r\nHost: allowed.test:{events.Port}\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+        Assert.Equal(200, (await client.ReadHeadAsync()).Status);
+        Assert.Equal("5\r\nhello\r\n", Encoding.ASCII.GetString(await client.ReadExactlyAsync(10)));
+
+        File.WriteAllText(path, PolicyJson(events.Port, "\"localhost\"").Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        Assert.True(engine.Reload().Ok);
+
+        Assert.Empty(await client.ReadToEndAsync(timeoutMs: 10_000));
+        Assert.Equal("policy_revoked", await CloseReasonOf(gate, "allowed.test"));
+    }
+
     [Fact]
     public async Task A_tunnel_opened_inside_its_time_window_is_closed_when_the_window_closes()
     {

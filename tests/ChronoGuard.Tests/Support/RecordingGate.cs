@@ -21,6 +21,9 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     /// <summary>Per decision record: the authenticated agent, or the id a wrong credential claimed.</summary>
     public ConcurrentQueue<(string? Agent, string? Claimed)> Agents { get; } = new();
 
+    /// <summary>Per decision record: how the agent was identified.</summary>
+    public ConcurrentQueue<ChronoGuard.Audit.AuditIdentity> Identities { get; } = new();
+
     public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established, int Status)> Closes { get; } = new();
 
     public TaskCompletionSource FirstClose { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -38,6 +41,10 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
         Interlocked.Increment(ref _decided);
         return _inner.Decide(connection, request);
     }
+
+    public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent) => _inner.CheckCredentials(credentials, listenerAgent);
+
+    public bool RequiresCredentials => _inner.RequiresCredentials;
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)
     {
@@ -69,6 +76,7 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
         Records.Enqueue((seq, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason));
         Agents.Enqueue((decision.Agent?.Id, decision.ClaimedAgent));
+        Identities.Enqueue(decision.Identity);
         return seq;
     }
 

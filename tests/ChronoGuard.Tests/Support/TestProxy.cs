@@ -18,12 +18,22 @@ internal sealed class TestProxy : IAsyncDisposable
 
     public Uri Uri => new($"http://127.0.0.1:{EndPoint.Port}");
 
-    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null)
+    /// <summary>The address of listener <paramref name="index"/>: 0 is the HTTP proxy port, then the <c>listeners</c> given to <see cref="Start"/>.</summary>
+    public IPEndPoint EndPointOf(int index) => Server.LocalEndPoints[index]!;
+
+    /// <param name="listeners">More listeners on 127.0.0.1:0 with these protocols (agent-bound HTTP, SOCKS5).</param>
+    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null, params IConnectionFactory[] listeners)
     {
         var options = new ProxyOptions { Listen = "127.0.0.1:0" };
         configure?.Invoke(options);
         var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, time ?? TimeProvider.System, NullLogger.Instance, gate ?? AllowAllGate.Instance);
-        var server = new ProxyServer(context);
+        var all = new List<ProxyListener> { new(options.Listen, "Proxy:Listen", new HttpConnectionFactory()) };
+        foreach (var factory in listeners)
+        {
+            all.Add(new ProxyListener("127.0.0.1:0", "test listener", factory));
+        }
+
+        var server = new ProxyServer(context, all);
         server.Start();
         return new TestProxy(server);
     }
