@@ -28,6 +28,11 @@ internal static class ConfigurationSchema
             SettingRule.Number("DrainTimeoutMs", 1, MaxMilliseconds),
             SettingRule.Listeners("Listeners"),
         ]),
+        ("Socks",
+        [
+            SettingRule.OptionalEndpoint("Listen"),
+            SettingRule.Listeners("Listeners"),
+        ]),
         ("Stats",
         [
             SettingRule.Endpoint("Listen"),

@@ -7,6 +7,9 @@ internal static partial class SidecarLog
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "chronoguard {Version} proxy listening on {ProxyEndpoint}, stats on {StatsEndpoint}")]
     public static partial void Started(ILogger logger, string version, string proxyEndpoint, string statsEndpoint);
 
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "{Setting} listening on {Endpoint} ({Protocol}, {Identity})")]
+    public static partial void ListenerStarted(ILogger logger, string setting, string endpoint, string protocol, string identity);
+
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "no policy file configured: OBSERVE MODE, every request is allowed and audited (set Policy:Path or --policy to enforce)")]
     public static partial void ObserveMode(ILogger logger);
 

@@ -148,6 +148,19 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
         SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint);
+        for (var i = 1; i < _proxy.Listeners.Count; i++)
+        {
+            var listener = _proxy.Listeners[i];
+            var (protocol, agent) = listener.Factory switch
+            {
+                SocksConnectionFactory socks => ("SOCKS5", socks.ListenerAgent),
+                HttpConnectionFactory http => ("HTTP proxy", http.ListenerAgent),
+                _ => ("proxy", null),
+            };
+            var endpoint = _proxy.LocalEndPoints[i]!.ToString();
+            var identity = agent is null ? "agents log in" : "every client is agent " + agent;
+            SidecarLog.ListenerStarted(_logger, listener.Setting, endpoint, protocol, identity);
+        }
         return Task.CompletedTask;
     }
 
@@ -224,6 +237,18 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             var bound = settings.Proxy.Listeners[i];
             CheckBoundAgent(policy, bound.Agent, $"Proxy:Listeners:{i}:Agent");
             listeners.Add(new ProxyListener(bound.Listen, $"Proxy:Listeners:{i}:Listen", new HttpConnectionFactory(bound.Agent)));
+        }
+
+        if (!string.IsNullOrEmpty(settings.Socks.Listen))
+        {
+            listeners.Add(new ProxyListener(settings.Socks.Listen, "Socks:Listen", new SocksConnectionFactory()));
+        }
+
+        for (var i = 0; i < settings.Socks.Listeners.Count; i++)
+        {
+            var bound = settings.Socks.Listeners[i];
+            CheckBoundAgent(policy, bound.Agent, $"Socks:Listeners:{i}:Agent");
+            listeners.Add(new ProxyListener(bound.Listen, $"Socks:Listeners:{i}:Listen", new SocksConnectionFactory(bound.Agent)));
         }
 
         return listeners;

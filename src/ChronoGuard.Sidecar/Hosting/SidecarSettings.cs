@@ -10,6 +10,8 @@ internal sealed class SidecarSettings
 {
     public required ProxyOptions Proxy { get; init; }
 
+    public required SocksOptions Socks { get; init; }
+
     public required StatsSection Stats { get; init; }
 
     public required PolicySection Policy { get; init; }
@@ -28,12 +30,14 @@ internal sealed class SidecarSettings
         // Every value was checked above, so the binder cannot meet one it fails to convert.
         var proxy = new ProxyOptions();
         configuration.GetSection("Proxy").Bind(proxy);
+        var socks = new SocksOptions();
+        configuration.GetSection("Socks").Bind(socks);
         var stats = new StatsSection();
         configuration.GetSection("Stats").Bind(stats);
         var policy = new PolicySection();
         configuration.GetSection("Policy").Bind(policy);
         var audit = new AuditOptions();
         configuration.GetSection("Audit").Bind(audit);
-        return new SidecarSettings { Proxy = proxy, Stats = stats, Policy = policy, Audit = audit };
+        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit };
     }
 }

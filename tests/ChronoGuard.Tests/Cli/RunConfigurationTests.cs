@@ -63,6 +63,8 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Proxy": { "Listeners": [ { "Listen": "127.0.0.1:99999", "Agent": "bot" } ] } }""", "cg.json: Proxy:Listeners:0:Listen: '127.0.0.1:99999' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)")]
     [InlineData("""{ "Proxy": { "Listeners": [ { "Listen": "127.0.0.1:3129", "Agent": "" } ] } }""", "cg.json: Proxy:Listeners:0:Agent: is empty (an agent id from the policy file is required)")]
     [InlineData("""{ "Proxy": { "Listeners": [ { "Listen": "127.0.0.1:3129", "Agent": "bot", "Port": 1 } ] } }""", "cg.json: Proxy:Listeners:0:Port is not a setting (allowed in a listener: Listen, Agent)")]
+    [InlineData("""{ "Socks": { "Listen": "1080" } }""", "cg.json: Socks:Listen: '1080' is not HOST:PORT (allowed: empty for off, or an IP address, [IPv6], localhost or *, then a port 0-65535)")]
+    [InlineData("""{ "Socks": { "Listeners": [ { "Agent": "bot" } ] } }""", "cg.json: Socks:Listeners:0: needs both Listen and Agent")]
     [InlineData("""{ "Proxy": { "Listeners": "127.0.0.1:3129" } }""", "cg.json: Proxy:Listeners: must be a list of { \"Listen\": HOST:PORT, \"Agent\": id } objects")]
     [InlineData("""{ "Audit": { "MaxBytes": "1GiB" } }""", "cg.json: Audit:MaxBytes: '1GiB' is not a whole number of bytes (allowed: 0 for unbounded, or at least 1048576)")]
     [InlineData("""{ "Audit": { "MaxBytes": 4096 } }""", "cg.json: Audit:MaxBytes: 4096 is too small (allowed: 0 for unbounded, or at least 1048576)")]
@@ -72,7 +74,7 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Proxy": "127.0.0.1:1" }""", "cg.json: Proxy must be an object of settings, not the value '127.0.0.1:1'")]
     [InlineData("""{ "Proxy": { "MaxConections": 5 } }""", "cg.json: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs, Listeners)")]
     [InlineData("""{ "Audit": { "Durability": "batched", "Sign": { "Key": "k" } } }""", "cg.json: Audit:Sign is not a setting (allowed in Audit: Directory, Durability, CommitIntervalMs, QueueCapacity, HmacKeyFile, SegmentSizeBits, RetainSegments, MaxBytes, MaxBatch, OnFailure, CommitTimeoutMs, SigningKeyFile, CheckpointIntervalMs, UnauthenticatedPerSecond)")]
-    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Stats, Policy, Audit, Logging)")]
+    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Logging)")]
     public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
     {
         using var dir = new TempDir();
@@ -117,7 +119,7 @@ public sealed class RunConfigurationTests
     [InlineData("CHRONOGUARD__Audit__Durability", "bached", "environment CHRONOGUARD__Audit__Durability: Audit:Durability: 'bached' is not allowed (allowed: batched, commit-before-forward)")]
     [InlineData("CHRONOGUARD__Proxy__IdleTimeoutMs", "0", "environment CHRONOGUARD__Proxy__IdleTimeoutMs: Proxy:IdleTimeoutMs: 0 is out of range (allowed: 1..86400000)")]
     [InlineData("CHRONOGUARD__Proxy__MaxConections", "5", "environment CHRONOGUARD__Proxy__MaxConections: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs, Listeners)")]
-    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Stats, Policy, Audit, Logging)")]
+    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Logging)")]
     [InlineData("CHRONOGUARD_AUDIT_DURABILITY", "batched", "environment CHRONOGUARD_AUDIT_DURABILITY: not read, settings are CHRONOGUARD__Section__Key (for example CHRONOGUARD__Audit__Durability)")]
     public async Task A_bad_environment_variable_stops_the_real_binary_with_one_line_naming_it(string name, string value, string expected)
     {
@@ -159,6 +161,7 @@ public sealed class RunConfigurationTests
         var types = new Dictionary<string, Type>
         {
             ["Proxy"] = typeof(ChronoGuard.Proxy.ProxyOptions),
+            ["Socks"] = typeof(ChronoGuard.Proxy.SocksOptions),
             ["Stats"] = typeof(StatsSection),
             ["Policy"] = typeof(PolicySection),
             ["Audit"] = typeof(ChronoGuard.Audit.AuditOptions),
