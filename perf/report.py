@@ -20,6 +20,14 @@ SCENARIOS = {
 PROXIES = ("chronoguard", "squid", "tinyproxy")
 # Scenarios measured in MB/s through one long-lived tunnel rather than in requests per second.
 TUNNEL_SCENARIOS = ("tunnel", "socks-tunnel")
+SOCKS_ONLY = ("dante",)
+HTTP_ONLY = ("squid", "tinyproxy", "tinyproxy-quiet")
+
+
+def applies(scenario, target):
+    """perf/compare skips SOCKS-only proxies in the HTTP scenarios and HTTP-only ones in socks-*."""
+    socks = scenario.startswith("socks-")
+    return not (target in SOCKS_ONLY and not socks or target in HTTP_ONLY and socks)
 
 
 def seconds(text):
@@ -190,6 +198,8 @@ def main():
             w("| target | MB/s down | MB/s up | setup p50 µs | errors | proxy CPU ms/GB | chronoguard/peer MB/s | chronoguard/peer CPU |")
             w("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
             for t in targets:
+                if not applies(s, t):
+                    continue
                 r = runs.get((s, t))
                 c = cpu_per_unit(s, t)
                 cg_c = cpu_per_unit(s, "chronoguard")
@@ -206,6 +216,8 @@ def main():
             w("| target | req/s | p50 | p99 | p99.9 | errors | proxy CPU ms/1k req | cg/peer req/s | cg/peer p99 | cg/peer CPU |")
             w("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
             for t in targets:
+                if not applies(s, t):
+                    continue
                 r = runs.get((s, t))
                 lat = r["latency_us"] if r else {}
                 c = cpu_per_unit(s, t)
@@ -241,7 +253,7 @@ def main():
             cells = []
             for s in req_scen:
                 r, d = runs.get((s, t)), runs.get((s, "direct"))
-                cells.append("–" if not r or not d else f"{r['latency_us']['p99'] - d['latency_us']['p99']:+,}")
+                cells.append("n/a" if not applies(s, t) else "–" if not r or not d else f"{r['latency_us']['p99'] - d['latency_us']['p99']:+,}")
             w(f"| {t} | " + " | ".join(cells) + " |")
         w("")
 
