@@ -45,7 +45,7 @@ internal static class ErrorKinds
         < FixedCount => FixedNames[index],
         < FixedCount + StatusSpan => "proxy_status_" + (index - FixedCount + 100).ToString(CultureInfo.InvariantCulture),
         < SocksBase => "upstream_status_" + (index - FixedCount - StatusSpan + 100).ToString(CultureInfo.InvariantCulture),
-        SocksNoMethod => "socks_no_acceptable_method",
+        SocksNoMethod => "socks_no_method", // X'FF': no acceptable method
         SocksLoginFailed => "socks_login_failed",
         _ => "socks_reply_" + (index - SocksReplyBase).ToString("x2", CultureInfo.InvariantCulture),
     };
