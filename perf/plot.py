@@ -11,7 +11,7 @@ import html
 import math
 import os
 
-COLORS = {"direct": "#7f7f7f", "chronoguard": "#d62728", "squid": "#1f77b4", "tinyproxy": "#2ca02c",
+COLORS = {"direct": "#7f7f7f", "chronoguard": "#d62728", "squid": "#1f77b4", "tinyproxy": "#2ca02c", "dante": "#ff7f0e",
           "tinyproxy-quiet": "#98df8a"}
 FALLBACK = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 W, H = 760, 460

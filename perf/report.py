@@ -14,8 +14,20 @@ SCENARIOS = {
     "connect": "new CONNECT tunnel per request, one plain GET inside (Connection: close)",
     "connect-tls": "new CONNECT tunnel per request, TLS handshake + one GET inside",
     "tunnel": "one long-lived CONNECT tunnel to an echo server, writes as fast as possible",
+    "socks-connect": "new SOCKS5 tunnel per request (login as the agent for chronoguard), one plain GET inside",
+    "socks-tunnel": "one long-lived SOCKS5 tunnel to an echo server, writes as fast as possible",
 }
 PROXIES = ("chronoguard", "squid", "tinyproxy")
+# Scenarios measured in MB/s through one long-lived tunnel rather than in requests per second.
+TUNNEL_SCENARIOS = ("tunnel", "socks-tunnel")
+SOCKS_ONLY = ("dante",)
+HTTP_ONLY = ("squid", "tinyproxy", "tinyproxy-quiet")
+
+
+def applies(scenario, target):
+    """perf/compare skips SOCKS-only proxies in the HTTP scenarios and HTTP-only ones in socks-*."""
+    socks = scenario.startswith("socks-")
+    return not (target in SOCKS_ONLY and not socks or target in HTTP_ONLY and socks)
 
 
 def seconds(text):
@@ -84,7 +96,7 @@ def main():
         r = runs.get((s, t))
         if r is None or (s, t) not in cpu:
             return None
-        if s == "tunnel":
+        if s in TUNNEL_SCENARIOS:
             gb = (r["bytes_read"] + r["bytes_written"]) / 1e9
             return cpu[(s, t)] / gb if gb > 0 else None
         return cpu[(s, t)] / r["requests"] * 1000 if r["requests"] > 0 else None
@@ -116,7 +128,7 @@ def main():
                        ("os", "OS"), ("mem", "memory"), ("loadavg_before", "load average before the run"),
                        ("loadavg_after", "load average after the run"), ("chronoguard", "chronoguard"),
                        ("dotnet", "dotnet SDK"), ("git", "commit"), ("squid", "squid"),
-                       ("tinyproxy", "tinyproxy"), ("nginx", "nginx (origin)")):
+                       ("tinyproxy", "tinyproxy"), ("dante", "dante"), ("nginx", "nginx (origin)")):
         if key in meta:
             w(f"| {label} | {meta[key]} |")
     w("")
@@ -147,6 +159,23 @@ def main():
     if "tinyproxy-quiet" in targets:
         w("- tinyproxy-quiet: the same tinyproxy configuration at `LogLevel Warning` (nothing logged per "
           "request, so no per-request fsync).")
+    if any(s.startswith("socks-") for s in scenarios):
+        if mode == "enforce":
+            w("- chronoguard SOCKS5 (`socks-*`): the same process and policy on a second listener "
+              "(`Socks:Listen=127.0.0.1:0`); the LoadGen offers methods 0x00 and 0x02 and logs in (RFC 1929) "
+              "as the agent on every tunnel, then sends CONNECT with the IPv4 address; audit log on as for HTTP.")
+        else:
+            w("- chronoguard SOCKS5 (`socks-*`): the same process on a second listener (`Socks:Listen=127.0.0.1:0`), "
+              "no policy, so no login; CONNECT with the IPv4 address.")
+    if "dante" in targets:
+        w("- dante: `danted -f danted.conf` (Debian's dante-server): `socks pass` from 127.0.0.1 to "
+          "127.0.0.1/32 on exactly the origin/TLS/echo ports, `command: connect`, everything else blocked; "
+          "`log: disconnect error` (one line per finished session with its byte counts, as squid's access "
+          "log). **No login** (`socksmethod: none`): dante's username method checks the system password "
+          "database (a crypt of the shadow hash per login), which would measure a password hash rather than "
+          "the proxy; so dante is spared the login round trip and check chronoguard does on every tunnel, "
+          "which favours dante. CPU includes all its processes (mother, negotiate, request and io children). "
+          "dante serves only the `socks-*` scenarios.")
     w("- origin: nginx, 1 worker, keep-alive, `/1k.txt` (1,024 bytes) on plain HTTP and on TLS "
       "(self-signed ECDSA P-256 certificate for `origin.test` / `127.0.0.1`; the client uses `--insecure`). "
       "Tunnel target: the LoadGen's `echo-server`.")
@@ -162,13 +191,15 @@ def main():
         w(f"## {s}: {SCENARIOS.get(s, s)}")
         w("")
         cg = runs.get((s, "chronoguard"))
-        if s == "tunnel":
+        if s in TUNNEL_SCENARIOS:
             w("Concurrency 1 (one tunnel). MB/s = 10^6 bytes per second read back through the tunnel "
               "(the echo returns every byte written). CPU per GB counts bytes both ways.")
             w("")
             w("| target | MB/s down | MB/s up | setup p50 µs | errors | proxy CPU ms/GB | chronoguard/peer MB/s | chronoguard/peer CPU |")
             w("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
             for t in targets:
+                if not applies(s, t):
+                    continue
                 r = runs.get((s, t))
                 c = cpu_per_unit(s, t)
                 cg_c = cpu_per_unit(s, "chronoguard")
@@ -185,6 +216,8 @@ def main():
             w("| target | req/s | p50 | p99 | p99.9 | errors | proxy CPU ms/1k req | cg/peer req/s | cg/peer p99 | cg/peer CPU |")
             w("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
             for t in targets:
+                if not applies(s, t):
+                    continue
                 r = runs.get((s, t))
                 lat = r["latency_us"] if r else {}
                 c = cpu_per_unit(s, t)
@@ -200,13 +233,13 @@ def main():
         if os.path.exists(os.path.join(os.path.dirname(os.path.normpath(run_dir)), svg)):
             w(f"![{s} latency distribution]({svg})")
             w("")
-            if s == "tunnel":
+            if s in TUNNEL_SCENARIOS:
                 w("With one tunnel the only latency sample is its set-up (the first connection of the "
                   "LoadGen process, so it includes its JIT warm-up); the plot is there for completeness, "
                   "not as a comparison.")
                 w("")
 
-    req_scen = [s for s in scenarios if s != "tunnel"]
+    req_scen = [s for s in scenarios if s not in TUNNEL_SCENARIOS]
     if "direct" in targets and req_scen:
         w(f"## Added p99 latency vs direct (c={meta.get('concurrency')})")
         w("")
@@ -220,7 +253,7 @@ def main():
             cells = []
             for s in req_scen:
                 r, d = runs.get((s, t)), runs.get((s, "direct"))
-                cells.append("–" if not r or not d else f"{r['latency_us']['p99'] - d['latency_us']['p99']:+,}")
+                cells.append("n/a" if not applies(s, t) else "–" if not r or not d else f"{r['latency_us']['p99'] - d['latency_us']['p99']:+,}")
             w(f"| {t} | " + " | ".join(cells) + " |")
         w("")
 
@@ -278,7 +311,8 @@ def main():
     w("Sanity: chronoguard audit head after the scenarios "
       f"`{res.get('chronoguard', {}).get('audit_head', '–')}`; squid access.log lines "
       f"{res.get('squid', {}).get('access_log_lines', '–')}; tinyproxy log lines "
-      f"{res.get('tinyproxy', {}).get('log_lines', '–')}.")
+      f"{res.get('tinyproxy', {}).get('log_lines', '–')}"
+      + (f"; dante log lines {res.get('dante', {}).get('log_lines', '–')}" if "dante" in targets else "") + ".")
     w("")
     with open(output, "w", encoding="utf-8") as f:
         f.write("\n".join(md))

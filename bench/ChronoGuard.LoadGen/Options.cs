@@ -14,7 +14,7 @@ internal enum LoadMode
 internal sealed class Options
 {
     public const string Usage = """
-        chronoguard-loadgen: drives an HTTP proxy (or an origin directly) and measures it.
+        chronoguard-loadgen: drives an HTTP or SOCKS5 proxy (or an origin directly) and measures it.
 
         Usage:
           chronoguard-loadgen --mode forward|connect|tunnel --target URL [options]
@@ -28,11 +28,18 @@ internal sealed class Options
                     (TLS inside the tunnel with --tls). Target http[s]://host:port/path.
           tunnel    one long-lived CONNECT tunnel per worker to an echo/discard TCP server; writes
                     --size chunks as fast as possible while reading back. Target tcp://host:port.
+          connect and tunnel also run through a SOCKS5 proxy (RFC 1928 CONNECT; RFC 1929 login when
+          credentials are given); forward mode needs an HTTP proxy.
 
         Options:
-          --proxy URL            http://host:port of the proxy; omit to hit the target directly.
-                                 Credentials may be given as http://user:token@host:port.
-          --proxy-user U:T       Proxy-Authorization: Basic credentials.
+          --proxy URL            http://host:port of an HTTP proxy, or socks5://host:port (the client
+                                 resolves a target name once at start and sends the address) or
+                                 socks5h://host:port (the name is sent for the proxy to resolve);
+                                 omit to hit the target directly.
+                                 Credentials may be given as scheme://user:token@host:port.
+          --socks5 HOST:PORT     the same as --proxy socks5h://HOST:PORT.
+          --proxy-user U:T       Proxy-Authorization: Basic credentials (HTTP), or the SOCKS5
+                                 username/password login (U and T at most 255 bytes each).
           --tls                  TLS to the origin inside the tunnel (connect mode; implied by https://).
           --insecure             accept any origin certificate.
           -c, --concurrency N    workers / connections (default 32).
@@ -56,6 +63,10 @@ internal sealed class Options
     public LoadMode Mode { get; private set; } = LoadMode.Forward;
     public Uri? Target { get; private set; }
     public Uri? Proxy { get; private set; }
+    /// <summary>The proxy speaks SOCKS5 (socks5:// or socks5h://) rather than HTTP.</summary>
+    public bool Socks => Proxy is { Scheme: "socks5" or "socks5h" };
+    /// <summary>socks5h://: a target name goes to the proxy as a name; socks5:// resolves it here first.</summary>
+    public bool SocksRemoteDns => Proxy is { Scheme: "socks5h" };
     public string? ProxyCredentials { get; private set; }
     public bool Tls { get; private set; }
     public bool Insecure { get; private set; }
@@ -137,6 +148,9 @@ internal sealed class Options
                     break;
                 case "-x" or "--proxy":
                     o.Proxy = ParseUri(Value(), "--proxy");
+                    break;
+                case "--socks5":
+                    o.Proxy = ParseUri("socks5h://" + Value(), "--socks5");
                     break;
                 case "--proxy-user":
                     o.ProxyCredentials = Value();
@@ -261,13 +275,17 @@ internal sealed class Options
         }
         if (Proxy is not null)
         {
-            if (Proxy.Scheme != Uri.UriSchemeHttp)
+            if (Proxy.Scheme != Uri.UriSchemeHttp && !Socks)
             {
-                throw new FormatException("--proxy must be http://host:port");
+                throw new FormatException("--proxy must be http://, socks5:// or socks5h://host:port");
             }
             if (ProxyCredentials is null && !string.IsNullOrEmpty(Proxy.UserInfo))
             {
                 ProxyCredentials = Uri.UnescapeDataString(Proxy.UserInfo);
+            }
+            if (Socks)
+            {
+                ValidateSocks();
             }
         }
         else if (ProxyCredentials is not null)
@@ -277,6 +295,31 @@ internal sealed class Options
         if (Requests == 0 && Duration is null)
         {
             Duration = TimeSpan.FromSeconds(10);
+        }
+    }
+
+    private void ValidateSocks()
+    {
+        if (Mode == LoadMode.Forward)
+        {
+            throw new FormatException("forward mode needs an HTTP proxy; use connect or tunnel mode through SOCKS5");
+        }
+        if (Proxy!.Port <= 0)
+        {
+            throw new FormatException("a SOCKS5 proxy needs an explicit port (socks5://host:port)");
+        }
+        if (ProxyCredentials is { } credentials)
+        {
+            var colon = credentials.IndexOf(':', StringComparison.Ordinal);
+            if (colon < 0 || Encoding.UTF8.GetByteCount(credentials.AsSpan(0, colon)) is 0 or > 255
+                || Encoding.UTF8.GetByteCount(credentials.AsSpan(colon + 1)) > 255)
+            {
+                throw new FormatException("SOCKS5 credentials must be user:token with 1 to 255 bytes of user and at most 255 of token");
+            }
+        }
+        if (Target!.HostNameType == UriHostNameType.Dns && Encoding.ASCII.GetByteCount(TargetHost) > 255)
+        {
+            throw new FormatException("a SOCKS5 target name is at most 255 bytes");
         }
     }
 

@@ -65,7 +65,21 @@ internal static class Program
             return 1;
         }
 
-        var ctx = RunContext.Create(o, firstHop, stop.Token);
+        IPAddress? socksAddress = null;
+        if (o.Socks && !o.SocksRemoteDns && !IPAddress.TryParse(o.TargetHost, out _))
+        {
+            // socks5:// (as curl has it): the client resolves, once, and the proxy gets an address.
+            try
+            {
+                socksAddress = (await ResolveAsync(o.TargetHost, o.TargetPort, stop.Token).ConfigureAwait(false)).Address;
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                await Console.Error.WriteLineAsync("error: cannot resolve " + o.TargetHost + ": " + ex.Message).ConfigureAwait(false);
+                return 1;
+            }
+        }
+        var ctx = RunContext.Create(o, firstHop, stop.Token, socksAddress);
         var workers = new WorkerStats[o.Concurrency];
         for (var i = 0; i < workers.Length; i++)
         {

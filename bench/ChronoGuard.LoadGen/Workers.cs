@@ -20,7 +20,12 @@ internal static class ErrorKinds
     public const int Other = 5;
     private const int FixedCount = 6;
     private const int StatusSpan = 500; // statuses 100..599
-    public const int Count = FixedCount + (2 * StatusSpan);
+    // SOCKS5 refusals: no acceptable method, a failed login, then reply codes 0..255.
+    private const int SocksBase = FixedCount + (2 * StatusSpan);
+    public const int SocksNoMethod = SocksBase;
+    public const int SocksLoginFailed = SocksBase + 1;
+    private const int SocksReplyBase = SocksBase + 2;
+    public const int Count = SocksReplyBase + 256;
 
     private static readonly string[] FixedNames = ["connect_refused", "timeout", "reset", "tls", "protocol", "other"];
 
@@ -30,13 +35,19 @@ internal static class ErrorKinds
     public static int UpstreamStatus(int status) =>
         status is >= 100 and < 600 ? FixedCount + StatusSpan + status - 100 : Protocol;
 
+    public static int SocksReply(byte code) => SocksReplyBase + code;
+
+    /// <summary>The peer answered (an HTTP status or a SOCKS5 refusal), as opposed to a transport failure.</summary>
     public static bool IsStatus(int index) => index >= FixedCount;
 
     public static string Name(int index) => index switch
     {
         < FixedCount => FixedNames[index],
         < FixedCount + StatusSpan => "proxy_status_" + (index - FixedCount + 100).ToString(CultureInfo.InvariantCulture),
-        _ => "upstream_status_" + (index - FixedCount - StatusSpan + 100).ToString(CultureInfo.InvariantCulture),
+        < SocksBase => "upstream_status_" + (index - FixedCount - StatusSpan + 100).ToString(CultureInfo.InvariantCulture),
+        SocksNoMethod => "socks_no_method", // X'FF': no acceptable method
+        SocksLoginFailed => "socks_login_failed",
+        _ => "socks_reply_" + (index - SocksReplyBase).ToString("x2", CultureInfo.InvariantCulture),
     };
 
     /// <param name="handshake">The failure happened while TLS was being negotiated.</param>
@@ -149,8 +160,10 @@ internal sealed class RunContext
     public bool ViaProxy { get; init; }
     /// <summary>The GET (forward, connect) sent on every request, encoded once.</summary>
     public byte[] Request { get; init; } = [];
-    /// <summary>The CONNECT request when going through a proxy (connect and tunnel modes).</summary>
+    /// <summary>The CONNECT request when going through an HTTP proxy (connect and tunnel modes).</summary>
     public byte[]? ConnectRequest { get; init; }
+    /// <summary>The SOCKS5 negotiation when going through a SOCKS5 proxy (connect and tunnel modes).</summary>
+    public SocksMessages? Socks { get; init; }
     public SslClientAuthenticationOptions? Tls { get; init; }
     public required CancellationToken Stop { get; init; }
     public long MeasureStart { get; set; }
@@ -192,7 +205,8 @@ internal sealed class RunContext
         return now < MeasureStart || Interlocked.Increment(ref _claimed) <= Options.Requests;
     }
 
-    public static RunContext Create(Options o, EndPoint firstHop, CancellationToken stop)
+    /// <param name="socksAddress">With socks5://, the target name resolved once at start; null sends the name.</param>
+    public static RunContext Create(Options o, EndPoint firstHop, CancellationToken stop, IPAddress? socksAddress = null)
     {
         var viaProxy = o.Proxy is not null;
         var auth = o.ProxyAuthorizationValue is { } a ? "Proxy-Authorization: " + a + "\r\n" : "";
@@ -212,7 +226,13 @@ internal sealed class RunContext
                     "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + "Connection: close\r\n\r\n");
                 break;
         }
-        if (viaProxy && o.Mode != LoadMode.Forward)
+        SocksMessages? socks = null;
+        if (o.Socks)
+        {
+            socks = SocksMessages.Create(o.ProxyCredentials, o.TargetHost,
+                socksAddress ?? (IPAddress.TryParse(o.TargetHost, out var literal) ? literal : null), o.TargetPort);
+        }
+        else if (viaProxy && o.Mode != LoadMode.Forward)
         {
             connect = Encoding.ASCII.GetBytes("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n" + auth + "\r\n");
         }
@@ -234,6 +254,7 @@ internal sealed class RunContext
             ViaProxy = viaProxy,
             Request = request,
             ConnectRequest = connect,
+            Socks = socks,
             Tls = tls,
             Stop = stop,
         };
@@ -385,6 +406,7 @@ internal static class Workers
         var timeouts = CancellationTokenSource.CreateLinkedTokenSource(ctx.Stop);
         var request = ctx.Request;
         var connect = ctx.ConnectRequest;
+        var socks = ctx.Socks is { } messages ? new SocksHandshake(messages) : null;
         try
         {
             while (!ctx.Stop.IsCancellationRequested)
@@ -396,7 +418,8 @@ internal static class Workers
                 }
                 timeouts = Arm(timeouts, ctx);
                 var ct = timeouts.Token;
-                var readBefore = reader.BytesRead;
+                var readBefore = reader.BytesRead + (socks?.BytesRead ?? 0);
+                var socksWrittenBefore = socks?.BytesWritten ?? 0;
                 long written = 0;
                 Socket? socket = null;
                 SslStream? tls = null;
@@ -425,6 +448,10 @@ internal static class Workers
                             throw new InvalidDataException("proxy sent tunnel data before the client spoke");
                         }
                     }
+                    else if (socks is not null)
+                    {
+                        errorIndex = await socks.OpenAsync(socket, ct).ConfigureAwait(false);
+                    }
                     if (errorIndex < 0)
                     {
                         if (ctx.Tls is not null)
@@ -452,7 +479,8 @@ internal static class Workers
                             errorIndex = ErrorKinds.UpstreamStatus(status);
                         }
                     }
-                    w.RecordResponse(ctx, start, Stopwatch.GetTimestamp(), errorIndex, reader.BytesRead - readBefore, written);
+                    w.RecordResponse(ctx, start, Stopwatch.GetTimestamp(), errorIndex,
+                        reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - socksWrittenBefore);
                 }
                 // Every failure is a counted error kind; none may end the worker.
                 catch (Exception ex)
@@ -462,7 +490,7 @@ internal static class Workers
                         break;
                     }
                     w.RecordFailure(ctx, start, Stopwatch.GetTimestamp(), ErrorKinds.Classify(ex, handshake),
-                        reader.BytesRead - readBefore, written);
+                        reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - socksWrittenBefore);
                 }
                 finally
                 {
@@ -486,6 +514,7 @@ internal static class Workers
         }
         var readBuffer = new byte[64 * 1024];
         var reader = new ResponseReader();
+        var socks = ctx.Socks is { } messages ? new SocksHandshake(messages) : null;
         var timeouts = CancellationTokenSource.CreateLinkedTokenSource(ctx.Stop);
         var attempted = false;
         try
@@ -519,6 +548,12 @@ internal static class Workers
                         {
                             w.AddIn(ctx, reader.Buffered);
                         }
+                    }
+                    else if (socks is not null
+                        && await socks.OpenAsync(socket, ct).ConfigureAwait(false) is var refused and >= 0)
+                    {
+                        w.RecordResponse(ctx, start, Stopwatch.GetTimestamp(), refused, 0, 0);
+                        failed = true;
                     }
                     if (!failed)
                     {
