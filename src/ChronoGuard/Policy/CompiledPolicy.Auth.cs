@@ -66,8 +66,8 @@ internal sealed partial class CompiledPolicy
 
     /// <summary>
     /// Identifies the agent from an id and a token offered apart (SOCKS5 username/password, RFC 1929):
-    /// the same check as Basic credentials, without an HTTP header to carry them. Not cached: it runs
-    /// once per tunnel, where one SHA-256 of a token is small beside the handshake.
+    /// the same check as Basic credentials, without an HTTP header to carry them, and the same cache.
+    /// A SOCKS tunnel asks twice (at its login, then when it is decided): the second is a cache hit.
     /// </summary>
     public AuthOutcome Authenticate(ReadOnlySpan<byte> id, ReadOnlySpan<byte> token, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
     {
@@ -84,7 +84,33 @@ internal sealed partial class CompiledPolicy
             return AuthOutcome.Missing;
         }
 
-        return id.IsEmpty ? AuthOutcome.Invalid : VerifyPair(id, token, claimedId, out agent, out claimedIdLength);
+        if (id.IsEmpty || id.Length > 255 || token.Length > 255)
+        {
+            return AuthOutcome.Invalid;
+        }
+
+        // The cache key: a 0 byte (no Proxy-Authorization value starts with one, so the two kinds of
+        // key never meet), the id, ':', the token.
+        Span<byte> key = stackalloc byte[2 + id.Length + token.Length];
+        key[0] = 0;
+        id.CopyTo(key[1..]);
+        key[1 + id.Length] = (byte)':';
+        token.CopyTo(key[(2 + id.Length)..]);
+        var slot = (int)((uint)Hash(key) % CacheSlots);
+        var cached = Volatile.Read(ref _credentials[slot]);
+        if (cached is not null && cached.Value.Length == key.Length && CryptographicOperations.FixedTimeEquals(cached.Value, key))
+        {
+            agent = cached.Agent;
+            return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
+        }
+
+        var outcome = VerifyPair(id, token, claimedId, out agent, out claimedIdLength);
+        if (outcome is AuthOutcome.Ok or AuthOutcome.Suspended)
+        {
+            Volatile.Write(ref _credentials[slot], new CredentialEntry(key.ToArray(), agent!));
+        }
+
+        return outcome;
     }
 
     private AuthOutcome VerifyPair(ReadOnlySpan<byte> id, ReadOnlySpan<byte> token, Span<byte> claimedId, out AgentPlan? agent, out int claimedIdLength)
