@@ -18,6 +18,13 @@ namespace ChronoGuard.Policy;
 /// table; the many single-child states of a trie's long tails store (symbol, child) packed in one int,
 /// which keeps 100,000 patterns to tens of megabytes instead of hundreds.
 /// </para>
+/// <para>
+/// A pattern may carry a port or range (<c>github.com:22</c>, see <see cref="DomainNames.TryNormalizeEntry"/>):
+/// one name can then have several patterns, so a state's exact and wildcard outputs are runs of
+/// (pattern, low, high) entries, and <see cref="Match(ReadOnlySpan{byte}, int, Span{int})"/> reports
+/// only the entries whose ports cover the request's (a pattern without a port covers every port).
+/// The port is part of the index, not a filter the caller runs over the result.
+/// </para>
 /// </summary>
 internal sealed class DomainAutomaton
 {
@@ -32,35 +39,45 @@ internal sealed class DomainAutomaton
     private readonly int[] _single;
     private readonly int[] _exact;
     private readonly int[] _wildcard;
+    private readonly PortEntry[] _entries;
 
-    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, int patternCount)
+    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, PortEntry[] entries, int patternCount, int maxMatches)
     {
         _rowOf = rowOf;
         _table = table;
         _single = single;
         _exact = exact;
         _wildcard = wildcard;
+        _entries = entries;
         PatternCount = patternCount;
+        MaxMatches = maxMatches;
     }
 
     public int PatternCount { get; }
 
+    /// <summary>
+    /// The most pattern ids one host can match, whatever its port: the largest sum of outputs along a
+    /// path of the trie. A buffer this long never truncates a match, so no blocked pattern is dropped.
+    /// </summary>
+    public int MaxMatches { get; }
+
     public int StateCount => _rowOf.Length - 1;
 
     /// <summary>Builds the automaton; pattern i of <paramref name="patterns"/> reports id i.</summary>
-    /// <param name="patterns">Normalized patterns (see <see cref="DomainNames"/>); duplicates keep the first id.</param>
+    /// <param name="patterns">Canonical patterns (see <see cref="DomainNames"/>), with or without a port; duplicates keep the first id.</param>
     public static DomainAutomaton Build(IReadOnlyList<string> patterns)
     {
         // Build a plain trie first (children in a dictionary per state is too slow for 100k patterns:
         // use a hash from (state, symbol) to child instead).
         var children = new Dictionary<long, int>(patterns.Count * 8);
         var childCount = new List<int> { 0, 0 };
-        var exact = new List<int> { -1, -1 };
-        var wildcard = new List<int> { -1, -1 };
+        var parent = new List<int> { 0, 0 };
+        var exact = new List<List<PortEntry>?> { null, null };
+        var wildcard = new List<List<PortEntry>?> { null, null };
         var states = 2; // 0 = dead, 1 = root
         for (var id = 0; id < patterns.Count; id++)
         {
-            var p = patterns[id];
+            DomainNames.SplitPorts(patterns[id], out var p, out var lo, out var hi);
             var isWildcard = p.StartsWith("*.", StringComparison.Ordinal);
             var body = isWildcard ? p.AsSpan(2) : p.AsSpan();
             var s = 1;
@@ -74,17 +91,18 @@ internal sealed class DomainAutomaton
                     children[key] = next;
                     childCount[s]++;
                     childCount.Add(0);
-                    exact.Add(-1);
-                    wildcard.Add(-1);
+                    parent.Add(s);
+                    exact.Add(null);
+                    wildcard.Add(null);
                 }
 
                 s = next;
             }
 
-            var outputs = isWildcard ? wildcard : exact;
-            if (outputs[s] < 0)
+            var outputs = (isWildcard ? wildcard : exact)[s] ??= [];
+            if (!outputs.Exists(e => e.Low == lo && e.High == hi))
             {
-                outputs[s] = id;
+                outputs.Add(new PortEntry(id, lo, hi));
             }
         }
 
@@ -112,15 +130,50 @@ internal sealed class DomainAutomaton
             }
         }
 
-        return new DomainAutomaton(rowOf, table, single, exact.ToArray(), wildcard.ToArray(), patterns.Count);
+        // Each state's outputs are one run of entries ended by a sentinel; -1 when it has none.
+        var entries = new List<PortEntry>(patterns.Count * 2);
+        int[] Flatten(List<List<PortEntry>?> lists)
+        {
+            var starts = new int[states];
+            for (var s = 0; s < states; s++)
+            {
+                starts[s] = lists[s] is null ? -1 : entries.Count;
+                if (lists[s] is { } run)
+                {
+                    entries.AddRange(run);
+                    entries.Add(new PortEntry(-1, 0, -1));
+                }
+            }
+
+            return starts;
+        }
+
+        var exactStarts = Flatten(exact);
+        var wildcardStarts = Flatten(wildcard);
+
+        // A child's id is above its parent's, so one backward pass sees every child before its parent.
+        var best = new int[states];
+        for (var s = states - 1; s >= 2; s--)
+        {
+            var here = Math.Max(exact[s]?.Count ?? 0, (wildcard[s]?.Count ?? 0) + best[s]);
+            best[parent[s]] = Math.Max(best[parent[s]], here);
+        }
+
+        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, [.. entries], patterns.Count, best[1]);
     }
 
     /// <summary>
     /// Writes the ids of every pattern matching <paramref name="host"/> (ASCII, any case, one optional
-    /// trailing dot) into <paramref name="matches"/>; returns how many. A host has at most 128 labels,
-    /// so a 128-entry buffer always suffices.
+    /// trailing dot) on <paramref name="port"/> into <paramref name="matches"/>; returns how many. A
+    /// buffer of <see cref="MaxMatches"/> always suffices.
     /// </summary>
-    public int Match(ReadOnlySpan<byte> host, Span<int> matches)
+    public int Match(ReadOnlySpan<byte> host, int port, Span<int> matches) => Match(host, port, port, matches);
+
+    /// <summary>Every pattern matching the name, whatever its ports (what <c>policy explain</c> shows beside the match).</summary>
+    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches) => Match(host, int.MinValue, int.MaxValue, matches);
+
+    /// <summary>Patterns of the host whose port range meets [<paramref name="low"/>, <paramref name="high"/>].</summary>
+    private int Match(ReadOnlySpan<byte> host, int low, int high, Span<int> matches)
     {
         if (!host.IsEmpty && host[^1] == (byte)'.')
         {
@@ -153,19 +206,31 @@ internal sealed class DomainAutomaton
             }
 
             // A complete suffix followed (backwards) by a dot: the wildcard for that suffix applies.
-            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] >= 0 && count < matches.Length)
+            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] >= 0)
             {
-                matches[count++] = _wildcard[s];
+                count = Emit(_wildcard[s], low, high, matches, count);
             }
         }
 
-        if (_exact[s] >= 0 && count < matches.Length)
+        return _exact[s] >= 0 ? Emit(_exact[s], low, high, matches, count) : count;
+    }
+
+    private int Emit(int start, int low, int high, Span<int> matches, int count)
+    {
+        var entries = _entries;
+        for (var e = start; entries[e].Pattern >= 0; e++)
         {
-            matches[count++] = _exact[s];
+            if (entries[e].Low <= high && entries[e].High >= low && count < matches.Length)
+            {
+                matches[count++] = entries[e].Pattern;
+            }
         }
 
         return count;
     }
+
+    /// <summary>One output of a state: a pattern and the ports it covers (int's whole range when it names none).</summary>
+    private readonly record struct PortEntry(int Pattern, int Low, int High);
 
     private static byte[] BuildSymbols()
     {
