@@ -14,7 +14,7 @@ internal sealed partial class CompiledPolicy
     {
         /// <summary>The port is not in allowedPorts: say which allowed port-scoped pattern admits it, or why none does.</summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void Port(IDecisionTrace trace, in RequestFacts facts, int admittedBy, CompiledPolicy policy)
+        public static void Port(IDecisionTrace trace, in RequestFacts facts, int admittedBy, CompiledPolicy policy, ReadOnlySpan<int> matches)
         {
             if (admittedBy >= 0)
             {
@@ -22,9 +22,31 @@ internal sealed partial class CompiledPolicy
                 return;
             }
 
+            // Why none admits it: a pattern for the name on other ports, or one on this port that is
+            // not in an allowed list of the agent's policies (a block, a grant, another agent's policy).
+            var why = new List<string>();
             var others = NameOnly(facts, policy);
+            if (others.Length > 0)
+            {
+                why.Add($"{string.Join(", ", others)} {(others.Length == 1 ? "matches" : "match")} the name, not port {facts.Port}");
+            }
+
+            var notAllowed = new List<string>();
+            foreach (var m in matches)
+            {
+                if (policy.PortScoped[m])
+                {
+                    notAllowed.Add(policy.Patterns[m]);
+                }
+            }
+
+            if (notAllowed.Count > 0)
+            {
+                why.Add($"{string.Join(", ", notAllowed)} {(notAllowed.Count == 1 ? "covers" : "cover")} port {facts.Port} but {(notAllowed.Count == 1 ? "is" : "are")} in no allowed list of the agent's policies");
+            }
+
             trace.Step($"network: port {facts.Port} is not in allowedPorts, and no port-scoped allowed pattern of the agent's policies covers it"
-                + (others.Length == 0 ? string.Empty : $" ({string.Join(", ", others)} {(others.Length == 1 ? "matches" : "match")} the name, not port {facts.Port})"));
+                + (why.Count == 0 ? string.Empty : $" ({string.Join("; ", why)})"));
         }
 
         /// <summary>Patterns whose name matches but whose ports do not cover the request's (only port-scoped ones can).</summary>

@@ -192,7 +192,7 @@ internal sealed partial class CompiledPolicy
             var admittedBy = PortAdmittedBy(ref w);
             if (w.Trace is not null)
             {
-                Explain.Port(w.Trace, facts, admittedBy, this);
+                Explain.Port(w.Trace, facts, admittedBy, this, w.Matches);
             }
 
             if (admittedBy < 0)
