@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ChronoGuard.Policy;
 
 /// <summary>
@@ -72,11 +74,16 @@ internal sealed class DomainAutomaton
         var children = new Dictionary<long, int>(patterns.Count * 8);
         var childCount = new List<int> { 0, 0 };
         var parent = new List<int> { 0, 0 };
-        var exact = new List<List<PortEntry>?> { null, null };
-        var wildcard = new List<List<PortEntry>?> { null, null };
+        var outputs = new List<(int State, bool Wildcard, PortEntry Entry)>(patterns.Count);
+        var seen = new HashSet<string>(patterns.Count, StringComparer.Ordinal);
         var states = 2; // 0 = dead, 1 = root
         for (var id = 0; id < patterns.Count; id++)
         {
+            if (!seen.Add(patterns[id]))
+            {
+                continue;
+            }
+
             DomainNames.SplitPorts(patterns[id], out var p, out var lo, out var hi);
             var isWildcard = p.StartsWith("*.", StringComparison.Ordinal);
             var body = isWildcard ? p.AsSpan(2) : p.AsSpan();
@@ -92,18 +99,12 @@ internal sealed class DomainAutomaton
                     childCount[s]++;
                     childCount.Add(0);
                     parent.Add(s);
-                    exact.Add(null);
-                    wildcard.Add(null);
                 }
 
                 s = next;
             }
 
-            var outputs = (isWildcard ? wildcard : exact)[s] ??= [];
-            if (!outputs.Exists(e => e.Low == lo && e.High == hi))
-            {
-                outputs.Add(new PortEntry(id, lo, hi));
-            }
+            outputs.Add((s, isWildcard, new PortEntry(id, lo, hi)));
         }
 
         var rowOf = new int[states];
@@ -130,36 +131,44 @@ internal sealed class DomainAutomaton
             }
         }
 
-        // Each state's outputs are one run of entries ended by a sentinel; -1 when it has none.
-        var entries = new List<PortEntry>(patterns.Count * 2);
-        int[] Flatten(List<List<PortEntry>?> lists)
+        // Each state's outputs are one run of entries ended by a sentinel (-1 when it has none), laid
+        // out by counting first, so a name with thousands of ports costs linear time.
+        var exactCount = new int[states];
+        var wildcardCount = new int[states];
+        foreach (var (state, isWildcard, _) in outputs)
         {
-            var starts = new int[states];
-            for (var s = 0; s < states; s++)
-            {
-                starts[s] = lists[s] is null ? -1 : entries.Count;
-                if (lists[s] is { } run)
-                {
-                    entries.AddRange(run);
-                    entries.Add(new PortEntry(-1, 0, -1));
-                }
-            }
-
-            return starts;
+            (isWildcard ? wildcardCount : exactCount)[state]++;
         }
 
-        var exactStarts = Flatten(exact);
-        var wildcardStarts = Flatten(wildcard);
+        var exactStarts = new int[states];
+        var wildcardStarts = new int[states];
+        var length = 0;
+        for (var s = 0; s < states; s++)
+        {
+            exactStarts[s] = exactCount[s] == 0 ? -1 : length;
+            length += exactCount[s] == 0 ? 0 : exactCount[s] + 1;
+            wildcardStarts[s] = wildcardCount[s] == 0 ? -1 : length;
+            length += wildcardCount[s] == 0 ? 0 : wildcardCount[s] + 1;
+        }
+
+        var entries = new PortEntry[length];
+        Array.Fill(entries, new PortEntry(-1, 0, -1));
+        var filled = new int[states * 2];
+        foreach (var (state, isWildcard, entry) in outputs)
+        {
+            var start = isWildcard ? wildcardStarts[state] : exactStarts[state];
+            entries[start + filled[(state * 2) + (isWildcard ? 1 : 0)]++] = entry;
+        }
 
         // A child's id is above its parent's, so one backward pass sees every child before its parent.
         var best = new int[states];
         for (var s = states - 1; s >= 2; s--)
         {
-            var here = Math.Max(exact[s]?.Count ?? 0, (wildcard[s]?.Count ?? 0) + best[s]);
+            var here = Math.Max(exactCount[s], wildcardCount[s] + best[s]);
             best[parent[s]] = Math.Max(best[parent[s]], here);
         }
 
-        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, [.. entries], patterns.Count, best[1]);
+        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, entries, patterns.Count, best[1]);
     }
 
     /// <summary>
@@ -215,6 +224,7 @@ internal sealed class DomainAutomaton
         return _exact[s] >= 0 ? Emit(_exact[s], low, high, matches, count) : count;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private int Emit(int start, int low, int high, Span<int> matches, int count)
     {
         var entries = _entries;
