@@ -105,7 +105,7 @@ internal sealed partial class CompiledPolicy
     /// </summary>
     private DecisionResult Evaluate(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace)
     {
-        Span<int> matched = stackalloc int[Automaton.MaxMatches];
+        Span<int> matched = stackalloc int[PolicyCompiler.MaxMatchesPerHost];
         Span<ulong> candidates = stackalloc ulong[RuleWords];
         scoped var walk = new Walk(agent, now, nowTicks, consume, trace);
 
@@ -187,19 +187,10 @@ internal sealed partial class CompiledPolicy
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool RefusedByNetwork(ref Walk w, in RequestFacts facts, out DecisionResult result)
     {
-        if (!Network.PortAllowed(facts.Port))
+        if (!Network.PortAllowed(facts.Port) && !PortAdmitted(ref w, facts))
         {
-            var admittedBy = PortAdmittedBy(ref w);
-            if (w.Trace is not null)
-            {
-                Explain.Port(w.Trace, facts, admittedBy, this, w.Matches);
-            }
-
-            if (admittedBy < 0)
-            {
-                result = DecisionResult.Refuse(Decision.Block, 403, Reasons.PortNotAllowed);
-                return true;
-            }
+            result = DecisionResult.Refuse(Decision.Block, 403, Reasons.PortNotAllowed);
+            return true;
         }
 
         if (TryParseLiteral(facts.Host, out var literal) && Network.Check(literal!) is { } guardReason)
@@ -218,21 +209,29 @@ internal sealed partial class CompiledPolicy
     }
 
     /// <summary>
-    /// The first matched pattern that is port-scoped and in the merged allowed list of one of the
-    /// agent's policies, or -1. The matches already cover the port, so this reads two flags per match.
+    /// A port outside allowedPorts is admitted by a matched pattern that is port-scoped and in the
+    /// merged allowed list of one of the agent's policies. The matches already cover the port, so this
+    /// reads two flags per match; out of line, as most requests use an allowedPorts port.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int PortAdmittedBy(ref Walk w)
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool PortAdmitted(ref Walk w, in RequestFacts facts)
     {
+        var admittedBy = -1;
         foreach (var m in w.Matches)
         {
             if (PortScoped[m] && Intersects(AllowedMask.AsSpan(m * Words, Words), w.Agent.PolicyMask))
             {
-                return m;
+                admittedBy = m;
+                break;
             }
         }
 
-        return -1;
+        if (w.Trace is not null)
+        {
+            Explain.Port(w.Trace, facts, admittedBy, this, w.Matches);
+        }
+
+        return admittedBy >= 0;
     }
 
     /// <summary>Budgets: concurrent tunnels (the proxy takes the slot once allowed) and egress bytes today.</summary>

@@ -58,8 +58,9 @@ internal sealed class DomainAutomaton
     public int PatternCount { get; }
 
     /// <summary>
-    /// The most pattern ids one host can match, whatever its port: the largest sum of outputs along a
-    /// path of the trie. A buffer this long never truncates a match, so no blocked pattern is dropped.
+    /// The most pattern ids one host can match, whatever its port (every output a walk can write, a
+    /// wildcard's only where a '.' follows). A buffer this long never truncates a match, so no blocked
+    /// pattern is dropped; the compiler refuses a policy above its fixed buffer.
     /// </summary>
     public int MaxMatches { get; }
 
@@ -73,7 +74,7 @@ internal sealed class DomainAutomaton
         // use a hash from (state, symbol) to child instead).
         var children = new Dictionary<long, int>(patterns.Count * 8);
         var childCount = new List<int> { 0, 0 };
-        var parent = new List<int> { 0, 0 };
+        var parent = new List<int> { 0, 0 }; // negated when the edge from the parent reads a '.'
         var outputs = new List<(int State, bool Wildcard, PortEntry Entry)>(patterns.Count);
         var seen = new HashSet<string>(patterns.Count, StringComparer.Ordinal);
         var states = 2; // 0 = dead, 1 = root
@@ -98,7 +99,7 @@ internal sealed class DomainAutomaton
                     children[key] = next;
                     childCount[s]++;
                     childCount.Add(0);
-                    parent.Add(s);
+                    parent.Add(c == Dot ? -s : s);
                 }
 
                 s = next;
@@ -160,12 +161,37 @@ internal sealed class DomainAutomaton
             entries[start + filled[(state * 2) + (isWildcard ? 1 : 0)]++] = entry;
         }
 
-        // A child's id is above its parent's, so one backward pass sees every child before its parent.
-        var best = new int[states];
-        for (var s = states - 1; s >= 2; s--)
+        // The common state, one pattern without a port, holds the pattern id itself (as the automaton
+        // did before ports), so a request pays for the entries only where a name has ports; a run
+        // starting at e is stored as -2 - e.
+        foreach (var starts in (int[][])[exactStarts, wildcardStarts])
         {
-            var here = Math.Max(exactCount[s], wildcardCount[s] + best[s]);
-            best[parent[s]] = Math.Max(best[parent[s]], here);
+            for (var s = 0; s < states; s++)
+            {
+                if (starts[s] >= 0)
+                {
+                    var first = entries[starts[s]];
+                    starts[s] = entries[starts[s] + 1].Pattern < 0 && first.Low == int.MinValue ? first.Pattern : -2 - starts[s];
+                }
+            }
+        }
+
+        // The most ids one walk can write: at a state the host either ends (its exact outputs), goes
+        // on with a '.' (its wildcard outputs, then the '.' child's best) or with another character
+        // (that child's best). A child's id is above its parent's, so one backward pass sees every
+        // child before its parent. Without ports this is at most 128 (a wildcard per '.', one exact).
+        var best = new int[states];
+        var viaDot = new int[states];
+        var viaOther = new int[states];
+        for (var s = states - 1; s >= 1; s--)
+        {
+            best[s] = Math.Max(Math.Max(exactCount[s], viaOther[s]), wildcardCount[s] + viaDot[s]);
+            if (s >= 2)
+            {
+                var via = parent[s] < 0 ? viaDot : viaOther;
+                var up = Math.Abs(parent[s]);
+                via[up] = Math.Max(via[up], best[s]);
+            }
         }
 
         return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, entries, patterns.Count, best[1]);
@@ -176,13 +202,30 @@ internal sealed class DomainAutomaton
     /// trailing dot) on <paramref name="port"/> into <paramref name="matches"/>; returns how many. A
     /// buffer of <see cref="MaxMatches"/> always suffices.
     /// </summary>
-    public int Match(ReadOnlySpan<byte> host, int port, Span<int> matches) => Match(host, port, port, matches);
+    public int Match(ReadOnlySpan<byte> host, int port, Span<int> matches)
+    {
+        var count = Walk(host, matches);
+        foreach (var output in matches[..count])
+        {
+            if (output < 0)
+            {
+                return ExpandRuns(matches, count, port, port);
+            }
+        }
+
+        return count;
+    }
 
     /// <summary>Every pattern matching the name, whatever its ports (what <c>policy explain</c> shows beside the match).</summary>
-    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches) => Match(host, int.MinValue, int.MaxValue, matches);
+    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches) =>
+        ExpandRuns(matches, Walk(host, matches), int.MinValue, int.MaxValue);
 
-    /// <summary>Patterns of the host whose port range meets [<paramref name="low"/>, <paramref name="high"/>].</summary>
-    private int Match(ReadOnlySpan<byte> host, int low, int high, Span<int> matches)
+    /// <summary>
+    /// The walk writes each output state's value as stored: a pattern without a port (>= 0) or a run
+    /// of entries (<= -2), expanded after the walk. Keeping the port out of the loop keeps the walk's
+    /// registers what they were before ports (carrying it spilled the host and tables to the stack).
+    /// </summary>
+    private int Walk(ReadOnlySpan<byte> host, Span<int> matches)
     {
         if (!host.IsEmpty && host[^1] == (byte)'.')
         {
@@ -215,28 +258,46 @@ internal sealed class DomainAutomaton
             }
 
             // A complete suffix followed (backwards) by a dot: the wildcard for that suffix applies.
-            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] >= 0)
+            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] != -1 && count < matches.Length)
             {
-                count = Emit(_wildcard[s], low, high, matches, count);
+                matches[count++] = _wildcard[s];
             }
         }
 
-        return _exact[s] >= 0 ? Emit(_exact[s], low, high, matches, count) : count;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Emit(int start, int low, int high, Span<int> matches, int count)
-    {
-        var entries = _entries;
-        for (var e = start; entries[e].Pattern >= 0; e++)
+        if (_exact[s] != -1 && count < matches.Length)
         {
-            if (entries[e].Low <= high && entries[e].High >= low && count < matches.Length)
-            {
-                matches[count++] = entries[e].Pattern;
-            }
+            matches[count++] = _exact[s];
         }
 
         return count;
+    }
+
+    /// <summary>Replaces each run by its entries whose ports meet [<paramref name="low"/>, <paramref name="high"/>]; only names with ports have runs.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ExpandRuns(Span<int> matches, int count, int low, int high)
+    {
+        Span<int> walked = stackalloc int[count];
+        matches[..count].CopyTo(walked);
+        var n = 0;
+        var entries = _entries;
+        foreach (var output in walked)
+        {
+            if (output >= 0)
+            {
+                matches[n++] = output;
+                continue;
+            }
+
+            for (var e = -2 - output; entries[e].Pattern >= 0; e++)
+            {
+                if (entries[e].Low <= high && entries[e].High >= low && n < matches.Length)
+                {
+                    matches[n++] = entries[e].Pattern;
+                }
+            }
+        }
+
+        return n;
     }
 
     /// <summary>One output of a state: a pattern and the ports it covers (int's whole range when it names none).</summary>

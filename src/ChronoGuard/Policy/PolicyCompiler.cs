@@ -22,10 +22,11 @@ internal static partial class PolicyCompiler
     public const int MaxDomainsPerList = 10_000;
 
     /// <summary>
-    /// Bounds the patterns one host can match (the decision's stack buffer): reached only by listing
-    /// one name with hundreds of ports or ranges, where one range would do.
+    /// Bounds the patterns one host can match: the decision's fixed stack buffer. Without ports a host
+    /// of at most 127 labels matches at most 128 (a wildcard per label and one exact name), so only a
+    /// name listed with about a hundred ports or ranges, where one range would do, reaches it.
     /// </summary>
-    public const int MaxMatchesPerHost = 1024;
+    public const int MaxMatchesPerHost = 128;
 
     /// <summary>Bounds the merged rule lists and lineages of the policies agents name (their sum; each is kept per policy).</summary>
     public const int MaxInheritedEntries = 2_000_000;

@@ -101,6 +101,9 @@ public sealed class DomainAutomatonTests
         // *.com, *.b.com and a.b.com on one path; b.com ends on the path but not with a.b.com.
         Assert.Equal(3, DomainAutomaton.Build(["*.com", "b.com", "*.b.com", "a.b.com", "x.org"]).MaxMatches);
 
+        // A wildcard inside a label is never written (*.b.com does not match x.ab.com): not counted.
+        Assert.Equal(1, DomainAutomaton.Build(["*.b.com", "*.ab.com", "*.cab.com"]).MaxMatches);
+
         // Ports multiply the outputs of one name: three entries for a.com and *.com's, all matched by MatchAnyPort.
         var ports = DomainAutomaton.Build(["a.com:1", "a.com:2-3", "a.com", "*.com:9"]);
         Assert.Equal(4, ports.MaxMatches);

@@ -177,6 +177,22 @@ public sealed class PortPatternTests
     }
 
     [Fact]
+    public void The_deepest_policy_without_ports_still_fits_the_bound()
+    {
+        // A 253-character name of 127 labels, allowed, and a wildcard for each of its 126 suffixes.
+        var labels = Enumerable.Repeat("a", 127).ToArray();
+        var host = string.Join('.', labels);
+        var entries = Enumerable.Range(1, 126).Select(n => $"\"*.{string.Join('.', labels[^n..])}\"").Append($"\"{host}\"");
+        var policy = PolicyFixture.Compile($$"""
+            { "version": 1, "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": [{{string.Join(", ", entries)}}] } ] }
+            """);
+
+        Assert.Equal(127, policy.Automaton.MaxMatches);
+        Assert.True(policy.Decide(policy.AgentsById["bot"], new RequestFacts(Encoding.ASCII.GetBytes(host), 443, "CONNECT"u8, default, default, null, true), Now, 0).IsAllow);
+    }
+
+    [Fact]
     public void Decide_allocates_nothing_with_port_scoped_patterns()
     {
         var bot = _policy.AgentsById["bot"];
