@@ -58,6 +58,46 @@ public sealed class DomainAutomatonTests
         }
     }
 
+    [Fact]
+    public void Random_patterns_with_ports_agree_with_a_naive_list_scan_in_a_buffer_of_MaxMatches()
+    {
+        var random = new Random(1616);
+        string[] labels = ["a", "b", "ab", "git", "x-1", "com"];
+        string Domain(int maxLabels) => string.Join('.', Enumerable.Range(0, random.Next(1, maxLabels + 1)).Select(_ => labels[random.Next(labels.Length)]));
+        for (var round = 0; round < 25; round++)
+        {
+            var patterns = new List<string>();
+            for (var i = 0; i < 300; i++)
+            {
+                var name = random.Next(3) == 0 ? "*." + Domain(2) : Domain(3);
+                var lo = random.Next(1, 10);
+                patterns.Add(random.Next(3) switch { 0 => name, 1 => $"{name}:{lo}", _ => $"{name}:{lo}-{lo + random.Next(0, 4)}" });
+            }
+
+            var automaton = DomainAutomaton.Build(patterns);
+            var buffer = new int[automaton.MaxMatches];
+            for (var i = 0; i < 400; i++)
+            {
+                var host = Domain(5);
+                var port = random.Next(1, 15);
+                var expected = new HashSet<string>();
+                foreach (var p in patterns)
+                {
+                    var colon = p.IndexOf(':', StringComparison.Ordinal);
+                    var name = colon < 0 ? p : p[..colon];
+                    var ports = colon < 0 ? null : p[(colon + 1)..].Split('-').Select(int.Parse).ToArray();
+                    if (Naive([name], host).Count > 0 && (ports is null || (ports[0] <= port && port <= ports[^1])))
+                    {
+                        expected.Add(p);
+                    }
+                }
+
+                var actual = buffer[..automaton.Match(Encoding.ASCII.GetBytes(host), port, buffer)].Select(id => patterns[id]).ToList();
+                Assert.True(expected.SetEquals(actual) && actual.Count == actual.Distinct().Count(), $"{host}:{port}: expected [{string.Join(", ", expected)}], got [{string.Join(", ", actual)}]");
+            }
+        }
+    }
+
     /// <summary>The reference: exact equality, or a wildcard's suffix preceded by a dot, case-insensitive.</summary>
     private static HashSet<string> Naive(List<string> patterns, string host)
     {
