@@ -80,6 +80,27 @@ public sealed class PortPatternProxyTests
         await AssertPortRefusedAsync(proxy, gate, "git.test", other.Port);
     }
 
+    [Fact]
+    public async Task A_reload_that_takes_the_port_away_closes_the_open_tunnel()
+    {
+        await using var ssh = TcpOrigin.Echo();
+        using var dir = new TempDir();
+        var engine = Engine(PolicyJson($"\"git.test:{ssh.Port}\""), dir);
+        var gate = new RecordingGate(new PolicyGate(engine, TimeProvider.System));
+        await using var proxy = TestProxy.Start(gate: gate, resolver: Loopback("git.test"));
+        var (head, tunnel) = await ConnectAsync(proxy, "git.test", ssh.Port);
+        using var _ = tunnel;
+        Assert.Equal(200, head.Status);
+
+        // The name stays allowed, without its port: the tunnel's port is no longer admitted.
+        File.WriteAllText(dir.File("policy.json"), PolicyJson("\"git.test\"").Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        Assert.True(engine.Reload().Ok);
+
+        Assert.Empty(await tunnel.ReadToEndAsync(timeoutMs: 10_000));
+        await gate.FirstClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("policy_revoked", Assert.Single(gate.Closes).Reason);
+    }
+
     [Theory]
     [InlineData(0, 5, true)]    // the origin's port is the range's low end
     [InlineData(-5, 0, true)]   // … its high end
