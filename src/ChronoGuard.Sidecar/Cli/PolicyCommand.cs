@@ -39,7 +39,7 @@ internal static class PolicyCommand
 
         if (args[0] == "check")
         {
-            stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.DeclaredPolicies.Length} policies, {policy.Patterns.Length} domain patterns, mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
+            stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.DeclaredPolicies.Length} policies, {policy.Patterns.Length} domain patterns ({Array.FindAll(policy.PortScoped, p => p).Length} with a port), mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
             return CommandLine.Ok;
         }
 

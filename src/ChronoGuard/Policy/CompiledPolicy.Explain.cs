@@ -12,9 +12,60 @@ internal sealed partial class CompiledPolicy
     /// </summary>
     private static class Explain
     {
+        /// <summary>The port is not in allowedPorts: say which allowed port-scoped pattern admits it, or why none does.</summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void PortRefused(IDecisionTrace trace, int port) =>
-            trace.Step($"network: port {port} is not in allowedPorts");
+        public static void Port(IDecisionTrace trace, in RequestFacts facts, int admittedBy, CompiledPolicy policy, ReadOnlySpan<int> matches)
+        {
+            if (admittedBy >= 0)
+            {
+                trace.Step($"network: port {facts.Port} is not in allowedPorts; admitted by the allowed pattern {policy.Patterns[admittedBy]}");
+                return;
+            }
+
+            // Why none admits it: a pattern for the name on other ports, or one on this port that is
+            // not in an allowed list of the agent's policies (a block, a grant, another agent's policy).
+            var why = new List<string>();
+            var others = NameOnly(facts, policy);
+            if (others.Length > 0)
+            {
+                why.Add($"{string.Join(", ", others)} {(others.Length == 1 ? "matches" : "match")} the name, not port {facts.Port}");
+            }
+
+            var notAllowed = new List<string>();
+            foreach (var m in matches)
+            {
+                if (policy.PortScoped[m])
+                {
+                    notAllowed.Add(policy.Patterns[m]);
+                }
+            }
+
+            if (notAllowed.Count > 0)
+            {
+                why.Add($"{string.Join(", ", notAllowed)} {(notAllowed.Count == 1 ? "covers" : "cover")} port {facts.Port} but {(notAllowed.Count == 1 ? "is" : "are")} in no allowed list of the agent's policies");
+            }
+
+            trace.Step($"network: port {facts.Port} is not in allowedPorts, and no port-scoped allowed pattern of the agent's policies covers it"
+                + (why.Count == 0 ? string.Empty : $" ({string.Join("; ", why)})"));
+        }
+
+        /// <summary>Patterns whose name matches but whose ports do not cover the request's (only port-scoped ones can).</summary>
+        private static string[] NameOnly(in RequestFacts facts, CompiledPolicy policy)
+        {
+            var all = new int[policy.Automaton.MaxMatches];
+            var onPort = new int[policy.Automaton.MaxMatches];
+            var covering = onPort.AsSpan(0, policy.Automaton.Match(facts.Host, facts.Port, onPort)).ToArray();
+            var names = new List<string>();
+            foreach (var m in all.AsSpan(0, policy.Automaton.MatchAnyPort(facts.Host, all)))
+            {
+                if (Array.IndexOf(covering, m) < 0)
+                {
+                    names.Add(policy.Patterns[m]);
+                }
+            }
+
+            return [.. names];
+        }
 
         [MethodImpl(MethodImplOptions.NoInlining)]
         public static void LiteralRefused(IDecisionTrace trace, IPAddress literal, string reason) =>
@@ -29,21 +80,17 @@ internal sealed partial class CompiledPolicy
             trace.Step($"budget: egress today {spent} >= {budget} bytes");
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void Matches(IDecisionTrace trace, ReadOnlySpan<int> matches, string[] patterns)
+        public static void Matches(IDecisionTrace trace, ReadOnlySpan<int> matches, CompiledPolicy policy, in RequestFacts facts)
         {
-            if (matches.IsEmpty)
-            {
-                trace.Step("domain: no pattern matches");
-                return;
-            }
-
             var names = new string[matches.Length];
             for (var i = 0; i < matches.Length; i++)
             {
-                names[i] = patterns[matches[i]];
+                names[i] = policy.Patterns[matches[i]];
             }
 
-            trace.Step("domain: matches " + string.Join(", ", names));
+            var others = NameOnly(facts, policy);
+            var elsewhere = others.Length == 0 ? string.Empty : $"; {string.Join(", ", others)} {(others.Length == 1 ? "matches" : "match")} the name, not port {facts.Port}";
+            trace.Step((matches.IsEmpty ? "domain: no pattern matches" : "domain: matches " + string.Join(", ", names)) + elsewhere);
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]

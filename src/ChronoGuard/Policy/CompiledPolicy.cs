@@ -10,8 +10,6 @@ namespace ChronoGuard.Policy;
 /// </summary>
 internal sealed partial class CompiledPolicy
 {
-    private const int MaxMatches = 128;
-
     public required bool IsObserve { get; init; }
 
     /// <summary>Per pattern id, the ordinals of the rules whose domain condition it indexes (see PolicyCompiler.IndexRules).</summary>
@@ -27,6 +25,9 @@ internal sealed partial class CompiledPolicy
     public required DomainAutomaton Automaton { get; init; }
 
     public required string[] Patterns { get; init; }
+
+    /// <summary>Per pattern: it names a port or range (<c>github.com:22</c>), so an allowed one admits its ports at the port step.</summary>
+    public required bool[] PortScoped { get; init; }
 
     /// <summary>The policies agents name, merged with what they inherit (the others are never evaluated).</summary>
     public required EffectivePolicy[] Policies { get; init; }
@@ -104,18 +105,21 @@ internal sealed partial class CompiledPolicy
     /// </summary>
     private DecisionResult Evaluate(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace)
     {
-        Span<int> matched = stackalloc int[MaxMatches];
+        Span<int> matched = stackalloc int[PolicyCompiler.MaxMatchesPerHost];
         Span<ulong> candidates = stackalloc ulong[RuleWords];
         scoped var walk = new Walk(agent, now, nowTicks, consume, trace);
+
+        // One walk, the port in the index: only patterns that cover this port match, and the port
+        // step below reads the same matches.
+        walk.Matches = matched[..Automaton.Match(facts.Host, facts.Port, matched)];
         if (RefusedByNetwork(ref walk, facts, out var result) || OverBudget(ref walk, facts, out result))
         {
             return result;
         }
 
-        walk.Matches = matched[..Automaton.Match(facts.Host, matched)];
         if (trace is not null)
         {
-            Explain.Matches(trace, walk.Matches, Patterns);
+            Explain.Matches(trace, walk.Matches, this, facts);
         }
 
         if (Granted(ref walk, out result))
@@ -175,17 +179,16 @@ internal sealed partial class CompiledPolicy
         public Rule? AllowRule;
     }
 
-    /// <summary>Network guard on what is known before DNS: the port, and the host if it is an IP literal.</summary>
+    /// <summary>
+    /// Network guard on what is known before DNS: the port (in <c>allowedPorts</c>, or covered by a
+    /// port-scoped allowed pattern of the agent's policies that matches the host: SPEC §4 and §8), and
+    /// the host if it is an IP literal.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool RefusedByNetwork(ref Walk w, in RequestFacts facts, out DecisionResult result)
     {
-        if (!Network.PortAllowed(facts.Port))
+        if (!Network.PortAllowed(facts.Port) && !PortAdmitted(ref w, facts))
         {
-            if (w.Trace is not null)
-            {
-                Explain.PortRefused(w.Trace, facts.Port);
-            }
-
             result = DecisionResult.Refuse(Decision.Block, 403, Reasons.PortNotAllowed);
             return true;
         }
@@ -203,6 +206,32 @@ internal sealed partial class CompiledPolicy
 
         Unsafe.SkipInit(out result);
         return false;
+    }
+
+    /// <summary>
+    /// A port outside allowedPorts is admitted by a matched pattern that is port-scoped and in the
+    /// merged allowed list of one of the agent's policies. The matches already cover the port, so this
+    /// reads two flags per match; out of line, as most requests use an allowedPorts port.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool PortAdmitted(ref Walk w, in RequestFacts facts)
+    {
+        var admittedBy = -1;
+        foreach (var m in w.Matches)
+        {
+            if (PortScoped[m] && Intersects(AllowedMask.AsSpan(m * Words, Words), w.Agent.PolicyMask))
+            {
+                admittedBy = m;
+                break;
+            }
+        }
+
+        if (w.Trace is not null)
+        {
+            Explain.Port(w.Trace, facts, admittedBy, this, w.Matches);
+        }
+
+        return admittedBy >= 0;
     }
 
     /// <summary>Budgets: concurrent tunnels (the proxy takes the slot once allowed) and egress bytes today.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ChronoGuard.Policy;
 
 /// <summary>
@@ -18,6 +20,13 @@ namespace ChronoGuard.Policy;
 /// table; the many single-child states of a trie's long tails store (symbol, child) packed in one int,
 /// which keeps 100,000 patterns to tens of megabytes instead of hundreds.
 /// </para>
+/// <para>
+/// A pattern may carry a port or range (<c>github.com:22</c>, see <see cref="DomainNames.TryNormalizeEntry"/>):
+/// one name can then have several patterns, so a state's exact and wildcard outputs are runs of
+/// (pattern, low, high) entries, and <see cref="Match(ReadOnlySpan{byte}, int, Span{int})"/> reports
+/// only the entries whose ports cover the request's (a pattern without a port covers every port).
+/// The port is part of the index, not a filter the caller runs over the result.
+/// </para>
 /// </summary>
 internal sealed class DomainAutomaton
 {
@@ -32,35 +41,51 @@ internal sealed class DomainAutomaton
     private readonly int[] _single;
     private readonly int[] _exact;
     private readonly int[] _wildcard;
+    private readonly PortEntry[] _entries;
 
-    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, int patternCount)
+    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, PortEntry[] entries, int patternCount, int maxMatches)
     {
         _rowOf = rowOf;
         _table = table;
         _single = single;
         _exact = exact;
         _wildcard = wildcard;
+        _entries = entries;
         PatternCount = patternCount;
+        MaxMatches = maxMatches;
     }
 
     public int PatternCount { get; }
 
+    /// <summary>
+    /// The most pattern ids one host can match, whatever its port (every output a walk can write, a
+    /// wildcard's only where a '.' follows). A buffer this long never truncates a match, so no blocked
+    /// pattern is dropped; the compiler refuses a policy above its fixed buffer.
+    /// </summary>
+    public int MaxMatches { get; }
+
     public int StateCount => _rowOf.Length - 1;
 
     /// <summary>Builds the automaton; pattern i of <paramref name="patterns"/> reports id i.</summary>
-    /// <param name="patterns">Normalized patterns (see <see cref="DomainNames"/>); duplicates keep the first id.</param>
+    /// <param name="patterns">Canonical patterns (see <see cref="DomainNames"/>), with or without a port; duplicates keep the first id.</param>
     public static DomainAutomaton Build(IReadOnlyList<string> patterns)
     {
         // Build a plain trie first (children in a dictionary per state is too slow for 100k patterns:
         // use a hash from (state, symbol) to child instead).
         var children = new Dictionary<long, int>(patterns.Count * 8);
         var childCount = new List<int> { 0, 0 };
-        var exact = new List<int> { -1, -1 };
-        var wildcard = new List<int> { -1, -1 };
+        var parent = new List<int> { 0, 0 }; // negated when the edge from the parent reads a '.'
+        var outputs = new List<(int State, bool Wildcard, PortEntry Entry)>(patterns.Count);
+        var seen = new HashSet<string>(patterns.Count, StringComparer.Ordinal);
         var states = 2; // 0 = dead, 1 = root
         for (var id = 0; id < patterns.Count; id++)
         {
-            var p = patterns[id];
+            if (!seen.Add(patterns[id]))
+            {
+                continue;
+            }
+
+            DomainNames.SplitPorts(patterns[id], out var p, out var lo, out var hi);
             var isWildcard = p.StartsWith("*.", StringComparison.Ordinal);
             var body = isWildcard ? p.AsSpan(2) : p.AsSpan();
             var s = 1;
@@ -74,18 +99,13 @@ internal sealed class DomainAutomaton
                     children[key] = next;
                     childCount[s]++;
                     childCount.Add(0);
-                    exact.Add(-1);
-                    wildcard.Add(-1);
+                    parent.Add(c == Dot ? -s : s);
                 }
 
                 s = next;
             }
 
-            var outputs = isWildcard ? wildcard : exact;
-            if (outputs[s] < 0)
-            {
-                outputs[s] = id;
-            }
+            outputs.Add((s, isWildcard, new PortEntry(id, lo, hi)));
         }
 
         var rowOf = new int[states];
@@ -112,15 +132,100 @@ internal sealed class DomainAutomaton
             }
         }
 
-        return new DomainAutomaton(rowOf, table, single, exact.ToArray(), wildcard.ToArray(), patterns.Count);
+        // Each state's outputs are one run of entries ended by a sentinel (-1 when it has none), laid
+        // out by counting first, so a name with thousands of ports costs linear time.
+        var exactCount = new int[states];
+        var wildcardCount = new int[states];
+        foreach (var (state, isWildcard, _) in outputs)
+        {
+            (isWildcard ? wildcardCount : exactCount)[state]++;
+        }
+
+        var exactStarts = new int[states];
+        var wildcardStarts = new int[states];
+        var length = 0;
+        for (var s = 0; s < states; s++)
+        {
+            exactStarts[s] = exactCount[s] == 0 ? -1 : length;
+            length += exactCount[s] == 0 ? 0 : exactCount[s] + 1;
+            wildcardStarts[s] = wildcardCount[s] == 0 ? -1 : length;
+            length += wildcardCount[s] == 0 ? 0 : wildcardCount[s] + 1;
+        }
+
+        var entries = new PortEntry[length];
+        Array.Fill(entries, new PortEntry(-1, 0, -1));
+        var filled = new int[states * 2];
+        foreach (var (state, isWildcard, entry) in outputs)
+        {
+            var start = isWildcard ? wildcardStarts[state] : exactStarts[state];
+            entries[start + filled[(state * 2) + (isWildcard ? 1 : 0)]++] = entry;
+        }
+
+        // The common state, one pattern without a port, holds the pattern id itself (as the automaton
+        // did before ports), so a request pays for the entries only where a name has ports; a run
+        // starting at e is stored as -2 - e.
+        foreach (var starts in (int[][])[exactStarts, wildcardStarts])
+        {
+            for (var s = 0; s < states; s++)
+            {
+                if (starts[s] >= 0)
+                {
+                    var first = entries[starts[s]];
+                    starts[s] = entries[starts[s] + 1].Pattern < 0 && first.Low == int.MinValue ? first.Pattern : -2 - starts[s];
+                }
+            }
+        }
+
+        // The most ids one walk can write: at a state the host either ends (its exact outputs), goes
+        // on with a '.' (its wildcard outputs, then the '.' child's best) or with another character
+        // (that child's best). A child's id is above its parent's, so one backward pass sees every
+        // child before its parent. Without ports this is at most 128 (a wildcard per '.', one exact).
+        var best = new int[states];
+        var viaDot = new int[states];
+        var viaOther = new int[states];
+        for (var s = states - 1; s >= 1; s--)
+        {
+            best[s] = Math.Max(Math.Max(exactCount[s], viaOther[s]), wildcardCount[s] + viaDot[s]);
+            if (s >= 2)
+            {
+                var via = parent[s] < 0 ? viaDot : viaOther;
+                var up = Math.Abs(parent[s]);
+                via[up] = Math.Max(via[up], best[s]);
+            }
+        }
+
+        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, entries, patterns.Count, best[1]);
     }
 
     /// <summary>
     /// Writes the ids of every pattern matching <paramref name="host"/> (ASCII, any case, one optional
-    /// trailing dot) into <paramref name="matches"/>; returns how many. A host has at most 128 labels,
-    /// so a 128-entry buffer always suffices.
+    /// trailing dot) on <paramref name="port"/> into <paramref name="matches"/>; returns how many. A
+    /// buffer of <see cref="MaxMatches"/> always suffices.
     /// </summary>
-    public int Match(ReadOnlySpan<byte> host, Span<int> matches)
+    public int Match(ReadOnlySpan<byte> host, int port, Span<int> matches)
+    {
+        var count = Walk(host, matches);
+        foreach (var output in matches[..count])
+        {
+            if (output < 0)
+            {
+                return ExpandRuns(matches, count, port, port);
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Every pattern matching the name, whatever its ports (what <c>policy explain</c> shows beside the match).</summary>
+    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches) =>
+        ExpandRuns(matches, Walk(host, matches), int.MinValue, int.MaxValue);
+
+    /// <summary>
+    /// The walk writes each output state's value as stored: a pattern without a port (>= 0) or a run
+    /// of entries (<= -2), expanded after the walk. Keeping the port out of the loop keeps the walk's
+    /// registers what they were before ports (carrying it spilled the host and tables to the stack).
+    /// </summary>
+    private int Walk(ReadOnlySpan<byte> host, Span<int> matches)
     {
         if (!host.IsEmpty && host[^1] == (byte)'.')
         {
@@ -153,19 +258,50 @@ internal sealed class DomainAutomaton
             }
 
             // A complete suffix followed (backwards) by a dot: the wildcard for that suffix applies.
-            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] >= 0 && count < matches.Length)
+            if (i > 0 && host[i - 1] == (byte)'.' && _wildcard[s] != -1 && count < matches.Length)
             {
                 matches[count++] = _wildcard[s];
             }
         }
 
-        if (_exact[s] >= 0 && count < matches.Length)
+        if (_exact[s] != -1 && count < matches.Length)
         {
             matches[count++] = _exact[s];
         }
 
         return count;
     }
+
+    /// <summary>Replaces each run by its entries whose ports meet [<paramref name="low"/>, <paramref name="high"/>]; only names with ports have runs.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int ExpandRuns(Span<int> matches, int count, int low, int high)
+    {
+        Span<int> walked = stackalloc int[count];
+        matches[..count].CopyTo(walked);
+        var n = 0;
+        var entries = _entries;
+        foreach (var output in walked)
+        {
+            if (output >= 0)
+            {
+                matches[n++] = output;
+                continue;
+            }
+
+            for (var e = -2 - output; entries[e].Pattern >= 0; e++)
+            {
+                if (entries[e].Low <= high && entries[e].High >= low && n < matches.Length)
+                {
+                    matches[n++] = entries[e].Pattern;
+                }
+            }
+        }
+
+        return n;
+    }
+
+    /// <summary>One output of a state: a pattern and the ports it covers (int's whole range when it names none).</summary>
+    private readonly record struct PortEntry(int Pattern, int Low, int High);
 
     private static byte[] BuildSymbols()
     {

@@ -86,14 +86,7 @@ internal static partial class PolicyCompiler
         var at = $"$.policies[{i}]";
         input.OwnAllowed[i] = DomainList(e.AllowedDomains, $"{at}.allowedDomains", input.Patterns, input.PatternIds);
         input.OwnBlocked[i] = DomainList(e.BlockedDomains, $"{at}.blockedDomains", input.Patterns, input.PatternIds);
-        var blocked = new HashSet<int>(input.OwnBlocked[i]);
-        foreach (var id in input.OwnAllowed[i])
-        {
-            if (blocked.Contains(id))
-            {
-                throw new PolicyProblem(at, $"\"{input.Patterns[id]}\" is both allowed and blocked in policy \"{e.Name}\"");
-            }
-        }
+        DeadAllows(input, i);
 
         input.OwnRules[i] = CompileRules(e, at);
         var extends = e.Extends ?? [];
@@ -238,6 +231,36 @@ internal static partial class PolicyCompiler
         return new NetworkGuard(n?.AllowPrivateDestinations ?? false, cidrs, n?.AllowedPorts ?? [80, 443], n?.RequireSniMatch ?? true);
     }
 
+    /// <summary>
+    /// SPEC §4: the same domain in both lists of one policy's own entry is a load error (blocked wins,
+    /// so the allow could never hold). With ports, an allow is dead when a block of the same name
+    /// covers all its ports: a block without a port, or a range holding the allowed one.
+    /// <c>github.com</c> allowed beside <c>github.com:22</c> blocked is fine: every port but 22.
+    /// </summary>
+    private static void DeadAllows(PolicyInput input, int i)
+    {
+        var blocked = new Dictionary<string, List<(int Low, int High, int Id)>>(StringComparer.Ordinal);
+        foreach (var id in input.OwnBlocked[i])
+        {
+            DomainNames.SplitPorts(input.Patterns[id], out var name, out var lo, out var hi);
+            (blocked.TryGetValue(name, out var ranges) ? ranges : blocked[name] = []).Add((lo, hi, id));
+        }
+
+        foreach (var id in input.OwnAllowed[i])
+        {
+            DomainNames.SplitPorts(input.Patterns[id], out var name, out var lo, out var hi);
+            if (!blocked.TryGetValue(name, out var ranges) || !ranges.Exists(r => r.Low <= lo && r.High >= hi))
+            {
+                continue;
+            }
+
+            var by = input.Patterns[ranges.Find(r => r.Low <= lo && r.High >= hi).Id];
+            throw new PolicyProblem($"$.policies[{i}]", by == input.Patterns[id]
+                ? $"\"{by}\" is both allowed and blocked in policy \"{input.Entries[i].Name}\""
+                : $"\"{input.Patterns[id]}\" is allowed, but \"{by}\" blocks all its ports in policy \"{input.Entries[i].Name}\"");
+        }
+    }
+
     private static int[] DomainList(List<string>? raw, string path, List<string> patterns, Dictionary<string, int> patternIds)
     {
         var list = raw ?? [];
@@ -249,7 +272,7 @@ internal static partial class PolicyCompiler
         var ids = new int[list.Count];
         for (var i = 0; i < list.Count; i++)
         {
-            if (DomainNames.TryNormalizePattern(list[i], out var p) is { } error)
+            if (DomainNames.TryNormalizeEntry(list[i], out var p) is { } error)
             {
                 throw new PolicyProblem($"{path}[{i}]", $"\"{list[i]}\": {error}");
             }

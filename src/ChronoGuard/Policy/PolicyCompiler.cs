@@ -21,6 +21,13 @@ internal static partial class PolicyCompiler
     public const int MaxTimeRanges = 10;
     public const int MaxDomainsPerList = 10_000;
 
+    /// <summary>
+    /// Bounds the patterns one host can match: the decision's fixed stack buffer. Without ports a host
+    /// of at most 127 labels matches at most 128 (a wildcard per label and one exact name), so only a
+    /// name listed with about a hundred ports or ranges, where one range would do, reaches it.
+    /// </summary>
+    public const int MaxMatchesPerHost = 128;
+
     /// <summary>Bounds the merged rule lists and lineages of the policies agents name (their sum; each is kept per policy).</summary>
     public const int MaxInheritedEntries = 2_000_000;
 
@@ -43,13 +50,20 @@ internal static partial class PolicyCompiler
             var grants = GrantsByPattern(input);
             var masks = Masks(input, dag, policies);
             var agents = Agents(input, policies, masks.Words, registry);
+            var automaton = DomainAutomaton.Build(input.Patterns);
+            if (automaton.MaxMatches > MaxMatchesPerHost)
+            {
+                throw new PolicyProblem("$.policies", $"one host name can match {automaton.MaxMatches} patterns (a name listed with many ports or ranges); at most {MaxMatchesPerHost}: merge its ports into ranges");
+            }
+
             return new CompiledPolicy
             {
                 IsObserve = input.Observe,
                 DefaultAllow = input.DefaultAllow,
                 Network = input.Network,
-                Automaton = DomainAutomaton.Build(input.Patterns),
+                Automaton = automaton,
                 Patterns = [.. input.Patterns],
+                PortScoped = input.Patterns.ConvertAll(p => DomainNames.SplitPorts(p, out _, out _, out _)).ToArray(),
                 RulesByPattern = rulesByPattern,
                 RuleWords = ruleWords,
                 Policies = policies,
@@ -324,6 +338,7 @@ internal static partial class PolicyCompiler
             Network = NetworkGuard.Open,
             Automaton = DomainAutomaton.Build([]),
             Patterns = [],
+            PortScoped = [],
             Policies = [],
             DeclaredPolicies = [],
             Agents = [anonymous],
