@@ -211,21 +211,28 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
                 break;
             }
 
-            var got = Read(address, header, header.Length);
-            var length = got < HeaderBytes ? 0 : BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
             var offset = address & (PageSize - 1);
+            // Fewer bytes than a header left in the page: padding (FASTER puts no entry there).
+            var noRoom = offset != 0 && PageSize - offset < HeaderBytes;
+            var got = noRoom ? 0 : Read(address, header, header.Length);
+            var length = got < HeaderBytes ? 0 : BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
             if (length == 0)
             {
-                if (offset == 0 || got < HeaderBytes)
+                // The rest of a page is zero padding and entries resume on the next page, if this file holds
+                // the page to its end. Where it ends inside the page, the data ends here, and this file's
+                // length is what says whether a crash or a cut left it: the next page may be the next
+                // segment's, whose length says nothing of this one.
+                var pageEnd = (address | (PageSize - 1)) + 1;
+                if (offset != 0 && (got == HeaderBytes || noRoom) && FileEnd(address) >= pageEnd)
                 {
-                    (stop, why) = got < HeaderBytes ? (Stop.DataEnds, $"the data ends ({Name(address)} is {Length(address)} bytes)") : (Stop.NoData, "no data where an entry belongs");
-                    atFileEnd = got < HeaderBytes;
-                    break;
+                    address = pageEnd;
+                    continue;
                 }
 
-                // The rest of a page is zero padding; entries resume on the next page.
-                address = (address | (PageSize - 1)) + 1;
-                continue;
+                (stop, why, atFileEnd) = offset == 0 && got == HeaderBytes
+                    ? (Stop.NoData, "no data where an entry belongs", false)
+                    : (Stop.DataEnds, $"the data ends ({Name(address)} is {Length(address)} bytes)", true);
+                break;
             }
 
             var payload = Math.Abs((long)length);
@@ -249,11 +256,10 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
                 break;
             }
 
-            var next = address + HeaderBytes + Align(payload);
-            if ((next & (PageSize - 1)) == 0 || PageSize - (next & (PageSize - 1)) < HeaderBytes)
-            {
-                next = ((next - 1) | (PageSize - 1)) + 1;
-            }
+            // The next entry is on the next page when too little of this one is left (the walk's next step
+            // checks this file holds those bytes).
+            var end = address + HeaderBytes + Align(payload);
+            var next = (end & (PageSize - 1)) == 0 || PageSize - (end & (PageSize - 1)) < HeaderBytes ? ((end - 1) | (PageSize - 1)) + 1 : end;
 
             if (length < 0 && TryParseRecoveryInfo(entry.AsSpan(HeaderBytes), exact: false, out var until))
             {
@@ -265,7 +271,7 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
                 readable.Add(new AuditLogScan.Entry(address, next, entry[HeaderBytes..]));
             }
 
-            address = next;
+            address = end;
         }
 
         // A segment file that is not a whole number of sectors was cut, wherever the walk stopped in it:
@@ -438,6 +444,9 @@ internal sealed class FasterLogFiles(string directory, int bits) : IDisposable
     private bool Exists(long address) => Segment(address) is not null;
 
     private long Length(long address) => Segment(address)?.Length ?? 0;
+
+    /// <summary>The log address where the segment file holding <paramref name="address"/> ends.</summary>
+    private long FileEnd(long address) => (address >> bits << bits) + Length(address);
 
     private int Read(long address, byte[] into, int count)
     {
