@@ -21,11 +21,8 @@ internal sealed class AgentRuntime
 
     public string Id { get; }
 
-    /// <summary>Stable for the life of the process (kept across reloads): the agent's slot in the sketches.</summary>
+    /// <summary>Stable for the life of the process (kept across reloads): the agent's slot in the metrics' sketches and counters.</summary>
     public int Index { get; }
-
-    /// <summary>Decisions and domain sketches for the stats endpoint.</summary>
-    public Stats.AgentMetrics Metrics { get; } = new();
 
     public int OpenTunnels => Volatile.Read(ref _openTunnels);
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using ChronoGuard.Metrics;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Stats;
@@ -48,7 +49,7 @@ public sealed class MetricsTests
     [Fact]
     public void The_reason_label_takes_only_values_from_the_fixed_table_and_other()
     {
-        var m = new AgentMetrics();
+        var m = new AgentMetrics(DecisionReasons.Labels);
         m.Count(Decision.Block, Reasons.DomainBlocked);
         m.Count(Decision.Deny, "auth_required");
         m.Count(Decision.Allow, "upstream_timeout");
@@ -88,7 +89,7 @@ public sealed class MetricsTests
     [Fact]
     public void Counting_a_decision_allocates_nothing()
     {
-        var m = new AgentMetrics();
+        var m = new AgentMetrics(DecisionReasons.Labels);
         var rounds = 0;
         var allocated = Allocations.Least(() =>
         {
