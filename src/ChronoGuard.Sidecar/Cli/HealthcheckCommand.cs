@@ -32,7 +32,7 @@ internal static class HealthcheckCommand
         System.Net.IPEndPoint endpoint;
         try
         {
-            endpoint = Proxy.Endpoints.Parse(stats, "--stats");
+            endpoint = Net.Endpoints.Parse(stats, "--stats");
         }
         catch (FormatException ex)
         {

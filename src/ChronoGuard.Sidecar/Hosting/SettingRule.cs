@@ -1,5 +1,5 @@
 using System.Globalization;
-using ChronoGuard.Proxy;
+using ChronoGuard.Net;
 using Microsoft.Extensions.Configuration;
 
 namespace ChronoGuard.Sidecar.Hosting;

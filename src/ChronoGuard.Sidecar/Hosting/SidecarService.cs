@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using ChronoGuard.Audit;
+using ChronoGuard.Metrics;
 using Microsoft.Extensions.Configuration;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
@@ -16,7 +17,7 @@ namespace ChronoGuard.Sidecar.Hosting;
 internal sealed class SidecarService(SidecarSettings settings, IDnsResolver resolver, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger("chronoguard");
-    private readonly ProxyMetrics _metrics = new();
+    private readonly ProxyMetrics _metrics = new(DecisionReasons.Labels);
     private ProxyServer? _proxy;
     private StatsServer? _stats;
     private PosixSignalRegistration? _sighup;

@@ -13,7 +13,7 @@ internal sealed class AgentRuntime
     private EgressDay? _egress;
     private FanOutHour? _fanOut;
 
-    public AgentRuntime(string id, int index = 0)
+    public AgentRuntime(string id, int index)
     {
         Id = id;
         Index = index;
@@ -21,11 +21,8 @@ internal sealed class AgentRuntime
 
     public string Id { get; }
 
-    /// <summary>Stable for the life of the process (kept across reloads): the agent's slot in the sketches.</summary>
+    /// <summary>Stable for the life of the process (kept across reloads), from 1: the agent's slot in the metrics' sketches and counters (0 is no agent).</summary>
     public int Index { get; }
-
-    /// <summary>Decisions and domain sketches for the stats endpoint.</summary>
-    public Stats.AgentMetrics Metrics { get; } = new();
 
     public int OpenTunnels => Volatile.Read(ref _openTunnels);
 

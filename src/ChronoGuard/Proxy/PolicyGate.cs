@@ -4,8 +4,8 @@ using System.Net;
 using System.Text;
 using ChronoGuard.Audit;
 using ChronoGuard.Http;
+using ChronoGuard.Metrics;
 using ChronoGuard.Policy;
-using ChronoGuard.Stats;
 
 namespace ChronoGuard.Proxy;
 
@@ -16,7 +16,7 @@ namespace ChronoGuard.Proxy;
 /// </summary>
 internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWriter? audit = null, ProxyMetrics? metrics = null) : IRequestGate
 {
-    private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics();
+    private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics(DecisionReasons.Labels);
     private readonly UnauthenticatedLimiter? _limiter = audit is { Options.UnauthenticatedPerSecond: > 0 and var n } ? new UnauthenticatedLimiter(n) : null;
     private long _seenVersion = -1;
     private long _seenMinute;
@@ -436,7 +436,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     }
 
     private void Count(in RequestDecision decision) =>
-        (decision.Agent?.Runtime.Metrics ?? _metrics.Unauthenticated).Count(decision.Result.Decision, decision.Result.Reason);
+        (decision.Agent is { } agent ? _metrics.ForAgent(agent.Runtime.Index) : _metrics.Unauthenticated).Count(decision.Result.Decision, decision.Result.Reason);
 
     /// <summary>What every decision record says, the request's own or a refusal of the proxy's.</summary>
     private static void FillDecision(ref AuditRecord record, in ConnectionInfo connection, int status, string decision, string reason)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Text.Json;
 using ChronoGuard.Audit;
+using ChronoGuard.Metrics;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 
@@ -39,7 +40,7 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         DecisionSamples(w, string.Empty, metrics.Unauthenticated);
         foreach (var (id, runtime) in agents)
         {
-            DecisionSamples(w, id, runtime!.Metrics);
+            DecisionSamples(w, id, metrics.ForAgent(runtime!.Index));
         }
 
         w.Family("chronoguard_connections_active", "gauge", "Client connections open now (tunnels and keep-alive connections).");
@@ -111,14 +112,14 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
     /// <summary>Only the (decision, reason) pairs that occurred: ~75 reasons × 6 decisions per agent would be mostly zeros.</summary>
     private static void DecisionSamples(PrometheusWriter w, string agent, AgentMetrics m)
     {
-        for (var r = 0; r < DecisionReasons.Count; r++)
+        for (var r = 0; r < m.Reasons.Count; r++)
         {
             for (var d = 0; d < DecisionNames.Count; d++)
             {
                 var count = m.Decisions((Decision)d, r);
                 if (count > 0)
                 {
-                    w.Sample("chronoguard_decisions_total").Label("agent", agent).Label("decision", DecisionNames.Name((Decision)d)).Label("reason", DecisionReasons.Names[r]).Value(count);
+                    w.Sample("chronoguard_decisions_total").Label("agent", agent).Label("decision", DecisionNames.Name((Decision)d)).Label("reason", m.Reasons.Names[r]).Value(count);
                 }
             }
         }
@@ -137,8 +138,9 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         };
         foreach (var (id, runtime) in agents)
         {
-            decisions[id] = Decisions(runtime!.Metrics);
-            reasons[id] = DecisionReasonCounts(runtime.Metrics);
+            var counters = metrics.ForAgent(runtime!.Index);
+            decisions[id] = Decisions(counters);
+            reasons[id] = DecisionReasonCounts(counters);
         }
 
         var current = policy.Current;
@@ -207,14 +209,14 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         var byDecision = new Dictionary<string, Dictionary<string, long>>(StringComparer.Ordinal);
         for (var d = 0; d < DecisionNames.Count; d++)
         {
-            for (var r = 0; r < DecisionReasons.Count; r++)
+            for (var r = 0; r < m.Reasons.Count; r++)
             {
                 var count = m.Decisions((Decision)d, r);
                 if (count > 0)
                 {
                     var name = DecisionNames.Name((Decision)d);
                     var byReason = byDecision.TryGetValue(name, out var existing) ? existing : byDecision[name] = new Dictionary<string, long>(StringComparer.Ordinal);
-                    byReason[DecisionReasons.Names[r]] = count;
+                    byReason[m.Reasons.Names[r]] = count;
                 }
             }
         }

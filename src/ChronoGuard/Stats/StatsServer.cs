@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using ChronoGuard.Net;
-using ChronoGuard.Proxy;
 using Microsoft.Extensions.Logging;
 
 namespace ChronoGuard.Stats;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using ChronoGuard.Proxy;
+using ChronoGuard.Net;
 using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Cli;

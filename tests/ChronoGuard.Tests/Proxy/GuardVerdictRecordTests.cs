@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using ChronoGuard.Audit;
+using ChronoGuard.Metrics;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Tests.Support;
@@ -56,10 +57,11 @@ public sealed class GuardVerdictRecordTests
         var resolver = new MapResolver();
         resolver.Set(Host, [.. addresses.Split(' ').Select(IPAddress.Parse)]);
         var auditDir = dir.File("audit");
+        var metrics = new ProxyMetrics(DecisionReasons.Labels);
         RawResponse response;
         using (var writer = AuditWriter.Open(new AuditOptions { Directory = auditDir }, TimeProvider.System))
         {
-            await using var proxy = TestProxy.Start(gate: new PolicyGate(policy.Engine, TimeProvider.System, writer), resolver: resolver);
+            await using var proxy = TestProxy.Start(gate: new PolicyGate(policy.Engine, TimeProvider.System, writer, metrics), resolver: resolver);
             using var client = await RawClient.ConnectAsync(proxy.EndPoint);
             var hello = $"GET http://{Host}:{port}/hello HTTP/1.1\r\nHost: {Host}:{port}\r\n{PolicyEngines.Credentials()}Connection: close\r\n\r\n";
             if (connect)
@@ -106,10 +108,10 @@ public sealed class GuardVerdictRecordTests
         }
 
         Assert.Equal(originUp && status == 200, !origin.ConnectionIds.IsEmpty);
-        var metrics = policy.Engine.Current.AgentsById["bot"].Runtime.Metrics;
+        var counters = metrics.ForAgent(policy.Engine.Current.AgentsById["bot"].Runtime.Index);
         var counted = decision == "ALLOW" ? Decision.Allow : Decision.Block;
-        Assert.Equal(1, metrics.Decisions(counted));
-        Assert.Equal(0, metrics.Decisions(counted == Decision.Allow ? Decision.Block : Decision.Allow));
+        Assert.Equal(1, counters.Decisions(counted));
+        Assert.Equal(0, counters.Decisions(counted == Decision.Allow ? Decision.Block : Decision.Allow));
     }
 
     private static int ClosedPort()

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using ChronoGuard.Metrics;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Stats;
@@ -48,7 +49,7 @@ public sealed class MetricsTests
     [Fact]
     public void The_reason_label_takes_only_values_from_the_fixed_table_and_other()
     {
-        var m = new AgentMetrics();
+        var m = new AgentMetrics(DecisionReasons.Labels);
         m.Count(Decision.Block, Reasons.DomainBlocked);
         m.Count(Decision.Deny, "auth_required");
         m.Count(Decision.Allow, "upstream_timeout");
@@ -88,7 +89,7 @@ public sealed class MetricsTests
     [Fact]
     public void Counting_a_decision_allocates_nothing()
     {
-        var m = new AgentMetrics();
+        var m = new AgentMetrics(DecisionReasons.Labels);
         var rounds = 0;
         var allocated = Allocations.Least(() =>
         {
@@ -197,6 +198,51 @@ public sealed class MetricsTests
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("byAgent").GetProperty("bot").GetProperty("estimate").GetInt64());
         Assert.Equal(3, stats.RootElement.GetProperty("distinctDomains").GetProperty("total").GetProperty("estimate").GetInt64());
         Assert.Equal(3, stats.RootElement.GetProperty("newDomains5m").GetProperty("bot").GetInt64());
+    }
+
+    /// <summary>
+    /// An agent's counters are kept by its index, which reloads keep: they only go up across a reload that
+    /// drops the agent and one that brings it back, and an agent a reload adds gets counters of its own.
+    /// </summary>
+    [Fact]
+    public async Task Decision_counters_survive_reloads_and_an_agent_a_reload_adds_gets_its_own()
+    {
+        await using var origin = await KestrelOrigin.StartAsync();
+        string Policy(params string[] agents) => $$"""
+            {
+              "version": 1,
+              "network": { "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{origin.Port}}] },
+              "agents": [ {{string.Join(", ", agents.Select(a => "{ \"id\": \"" + a + "\", \"tokenSha256\": \"$TOKEN\", \"policies\": [\"p\"] }"))}} ],
+              "policies": [ { "name": "p", "allowedDomains": ["127.0.0.1"] } ]
+            }
+            """;
+        using var policy = new PolicyEngines(Policy("bot"));
+        var metrics = new ProxyMetrics(DecisionReasons.Labels);
+        await using var proxy = TestProxy.Start(gate: new PolicyGate(policy.Engine, TimeProvider.System, null, metrics));
+
+        async Task Send(string agent, int status)
+        {
+            using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+            await client.SendAsync($"GET http://127.0.0.1:{origin.Port}/hello HTTP/1.1\r\nHost: 127.0.0.1:{origin.Port}\r\n{PolicyEngines.Credentials(agent)}Connection: close\r\n\r\n");
+            Assert.Equal(status, (await client.ReadHeadAsync()).Status);
+            await client.ReadToEndAsync();
+        }
+
+        await Send("bot", 200);
+        await Send("bot", 200);
+        policy.Reload(Policy("bot", "added"));
+        await Send("added", 200);
+        await Send("bot", 200);
+        policy.Reload(Policy("added"));
+        await Send("bot", 407);
+        policy.Reload(Policy("bot", "added"));
+        await Send("bot", 200);
+
+        var families = PrometheusText.Parse(Render(new StatsEndpoints(metrics, policy.Engine, proxy.Server, null, "test").RenderMetrics));
+        Assert.Equal(4, families.Value("chronoguard_decisions_total", ("agent", "bot"), ("decision", "ALLOW"), ("reason", "allowed")));
+        Assert.Equal(1, families.Value("chronoguard_decisions_total", ("agent", "added"), ("decision", "ALLOW"), ("reason", "allowed")));
+        Assert.Equal(1, families.Sum("chronoguard_decisions_total", ("agent", ""), ("decision", "DENY")));
+        Assert.Equal(3, families["chronoguard_decisions_total"].Samples.Count);
     }
 
     [Fact]

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
-using ChronoGuard.Proxy;
+using ChronoGuard.Net;
 using ChronoGuard.Stats;
 using ChronoGuard.Tests.Support;
 

@@ -1,6 +1,7 @@
 using ChronoGuard.Analytics;
+using ChronoGuard.Policy;
 
-namespace ChronoGuard.Stats;
+namespace ChronoGuard.Metrics;
 
 /// <summary>
 /// Process-wide counters and histograms the gate and the writer update on their paths (Interlocked
@@ -8,11 +9,25 @@ namespace ChronoGuard.Stats;
 /// </summary>
 internal sealed class ProxyMetrics
 {
+    private readonly AgentTable<AgentMetrics> _agents;
     private long _bytesUp;
     private long _bytesDown;
     private long _reloadsOk;
     private long _reloadsRejected;
     private long _unauthenticatedSuppressed;
+
+    /// <param name="reasons">The values the decisions' reason label can take (the gate's <c>DecisionReasons.Labels</c>).</param>
+    public ProxyMetrics(LabelValues reasons)
+    {
+        Reasons = reasons;
+
+        // Index 0 is no agent, as in the sketches; agents count from 1. A table grows by copying, never
+        // replaces an element, so a counter once handed out is the agent's for the life of the process.
+        _agents = new AgentTable<AgentMetrics>(1, () => new AgentMetrics(reasons));
+        Unauthenticated = _agents.Get(0);
+    }
+
+    public LabelValues Reasons { get; }
 
     /// <summary>Requests per domain (Count-Min) and the busiest domains (top 20).</summary>
     public DomainStats Domains { get; } = new();
@@ -47,7 +62,13 @@ internal sealed class ProxyMetrics
     }
 
     /// <summary>Requests refused before an agent was known (no or bad credentials, malformed requests).</summary>
-    public AgentMetrics Unauthenticated { get; } = new();
+    public AgentMetrics Unauthenticated { get; }
+
+    /// <summary>
+    /// One agent's decision counters by its index (<see cref="AgentRuntime.Index"/>, kept across reloads),
+    /// created with the table grown the first time an index is seen.
+    /// </summary>
+    public AgentMetrics ForAgent(int agentIndex) => _agents.Get(agentIndex);
 
     public LatencyHistogram DecisionDuration { get; } = new(
         "chronoguard_decision_duration_seconds",

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ChronoGuard.Stats;
+namespace ChronoGuard.Metrics;
 
 /// <summary>
 /// A Prometheus histogram over Stopwatch ticks: fixed upper bounds in seconds, one Interlocked

@@ -1,12 +1,13 @@
 using System.Runtime.CompilerServices;
 using ChronoGuard.Policy;
 
-namespace ChronoGuard.Stats;
+namespace ChronoGuard.Metrics;
 
 /// <summary>
-/// One agent's decision counters by decision and bounded reason (<see cref="DecisionReasons"/>), kept in
-/// its <see cref="AgentRuntime"/> so they survive policy reloads (Prometheus counters must only go up
-/// while the process lives). One Interlocked increment per decision, no lock, no allocation.
+/// One agent's decision counters by decision and bounded reason (<see cref="LabelValues"/>), kept in
+/// <see cref="ProxyMetrics"/> by the agent's index, which reloads keep, so they survive policy reloads
+/// (Prometheus counters must only go up while the process lives). One Interlocked increment per
+/// decision, no lock, no allocation.
 /// </summary>
 internal sealed class AgentMetrics
 {
@@ -19,21 +20,25 @@ internal sealed class AgentMetrics
     private readonly long[] _counts;
     private readonly int _origin;
 
-    public AgentMetrics()
+    public AgentMetrics(LabelValues reasons)
     {
-        _counts = GC.AllocateArray<long>((DecisionReasons.Count * Stride) + Stride, pinned: true);
+        Reasons = reasons;
+        _counts = GC.AllocateArray<long>((reasons.Count * Stride) + Stride, pinned: true);
         _origin = Misalignment(_counts);
     }
 
+    /// <summary>The reason label's values, which index <see cref="Decisions(Decision, int)"/>.</summary>
+    public LabelValues Reasons { get; }
+
     /// <summary>Counts one decision under its reason (anything outside the fixed table counts as <c>other</c>).</summary>
     public void Count(Decision decision, string? reason) =>
-        Interlocked.Increment(ref _counts[Slot(decision, DecisionReasons.IndexOf(reason))]);
+        Interlocked.Increment(ref _counts[Slot(decision, Reasons.IndexOf(reason))]);
 
     /// <summary>All decisions of this kind, whatever their reason.</summary>
     public long Decisions(Decision decision)
     {
         var total = 0L;
-        for (var r = 0; r < DecisionReasons.Count; r++)
+        for (var r = 0; r < Reasons.Count; r++)
         {
             total += Volatile.Read(ref _counts[Slot(decision, r)]);
         }
@@ -41,7 +46,7 @@ internal sealed class AgentMetrics
         return total;
     }
 
-    /// <summary>Decisions of this kind with the reason at <paramref name="reasonIndex"/> in <see cref="DecisionReasons.Names"/>.</summary>
+    /// <summary>Decisions of this kind with the reason at <paramref name="reasonIndex"/> in <see cref="Reasons"/>.</summary>
     public long Decisions(Decision decision, int reasonIndex) => Volatile.Read(ref _counts[Slot(decision, reasonIndex)]);
 
     private int Slot(Decision decision, int reasonIndex) => _origin + (reasonIndex * Stride) + (int)decision;

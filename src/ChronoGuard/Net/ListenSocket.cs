@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace ChronoGuard.Proxy;
+namespace ChronoGuard.Net;
 
 /// <summary>
 /// Listening sockets that never share their address: a second process on the same port must fail at

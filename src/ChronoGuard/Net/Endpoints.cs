@@ -1,6 +1,6 @@
 using System.Net;
 
-namespace ChronoGuard.Proxy;
+namespace ChronoGuard.Net;
 
 internal static class Endpoints
 {

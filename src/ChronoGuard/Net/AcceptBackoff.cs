@@ -1,4 +1,4 @@
-namespace ChronoGuard.Proxy;
+namespace ChronoGuard.Net;
 
 /// <summary>
 /// The wait between failed accepts: 5 ms, doubling to 1 s, back to the start after a success. An
