@@ -29,6 +29,7 @@ internal sealed partial class AuditWriter
         Volatile.Write(ref _faultedAtNs, NowNs());
         Interlocked.Increment(ref _faultsTotal);
         Volatile.Read(ref _nextCommit).TrySetResult(false);
+        ReleaseRoomWaiters();
         Wake();
         try
         {

@@ -19,6 +19,9 @@ internal sealed partial class AuditWriter
     private TaskCompletionSource<bool> _nextCommit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _takenSeq;
 
+    /// <summary>Tests only: runs on the writer thread at the top of every loop pass (to hold it, or to throw inside it).</summary>
+    internal Action? LoopHook { get; set; }
+
     private void Run()
     {
         var lastMarker = Stopwatch.GetTimestamp();
@@ -46,6 +49,7 @@ internal sealed partial class AuditWriter
 
             try
             {
+                LoopHook?.Invoke();
                 var drained = Drain();
                 if (inflight is { IsCompleted: true })
                 {
@@ -155,6 +159,14 @@ internal sealed partial class AuditWriter
             _ring.Advance();
             drained++;
             Enqueue(bytes);
+        }
+
+        if (drained > 0)
+        {
+            // Slots were freed (Advance is a release store): a full fence before the waiter count is read,
+            // as WaitForRoomAsync fences between counting itself in and looking at the ring.
+            Interlocked.MemoryBarrier();
+            ReleaseRoomWaiters();
         }
 
         return drained;

@@ -89,6 +89,8 @@ internal sealed partial class AuditWriter
     /// <summary>
     /// Appends, waiting while the ring is full (back-pressure, never a lost record) unless the writer
     /// has faulted or stopped: then <see cref="Unrecorded"/>, and the record is counted as unrecorded.
+    /// The wait holds the calling thread: async callers await <see cref="WaitForRoomAsync"/> first
+    /// (<see cref="SystemRecords.AppendAsync"/>); this is for the few synchronous ones (start, stop).
     /// </summary>
     public long Append(ref AuditRecord record)
     {
@@ -115,6 +117,8 @@ internal sealed partial class AuditWriter
     /// A faulted writer still queues while the ring has room (written after recovery). When it cannot,
     /// seq is <see cref="Unrecorded"/> (never a seq of the chain), the slot is scratch that is never
     /// written out, the request is counted unrecorded, and <see cref="WaitDurableAsync"/> says false.
+    /// Callers await <see cref="WaitForRoomAsync"/> first; the wait here holds the thread, and is left
+    /// to a producer that lost the race for the last slot (until the next drain) or cannot await.
     /// </summary>
     public ref AuditRecord Claim(out long seq)
     {

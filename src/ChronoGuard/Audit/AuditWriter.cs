@@ -224,6 +224,8 @@ internal sealed partial class AuditWriter : IDisposable
         }
 
         _stopping = true;
+        Interlocked.MemoryBarrier();
+        ReleaseRoomWaiters();
         Wake();
         // A faulted writer has nothing it can still make durable: a short wait, so SIGTERM stays prompt.
         var joinTicks = Faulted ? Stopwatch.Frequency : _deadlineTicks;

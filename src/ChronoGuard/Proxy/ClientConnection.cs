@@ -111,6 +111,9 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
             }
 
             Clock.Enter(ConnectionPhase.Busy);
+            // A request writes a decision record and may write a close record: a full audit ring is
+            // waited out here, parked, not in the ring's claim on a pool thread.
+            await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             var scope = new RequestScope(this, TakeHead()!);
             Volatile.Write(ref _current, scope);
             var again = false;
@@ -123,6 +126,7 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
             finally
             {
                 Volatile.Write(ref _current, null);
+                await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
                 scope.Exit();
             }
 
@@ -215,6 +219,7 @@ internal sealed class ClientConnection : IThreadPoolWorkItem
     {
         if (audit)
         {
+            await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(Info, refusal) };
         }
 
