@@ -79,7 +79,9 @@ internal sealed partial class AuditWriter
         {
         }
 
-        var delayMs = 50;
+        // An unexpected exception that comes back after every recovery (a record the writer cannot
+        // encode, a bug) backs off towards the 5 s ceiling from the first attempt, not from 50 ms.
+        var delayMs = Math.Min(5000, 50 << Math.Min(_unexpectedStreak, 7));
         while (!_stopping)
         {
             _wake.Wait(delayMs);
@@ -167,9 +169,10 @@ internal sealed partial class AuditWriter
 
                 return true;
             }
-            catch (Exception ex) when (IsWriteError(ex))
+            catch (Exception ex)
             {
-                Volatile.Write(ref _faultCause, Cause(ex));
+                // Any exception, expected or not, is a failed attempt: the writer stays faulted and tries again.
+                Volatile.Write(ref _faultCause, IsWriteError(ex) ? Cause(ex) : Unexpected(ex));
             }
         }
 
@@ -222,6 +225,18 @@ internal sealed partial class AuditWriter
 
     private static bool IsWriteError(Exception ex) =>
         ex is IOException or FasterException or ObjectDisposedException or AggregateException or UnauthorizedAccessException or InvalidOperationException;
+
+    /// <summary>
+    /// The cause of a fault no I/O error explains: the type and message, and where it was thrown, so the
+    /// one log line per episode is enough to file the bug.
+    /// </summary>
+    private static string Unexpected(Exception ex)
+    {
+        var where = (ex.StackTrace ?? string.Empty).AsSpan().TrimStart();
+        var end = where.IndexOfAny('\r', '\n');
+        where = end >= 0 ? where[..end] : where;
+        return $"the audit writer failed unexpectedly ({ex.GetType().FullName}: {Cause(ex)}{(where.IsEmpty ? "" : "; " + where.ToString())})";
+    }
 
     private static string Cause(Exception ex)
     {

@@ -18,6 +18,8 @@ internal sealed partial class AuditWriter
     private EntryBuffer _open = new();
     private TaskCompletionSource<bool> _nextCommit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _takenSeq;
+    // Unexpected faults since the loop last committed (writer thread only): sets the recovery backoff.
+    private int _unexpectedStreak;
 
     /// <summary>Tests only: runs on the writer thread at the top of every loop pass (to hold it, or to throw inside it).</summary>
     internal Action? LoopHook { get; set; }
@@ -57,6 +59,7 @@ internal sealed partial class AuditWriter
                     inflight = null;
                     done.GetAwaiter().GetResult();
                     _covered.Clear();
+                    _unexpectedStreak = 0;
                     Published(inflightSeq, inflightHash!, inflightTail, Stopwatch.GetTimestamp() - inflightStarted);
                 }
 
@@ -132,6 +135,18 @@ internal sealed partial class AuditWriter
             catch (Exception ex) when (IsWriteError(ex))
             {
                 Fault(Cause(ex));
+            }
+            catch (Exception ex)
+            {
+                // The policy for anything else thrown in the loop (docs/architecture.md, "The audit writer"):
+                // a writer fault like a failed disk, not the end of the process. Ending the process would
+                // drop every record queued and not yet durable and take the proxy down with it; as a fault,
+                // requests are refused (or forwarded unrecorded, by Audit:OnFailure), /readyz and
+                // chronoguard_audit_writer_faults_total show it, OnFault logs the cause once, and recovery
+                // re-appends what was not durable. What was in flight is kept (the entries stay in
+                // _covered/_open, the records in the ring), so nothing the writer held is lost.
+                _unexpectedStreak++;
+                Fault(Unexpected(ex));
             }
         }
     }
