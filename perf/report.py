@@ -113,7 +113,7 @@ def main():
     w("| | |")
     w("| --- | --- |")
     for key, label in (("date", "date"), ("nproc", "cores (nproc)"), ("cpu", "CPU"), ("kernel", "kernel"),
-                       ("os", "OS"), ("mem", "memory"), ("loadavg_before", "load average before the run"),
+                       ("os", "OS"), ("mem", "memory"), ("pin", "CPU pinning (PIN)"), ("loadavg_before", "load average before the run"),
                        ("loadavg_after", "load average after the run"), ("chronoguard", "chronoguard"),
                        ("dotnet", "dotnet SDK"), ("git", "commit"), ("squid", "squid"),
                        ("tinyproxy", "tinyproxy"), ("nginx", "nginx (origin)")):
@@ -195,6 +195,11 @@ def main():
                   f"{'' if is_cg else ratio(cg and cg['requests_per_second'], r and r['requests_per_second'])} | "
                   f"{'' if is_cg else ratio(cg and cg['latency_us']['p99'], lat.get('p99'))} | "
                   f"{'' if is_cg or t == 'direct' else ratio(cg_c, c)} |")
+        if s != "tunnel" and (s, "chronoguard-allcores") in runs:
+            w("")
+            w(f"chronoguard on every core: CPU per 1k {ratio(cpu_per_unit(s, 'chronoguard-allcores'), cpu_per_unit(s, 'chronoguard'))} "
+              "its one-core figure in this run (req/s "
+              f"{ratio(runs[(s, 'chronoguard-allcores')]['requests_per_second'], cg and cg['requests_per_second'])}).")
         w("")
         svg = f"{name}-{s}.svg"
         if os.path.exists(os.path.join(os.path.dirname(os.path.normpath(run_dir)), svg)):
