@@ -18,6 +18,8 @@ internal sealed partial class AuditWriter
     private EntryBuffer _open = new();
     private TaskCompletionSource<bool> _nextCommit = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _takenSeq;
+    // When the oldest record not yet covered by a commit was appended (its ts; 0: none). Writer thread only.
+    private long _oldestPendingNs;
     // Unexpected faults since the loop last committed (writer thread only): sets the recovery backoff.
     private int _unexpectedStreak;
 
@@ -39,6 +41,7 @@ internal sealed partial class AuditWriter
             {
                 inflight = null;
                 pendingSince = 0;
+                _oldestPendingNs = 0;
                 if (!Recover())
                 {
                     return;
@@ -69,7 +72,9 @@ internal sealed partial class AuditWriter
                 var pending = lastSeq > covered;
                 if (pending && pendingSince == 0)
                 {
-                    pendingSince = now;
+                    // Due CommitIntervalMs after the oldest record was appended, not after the writer got
+                    // to it: producers do not wake a napping writer, so it may drain a record late.
+                    pendingSince = PendingSince(now);
                 }
 
                 if (inflight is null && pending && (CommitBeforeForward || now - pendingSince >= _commitIntervalTicks || _stopping))
@@ -83,6 +88,7 @@ internal sealed partial class AuditWriter
                     inflight = _log.CommitAsync().AsTask();
                     inflight.ContinueWith(static (_, w) => ((AuditWriter)w!).Wake(), this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                     pendingSince = 0;
+                    _oldestPendingNs = 0;
                 }
 
                 if (inflight is null && !pending)
@@ -121,16 +127,20 @@ internal sealed partial class AuditWriter
 
                 // Nothing to drain: sleep until an append or a finished commit wakes us, or the interval is up.
                 // A full fence, as on the producer side (see Publish): the ring check below must not be
-                // read before this store is visible.
-                Interlocked.Exchange(ref _sleeping, 1);
+                // read before this store is visible. With a commit due or in flight the writer wakes by
+                // itself (the interval, or the commit's completion) and drains everything then: producers
+                // need not wake it for each record (a futex and a context switch per record), only when
+                // it is idle or the ring fills (see WakeOnPublish). A durability waiter wakes it itself.
+                var napping = inflight is null && pending;
+                Interlocked.Exchange(ref _sleeping, inflight is null && !pending ? Asleep : Napping);
                 if (!_ring.TryPeek(out _) && inflight is not { IsCompleted: true } && Volatile.Read(ref _faulted) == 0)
                 {
-                    var wait = inflight is null && pending ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : Options.IdleWaitMs;
+                    var wait = napping ? Math.Max(0, (pendingSince + _commitIntervalTicks - now) * 1000 / Stopwatch.Frequency) : Options.IdleWaitMs;
                     _wake.Wait((int)Math.Max(1, wait));
                 }
 
                 _wake.Reset();
-                Volatile.Write(ref _sleeping, 0);
+                Volatile.Write(ref _sleeping, Awake);
             }
             catch (Exception ex) when (IsWriteError(ex))
             {
@@ -151,6 +161,13 @@ internal sealed partial class AuditWriter
         }
     }
 
+    /// <summary>The Stopwatch time the oldest pending record was appended, from its ts (clamped: a stepped clock moves it at most one interval).</summary>
+    private long PendingSince(long now)
+    {
+        var ageNs = Math.Clamp(NowNs() - _oldestPendingNs, 0, Math.Max(1, Options.CommitIntervalMs) * 1_000_000L);
+        return now - (long)(ageNs * (double)Stopwatch.Frequency / 1_000_000_000);
+    }
+
     /// <summary>Chains and appends up to one batch from the ring; every entry is also kept until durable.</summary>
     private int Drain()
     {
@@ -161,6 +178,11 @@ internal sealed partial class AuditWriter
         {
             EnsureReserved(seq);
             ref var record = ref _ring.Head;
+            if (_oldestPendingNs == 0)
+            {
+                _oldestPendingNs = record.TimestampNs;
+            }
+
             KeepMonotonic(ref record, seq);
             var n = AuditCodec.Encode(record, entry[AuditCodec.EntryPrefix..]);
             var canonical = entry.Slice(AuditCodec.EntryPrefix, n);

@@ -13,6 +13,9 @@ internal sealed partial class AuditWriter
     private long _unrecordedPending;
     private long _unrecordedFirstNs;
     private long _unrecordedLastNs;
+    // What the writer is doing when it is not draining: Awake, Asleep (idle or awaiting a commit: wake it
+    // for a record) or Napping (a commit interval it wakes from by itself: wake it only for a filling ring).
+    private const int Awake = 0, Asleep = 1, Napping = 2;
     private int _sleeping;
 
     /// <summary>The highest seq durably committed (-1 for an empty log).</summary>
@@ -78,10 +81,7 @@ internal sealed partial class AuditWriter
         }
 
         // The ring's publish was a full fence, so this load cannot be satisfied before it.
-        if (Volatile.Read(ref _sleeping) != 0)
-        {
-            Wake();
-        }
+        WakeOnPublish();
 
         return true;
     }
@@ -161,10 +161,7 @@ internal sealed partial class AuditWriter
         _ring.Publish(seq);
         // Publish was a full fence (Interlocked): the writer sets _sleeping with one too before it
         // looks at the ring, so at least one side sees the other.
-        if (Volatile.Read(ref _sleeping) != 0)
-        {
-            Wake();
-        }
+        WakeOnPublish();
     }
 
     /// <summary>
@@ -214,6 +211,16 @@ internal sealed partial class AuditWriter
             {
                 return seq <= Volatile.Read(ref _committedSeq);
             }
+        }
+    }
+
+    /// <summary>After a record was published (behind a full fence): wake the writer if it would not come by itself in time.</summary>
+    private void WakeOnPublish()
+    {
+        var sleeping = Volatile.Read(ref _sleeping);
+        if (sleeping == Asleep || (sleeping == Napping && _ring.Depth >= _ring.Capacity / 4))
+        {
+            Wake();
         }
     }
 

@@ -35,7 +35,10 @@ internal sealed partial class AuditWriter : IDisposable
     private readonly TimeProvider _time;
     private readonly Thread _thread;
     private readonly Timer _watchdog;
-    private readonly ManualResetEventSlim _wake = new(false);
+    // No spinning before the writer blocks (spinCount 0): on more than one core a default event spins
+    // ~35 rounds, most of them sched_yield, every time the writer goes to sleep (with per-tunnel records,
+    // up to twice per tunnel: perf/results/2026-12-04-cpu-per-tunnel.md). A wake costs a futex either way.
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
     private readonly long _deadlineTicks;
     private long _committedSeq;
     private long _committedAddress;
