@@ -104,9 +104,12 @@ def main():
         w(f"> {meta['note']}")
         w("")
     w("Produced by `perf/compare` (raw LoadGen JSON and percentile CSVs in "
-      f"[`{name}/`]({name}/)). Everything on loopback on one machine: the load generator, the origin "
-      "(nginx), the echo server and the proxy under test share the same cores, so the proxy's figures "
-      "include contention with its own client and origin.")
+      f"[`{name}/`]({name}/)). Everything on loopback on one machine" +
+      (": each proxy pinned to its own core, the load generator, the origin (nginx) and the echo server "
+       "to another (`PIN=1`), so a proxy's CPU figure is its own work on one core (its kernel time "
+       "includes delivering loopback packets to its peers)." if meta.get("pin", "none") != "none" else
+       ": the load generator, the origin (nginx), the echo server and the proxy under test share the same "
+       "cores, so the proxy's figures include contention with its own client and origin."))
     w("")
     w("## Machine and versions")
     w("")
