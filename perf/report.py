@@ -116,16 +116,19 @@ def main():
         w(f"> {meta['note']}")
         w("")
     w("Produced by `perf/compare` (raw LoadGen JSON and percentile CSVs in "
-      f"[`{name}/`]({name}/)). Everything on loopback on one machine: the load generator, the origin "
-      "(nginx), the echo server and the proxy under test share the same cores, so the proxy's figures "
-      "include contention with its own client and origin.")
+      f"[`{name}/`]({name}/)). Everything on loopback on one machine" +
+      (": each proxy pinned to its own core, the load generator, the origin (nginx) and the echo server "
+       "to another (`PIN=1`), so a proxy's CPU figure is its own work on one core (its kernel time "
+       "includes delivering loopback packets to its peers)." if meta.get("pin", "none") != "none" else
+       ": the load generator, the origin (nginx), the echo server and the proxy under test share the same "
+       "cores, so the proxy's figures include contention with its own client and origin."))
     w("")
     w("## Machine and versions")
     w("")
     w("| | |")
     w("| --- | --- |")
     for key, label in (("date", "date"), ("nproc", "cores (nproc)"), ("cpu", "CPU"), ("kernel", "kernel"),
-                       ("os", "OS"), ("mem", "memory"), ("loadavg_before", "load average before the run"),
+                       ("os", "OS"), ("mem", "memory"), ("pin", "CPU pinning (PIN)"), ("loadavg_before", "load average before the run"),
                        ("loadavg_after", "load average after the run"), ("chronoguard", "chronoguard"),
                        ("dotnet", "dotnet SDK"), ("git", "commit"), ("squid", "squid"),
                        ("tinyproxy", "tinyproxy"), ("dante", "dante"), ("nginx", "nginx (origin)")):
@@ -228,6 +231,11 @@ def main():
                   f"{'' if is_cg else ratio(cg and cg['requests_per_second'], r and r['requests_per_second'])} | "
                   f"{'' if is_cg else ratio(cg and cg['latency_us']['p99'], lat.get('p99'))} | "
                   f"{'' if is_cg or t == 'direct' else ratio(cg_c, c)} |")
+        if s != "tunnel" and (s, "chronoguard-allcores") in runs:
+            w("")
+            w(f"chronoguard on every core: CPU per 1k {ratio(cpu_per_unit(s, 'chronoguard-allcores'), cpu_per_unit(s, 'chronoguard'))} "
+              "its one-core figure in this run (req/s "
+              f"{ratio(runs[(s, 'chronoguard-allcores')]['requests_per_second'], cg and cg['requests_per_second'])}).")
         w("")
         svg = f"{name}-{s}.svg"
         if os.path.exists(os.path.join(os.path.dirname(os.path.normpath(run_dir)), svg)):

@@ -42,7 +42,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
                 SidecarLog.AuditRetention(_logger, seq, hex);
                 var from = audit.LastDroppedFromSeq;
                 var range = from >= 0 && from < seq ? $"dropped seq {from} to {seq - 1}" : $"dropped the segments before seq {seq}";
-                ThreadPool.QueueUserWorkItem(_ => SystemRecords.Append(audit, "retention", detail: $"{range}; the hash of the last dropped record is {hex} (the prevHash of seq {seq}, where the kept log starts)"));
+                ThreadPool.QueueUserWorkItem(_ => _ = SystemRecords.AppendAsync(audit, "retention", detail: $"{range}; the hash of the last dropped record is {hex} (the prevHash of seq {seq}, where the kept log starts)"));
             };
             audit.OnFault = cause => SidecarLog.AuditWriterFault(_logger, cause);
             audit.OnRecovered = note => SidecarLog.AuditWriterRecovered(_logger, note);

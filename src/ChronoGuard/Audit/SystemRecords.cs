@@ -8,11 +8,24 @@ internal static class SystemRecords
 {
     public static long Append(AuditWriter writer, string evt, string? sha256 = null, string? detail = null)
     {
+        var record = Make(evt, sha256, detail);
+        return writer.Append(ref record);
+    }
+
+    /// <summary>As <see cref="Append"/>, but a full ring is waited out without holding a thread.</summary>
+    public static async Task<long> AppendAsync(AuditWriter writer, string evt, string? sha256 = null, string? detail = null)
+    {
+        await writer.WaitForRoomAsync().ConfigureAwait(false);
+        return Append(writer, evt, sha256, detail);
+    }
+
+    private static AuditRecord Make(string evt, string? sha256, string? detail)
+    {
         var record = default(AuditRecord);
         record.Kind = AuditKind.System;
         record.Set(AuditText.Reason, evt);
         record.Set(AuditText.Policy, sha256);
         record.Set(AuditText.Path, detail);
-        return writer.Append(ref record);
+        return record;
     }
 }

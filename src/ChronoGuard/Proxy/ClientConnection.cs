@@ -106,6 +106,9 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// <returns>True when the connection may carry another request.</returns>
     protected async Task<bool> RunScopeAsync(RequestScope scope)
     {
+        // A request writes a decision record and may write a close record: a full audit ring is
+        // waited out here, parked, not in the ring's claim on a pool thread.
+        await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
         Volatile.Write(ref _current, scope);
         try
         {
@@ -116,6 +119,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
         finally
         {
             Volatile.Write(ref _current, null);
+            await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             scope.Exit();
         }
     }
@@ -125,6 +129,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     {
         if (audit)
         {
+            await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(Info, refusal) };
         }
 

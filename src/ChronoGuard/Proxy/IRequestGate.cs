@@ -38,6 +38,10 @@ internal interface IRequestGate
     /// <summary>Judges the reassembled ClientHello (or its absence) before anything is dialed.</summary>
     SniVerdict CheckClientHello(in RequestDecision decision, in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out DecisionResult judged);
 
+    /// <summary>Completes when the audit ring has room for a record (at once, allocation-free, unless it is full):
+    /// async front ends await it before a record is written, so back-pressure parks them instead of spinning a thread.</summary>
+    ValueTask WaitForAuditRoomAsync() => default;
+
     /// <summary>Writes the request's one decision record with its final status; returns its audit seq (-1 without audit).</summary>
     long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status);
 

@@ -257,6 +257,8 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         return seq;
     }
 
+    public ValueTask WaitForAuditRoomAsync() => audit?.WaitForRoomAsync() ?? default;
+
     public bool AuditAdmits() => audit is null || audit.Admit() != AuditAdmission.Refuse;
 
     /// <summary>

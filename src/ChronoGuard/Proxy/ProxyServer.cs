@@ -191,11 +191,32 @@ internal sealed class ProxyServer : IAsyncDisposable
         // It lingers like any refusal (closing on its unread request would RST the 503 away) and gives
         // the descriptor back as the spare when done; accepts meanwhile back off.
         var refusal = new Refusal(503, "DENY", ProxyReasons.DescriptorsExhausted);
+        await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
         _ = LingeringRefusalAsync(socket, factory, refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) }, spare: true);
         return true;
     }
 
     private void RefuseOverCapacity(Socket socket, IConnectionFactory factory)
+    {
+        // The accept loop never waits on a full audit ring: this one refusal waits for room, parked.
+        var room = Context.Gate.WaitForAuditRoomAsync();
+        if (!room.IsCompleted)
+        {
+            _ = RefuseOverCapacityAsync(socket, factory, room);
+            return;
+        }
+
+        room.GetAwaiter().GetResult();
+        RefuseOverCapacityNow(socket, factory);
+    }
+
+    private async Task RefuseOverCapacityAsync(Socket socket, IConnectionFactory factory, ValueTask room)
+    {
+        await room.ConfigureAwait(false);
+        RefuseOverCapacityNow(socket, factory);
+    }
+
+    private void RefuseOverCapacityNow(Socket socket, IConnectionFactory factory)
     {
         var refusal = new Refusal(503, "DENY", ProxyReasons.MaxConnections);
         refusal = refusal with { AuditSeq = Context.Gate.RecordRefusal(new ConnectionInfo(0, socket.RemoteEndPoint as IPEndPoint), refusal) };

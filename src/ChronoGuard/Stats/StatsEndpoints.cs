@@ -63,7 +63,7 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_audit_backpressure_total").Value(audit?.BackPressureTotal ?? 0);
         w.Family("chronoguard_audit_writer_faulted", "gauge", "1 while the audit writer cannot make records durable (it retries by itself).");
         w.Sample("chronoguard_audit_writer_faulted").Value(audit?.Faulted == true ? 1 : 0);
-        w.Family("chronoguard_audit_writer_faults_total", "counter", "Audit writer fault episodes (write or commit errors, commits past Audit:CommitTimeoutMs).");
+        w.Family("chronoguard_audit_writer_faults_total", "counter", "Audit writer fault episodes (write or commit errors, commits past Audit:CommitTimeoutMs, unexpected exceptions in the writer).");
         w.Sample("chronoguard_audit_writer_faults_total").Value(audit?.FaultsTotal ?? 0);
         w.Family("chronoguard_audit_unrecorded_total", "counter", "Records that could not be queued while the audit writer was faulted (written into the chain as a count).");
         w.Sample("chronoguard_audit_unrecorded_total").Value(audit?.UnrecordedTotal ?? 0);

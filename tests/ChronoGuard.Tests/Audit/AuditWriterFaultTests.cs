@@ -129,6 +129,72 @@ public sealed class AuditWriterFaultTests
         Assert.Equal(Enumerable.Range(0, entries.Count).Select(i => (long)i), entries.Select(e => e.Seq));
     }
 
+    /// <summary>
+    /// The stated policy for exceptions that are not I/O errors: a writer fault (refuse, report, recover),
+    /// not the end of the process; nothing queued or in flight is lost.
+    /// </summary>
+    [Theory]
+    [InlineData("commit-before-forward", "refuse", (int)AuditAdmission.Refuse)]
+    [InlineData("batched", "forward", (int)AuditAdmission.ForwardUnrecorded)]
+    public async Task An_unexpected_exception_inside_the_writer_loop_faults_the_writer_is_reported_and_recovers_without_losing_a_seq(string durability, string onFailure, int whileFaulted)
+    {
+        using var dir = new TempDir();
+        var auditDir = Path.Combine(dir.Path, "audit");
+        var faults = new List<string>();
+        var recovered = new List<string>();
+        var options = new AuditOptions { Directory = auditDir, Durability = durability, OnFailure = onFailure, QueueCapacity = 64, CommitIntervalMs = 1 };
+        var seqs = new List<long>();
+        using (var writer = AuditWriter.Open(options, TimeProvider.System))
+        {
+            writer.OnFault = c => { lock (faults) { faults.Add(c); } };
+            writer.OnRecovered = n => { lock (recovered) { recovered.Add(n); } };
+            var r = Record(0);
+            seqs.Add(writer.Append(ref r));
+            Assert.True(await writer.WaitDurableAsync(seqs[0]).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+
+            var armed = 1;
+            writer.LoopHook = () =>
+            {
+                if (Volatile.Read(ref armed) != 0)
+                {
+                    throw new InvalidCastException("injected into the writer loop");
+                }
+            };
+            for (var i = 1; i <= 10; i++)
+            {
+                r = Record(i);
+                seqs.Add(writer.Append(ref r));
+            }
+
+            await PollAsync(() => writer.Faulted, "an unexpected exception did not fault the writer");
+            Assert.Equal((AuditAdmission)whileFaulted, writer.Admit());
+            Assert.False(writer.Healthy);
+            Assert.Contains("InvalidCastException", writer.FaultCause, StringComparison.Ordinal);
+            Assert.False(await writer.WaitDurableAsync(seqs[^1]).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            r = Record(11);
+            seqs.Add(writer.Append(ref r));
+
+            Volatile.Write(ref armed, 0);
+            await PollAsync(() => !writer.Faulted, "the writer never recovered after the exception stopped");
+            r = Record(12);
+            seqs.Add(writer.Append(ref r));
+            Assert.True(await writer.WaitDurableAsync(seqs[^1]).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.True(writer.Healthy);
+            Assert.True(writer.FaultsTotal >= 1);
+            lock (faults)
+            {
+                // Reported once per episode, each naming the exception and where it was thrown.
+                Assert.Equal(writer.FaultsTotal, faults.Count);
+                Assert.All(faults, f => Assert.Contains("failed unexpectedly (System.InvalidCastException: injected into the writer loop; at ", f, StringComparison.Ordinal));
+            }
+        }
+
+        Assert.Equal(0, VerifyCommand.Run(["--audit-dir", auditDir], new StringWriter(), new StringWriter()));
+        var entries = AuditReader.ReadDirectory(auditDir).Select(e => e.Entry!).ToList();
+        Assert.All(seqs, s => Assert.Contains(entries, e => e.Seq == s));
+        Assert.Contains(entries, e => e.Reason == "writer_fault" && e.Path!.Contains("InvalidCastException", StringComparison.Ordinal));
+    }
+
     [RootFact]
     public async Task In_forward_mode_records_that_could_not_be_queued_are_counted_and_written_into_the_chain_after_recovery()
     {

@@ -82,6 +82,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public bool AuditAdmits() => _inner.AuditAdmits();
 
+    public ValueTask WaitForAuditRoomAsync() => _inner.WaitForAuditRoomAsync();
+
     public ValueTask<bool> WaitDurableAsync(long auditSeq) => _inner.WaitDurableAsync(auditSeq);
 
     public bool ChargeEgress(in RequestDecision decision, long bytes) => _inner.ChargeEgress(decision, bytes);
