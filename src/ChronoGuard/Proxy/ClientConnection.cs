@@ -106,12 +106,13 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// <returns>True when the connection may carry another request.</returns>
     protected async Task<bool> RunScopeAsync(RequestScope scope)
     {
-        // A request writes a decision record and may write a close record: a full audit ring is
-        // waited out here, parked, not in the ring's claim on a pool thread.
-        await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
         Volatile.Write(ref _current, scope);
         try
         {
+            // A request writes a decision record and may write a close record: a full audit ring is
+            // waited out here, parked, not in the ring's claim on a pool thread. Inside the try: the
+            // decided scope already holds what its exit gives back.
+            await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             return scope.IsTunnel
                 ? await TunnelRelay.RunAsync(scope).ConfigureAwait(false)
                 : await HttpForwarder.RunAsync(scope).ConfigureAwait(false);
