@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
+using ChronoGuard.Metrics;
 using ChronoGuard.Stats;
 
 namespace ChronoGuard.Benchmarks;
@@ -30,13 +32,13 @@ public class MetricsBenchmarks
         File.WriteAllText(_path, sb.ToString());
         var engine = new PolicyEngine(_path, 512, TimeProvider.System);
         engine.Reload();
-        var metrics = new ProxyMetrics();
+        var metrics = new ProxyMetrics(DecisionReasons.Labels);
         var minute = DateTimeOffset.UtcNow.UtcTicks / TimeSpan.TicksPerMinute;
         foreach (var agent in engine.Current.Agents)
         {
             for (var d = 0; d < 30; d++)
             {
-                agent.Runtime.Metrics.Count((Decision)(d % 6), d % 2 == 0 ? Reasons.Allowed : Reasons.DomainBlocked);
+                metrics.ForAgent(agent.Runtime.Index).Count((Decision)(d % 6), d % 2 == 0 ? Reasons.Allowed : Reasons.DomainBlocked);
                 metrics.RecordDomain(Encoding.ASCII.GetBytes($"h{d}.{agent.Id}.example.com"), agent.Runtime.Index, minute);
             }
         }
@@ -47,7 +49,7 @@ public class MetricsBenchmarks
     [GlobalCleanup]
     public void Cleanup() => File.Delete(_path);
 
-    private readonly AgentMetrics _agent = new();
+    private readonly AgentMetrics _agent = new(DecisionReasons.Labels);
 
     /// <summary>The per-request counter: reason lookup plus one Interlocked increment (0 B).</summary>
     [Benchmark]
