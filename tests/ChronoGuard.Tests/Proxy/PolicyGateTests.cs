@@ -176,7 +176,9 @@ public sealed class PolicyGateTests
         Assert.True(engine.Reload().Ok);
 
         Assert.Empty(await client.ReadToEndAsync(timeoutMs: 10_000));
-        Assert.Equal("policy_revoked", await CloseReasonOf(gate, "allowed.test"));
+        // The one request's close record is the signal: no polling.
+        await gate.FirstClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(("allowed.test", "policy_revoked"), gate.Closes.Select(c => (c.Host, c.Reason)).Single());
     }
 
     [Fact]
