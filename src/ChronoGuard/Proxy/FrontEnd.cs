@@ -14,4 +14,10 @@ internal enum FrontEnd : byte
 
     /// <summary>A SOCKS5 CONNECT tunnel (SPEC §8).</summary>
     Socks,
+
+    /// <summary>
+    /// A request inside an inspected TLS tunnel (SPEC §7): decided like plain HTTP, with its own method
+    /// and path; its host is the tunnel's (SNI = CONNECT host = <c>Host</c>, checked by the front end).
+    /// </summary>
+    Inspected,
 }

@@ -33,5 +33,11 @@ internal readonly ref struct GateRequest
     /// <summary>The agent the listener that accepted the connection is bound to, or null (SPEC §8).</summary>
     public string? ListenerAgent { get; init; }
 
-    public bool IsTunnel => FrontEnd != FrontEnd.Http;
+    /// <summary>
+    /// The request head as received (request line and header fields) where the protocol has one; empty
+    /// otherwise. Credential placeholders are looked for here (SPEC §7: every header and the target).
+    /// </summary>
+    public ReadOnlySpan<byte> RawHead { get; init; }
+
+    public bool IsTunnel => FrontEnd is FrontEnd.Connect or FrontEnd.Socks;
 }

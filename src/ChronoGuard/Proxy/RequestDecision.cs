@@ -42,4 +42,13 @@ internal struct RequestDecision
     public IPAddress? Dialed;
 
     public long AuditSeq;
+
+    /// <summary>
+    /// An allowed tunnel whose host matches an <c>inspect</c> pattern of the agent's policies (SPEC §7):
+    /// TLS is terminated and every inner request is decided on its own.
+    /// </summary>
+    public bool Inspect;
+
+    /// <summary>The credential to inject into this request (inspected requests only, SPEC §7), or null.</summary>
+    public CompiledCredential? Credential;
 }

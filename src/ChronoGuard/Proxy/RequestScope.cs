@@ -62,7 +62,7 @@ internal sealed class RequestScope
 
     public FrontEnd FrontEnd => _frontEnd;
 
-    public bool IsTunnel => _frontEnd != FrontEnd.Http;
+    public bool IsTunnel => _frontEnd is FrontEnd.Connect or FrontEnd.Socks;
 
     /// <summary>Whether bytes may flow now (from <see cref="Established"/> on): what the heartbeat's recheck looks at, whatever the phase.</summary>
     public bool IsEstablished => Volatile.Read(ref _establishedMs) >= 0;
