@@ -28,7 +28,12 @@ internal static class HttpHeadParser
     private static readonly SearchValues<byte> Ipv6Bytes =
         SearchValues.Create(":.0123456789abcdefABCDEF"u8);
 
-    public static ParseError ParseRequest(HttpHead h)
+    /// <param name="originForm">
+    /// A request inside an inspected TLS tunnel (SPEC §7): the target must be origin-form (a path), and
+    /// the authority is the <c>Host</c> header's (required; without a port it is 443), which the caller
+    /// holds against the tunnel's host. Otherwise a proxy request: absolute-form or CONNECT.
+    /// </param>
+    public static ParseError ParseRequest(HttpHead h, bool originForm = false)
     {
         var buf = h.Buffer;
         var s = buf.AsSpan(0, h.Length);
@@ -76,7 +81,9 @@ internal static class HttpHeadParser
         h.IsConnect = method.SequenceEqual("CONNECT"u8);
         h.IsHead = method.SequenceEqual("HEAD"u8);
 
-        var err = h.IsConnect ? ParseConnectTarget(h, target, h.Target.Start) : ParseAbsoluteTarget(h, target, h.Target.Start);
+        var err = originForm ? ParseOriginTarget(h, target, h.Target.Start)
+            : h.IsConnect ? ParseConnectTarget(h, target, h.Target.Start)
+            : ParseAbsoluteTarget(h, target, h.Target.Start);
         if (err != ParseError.None)
         {
             return err;
@@ -91,6 +98,18 @@ internal static class HttpHeadParser
         if (h.HasTransferEncoding && h.VersionMinor == 0)
         {
             return ParseError.UnsupportedTransferEncoding;
+        }
+
+        if (originForm)
+        {
+            if (h.HostHeader.IsEmpty)
+            {
+                return ParseError.MissingHost;
+            }
+
+            return TryParseAuthority(h.Span(h.HostHeader), h.HostHeader.Start, portRequired: false, defaultPort: 443, out h.TargetHost, out h.TargetPort)
+                ? ParseError.None
+                : ParseError.BadTarget;
         }
 
         if (!h.IsConnect)
@@ -167,6 +186,23 @@ internal static class HttpHeadParser
         }
 
         return ParseError.None;
+    }
+
+    /// <summary>A path (and query) as an origin server receives it; CONNECT and the other forms are not requests to an origin.</summary>
+    private static ParseError ParseOriginTarget(HttpHead h, ReadOnlySpan<byte> target, int offset)
+    {
+        if (h.IsConnect || target.IsEmpty || target[0] != (byte)'/')
+        {
+            return ParseError.NotOriginForm;
+        }
+
+        if (target.IndexOf((byte)'#') >= 0)
+        {
+            return ParseError.BadTarget;
+        }
+
+        h.TargetPath = new Seg(offset, target.Length);
+        return NormalizePath(h);
     }
 
     private static ParseError ParseAbsoluteTarget(HttpHead h, ReadOnlySpan<byte> target, int offset)

@@ -48,8 +48,7 @@ internal static class HttpForwarder
         var sameAuthority = kept is not null && kept.Serves(head.Span(head.TargetHost), head.TargetPort);
         if (!scope.Decision.Allowed)
         {
-            await scope.RefuseAsync().ConfigureAwait(false);
-            return false;
+            return await scope.RefuseAsync().ConfigureAwait(false);
         }
 
         // A kept upstream is judged again: the policy may have changed since it was dialed.
@@ -171,7 +170,9 @@ internal static class HttpForwarder
         Task<BodyResult> body = Task.FromResult(BodyResult.Done);
         try
         {
-            var n = RequestRewriter.Write(request, scratch);
+            var n = scope.Injects is { } credential
+                ? RequestRewriter.Write(request, scratch, credential.HeaderName, credential.HeaderValue)
+                : RequestRewriter.Write(request, scratch);
             if (!await scope.SendUpstreamAsync(scratch.AsMemory(0, n)).ConfigureAwait(false))
             {
                 return (Exchange.BodyFailed, new BodyResult(BodyOutcome.BudgetSpent), false);

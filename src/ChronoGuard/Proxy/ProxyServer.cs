@@ -292,6 +292,8 @@ internal sealed class ProxyServer : IAsyncDisposable
         {
             pair.Value.OnHeartbeat(now, _draining, recheck);
         }
+
+        Context.Upstreams.Sweep();
     }
 
     /// <summary>
@@ -359,6 +361,7 @@ internal sealed class ProxyServer : IAsyncDisposable
             await _heartbeat.DisposeAsync().ConfigureAwait(false);
         }
 
+        Context.Upstreams.Dispose();
         Context.Descriptors.Dispose();
     }
 }

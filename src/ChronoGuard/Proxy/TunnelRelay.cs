@@ -43,6 +43,20 @@ internal static class TunnelRelay
             return false;
         }
 
+        if (scope.Decision.Inspect)
+        {
+            // SPEC §7: TLS is terminated and every request inside is decided on its own. Without the
+            // means to (a gate that asks for inspection on a proxy without a CA) it fails closed,
+            // never as an opaque tunnel that would pass what the path rules were meant to judge.
+            if (scope.Context.Inspection is not { } inspection)
+            {
+                await scope.FailAsync(503, ProxyReasons.InspectionUnavailable).ConfigureAwait(false);
+                return false;
+            }
+
+            return await InspectedTunnel.RunAsync(scope, addresses, inspection).ConfigureAwait(false);
+        }
+
         ReadResult hello = default;
         var early = scope.RequiresSniCheck();
         if (early)
