@@ -16,7 +16,7 @@ namespace ChronoGuard.Tests.Support;
 /// A TLS origin on loopback (Kestrel) with a certificate of the test's own CA. Every request is noted
 /// (<see cref="Seen"/>) and answered with what arrived: the request line, then each header as
 /// <c>Name: value</c>. <c>/conn</c> answers the connection id, <c>/sse</c> sends one event, waits for
-/// <see cref="ReleaseStream"/>, then sends a second, <c>/big?n=</c> sends n bytes chunked.
+/// <see cref="ReleaseStream"/>, then sends a second, <c>/big?n=</c> sends n bytes chunked, <c>/files/</c> serves <see cref="FilesRoot"/>.
 /// </summary>
 internal sealed class TlsEchoOrigin : IAsyncDisposable
 {
@@ -39,6 +39,9 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
     /// <summary>Distinct TLS connections the origin accepted.</summary>
     public ConcurrentDictionary<string, int> Connections { get; } = new();
 
+    /// <summary>A directory served as static files under <c>/files/</c> (a bare git repository for the dumb HTTP protocol); 404 for anything missing.</summary>
+    public string? FilesRoot { get; set; }
+
     /// <summary>Lets <c>/sse</c> send its second event.</summary>
     public void ReleaseStream() => _release.TrySetResult();
 
@@ -56,6 +59,20 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
             var line = $"{request.Method} {request.Path}{request.QueryString}";
             origin.Seen.Enqueue(line);
             origin.Connections.AddOrUpdate(ctx.Connection.Id, 1, (_, n) => n + 1);
+            if (origin.FilesRoot is { } root && request.Path.StartsWithSegments("/files", out var rest))
+            {
+                var file = Path.GetFullPath(Path.Combine(root, rest.Value!.TrimStart('/')));
+                if (!file.StartsWith(root, StringComparison.Ordinal) || !File.Exists(file))
+                {
+                    ctx.Response.StatusCode = 404;
+                    return;
+                }
+
+                ctx.Response.ContentType = "application/octet-stream";
+                await ctx.Response.SendFileAsync(file);
+                return;
+            }
+
             switch (request.Path.Value)
             {
                 case "/conn":
