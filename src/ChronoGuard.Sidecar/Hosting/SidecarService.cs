@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using ChronoGuard.Audit;
+using ChronoGuard.Inspection;
 using ChronoGuard.Metrics;
 using Microsoft.Extensions.Configuration;
 using ChronoGuard.Policy;
@@ -30,6 +31,17 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     {
         // Before anything is opened: a soft limit left at 1024 would hold the proxy to ~500 connections.
         var descriptorLimit = FileDescriptors.RaiseSoftLimit();
+        InspectionContext? inspection;
+        try
+        {
+            // Before the audit log opens: a CA that cannot be used stops the start with its one line and nothing written.
+            inspection = InspectionContext.Open(settings.Inspection, time);
+        }
+        catch (InspectionConfigException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+
         var auditOptions = settings.Audit;
         try
         {
@@ -77,7 +89,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             checkpoints.Signed = (c, error) => SidecarLog.AuditCheckpoint(_logger, c.Seq, c.Hash, c.Time, c.KeyId, c.Signature, error ?? "appended to " + Checkpoint.FileName);
         }
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
-        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
+        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate) { Inspection = inspection };
         _proxy = new ProxyServer(context, Listeners(settings, _policy.Current));
         var open = FileDescriptors.OpenNow();
         var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
