@@ -161,6 +161,15 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
         SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint);
+        if (inspection is not null)
+        {
+            var ca = inspection.Leaves.Authority;
+            var notAfter = ca.Certificate.NotAfter.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            var scope = ca.PermittedDomains.Count == 0 ? "may sign for any name" : "may sign only within " + string.Join(", ", ca.PermittedDomains);
+            var trust = inspection.Trust.Source is { } trustFile ? "the roots in " + trustFile : "the system trust store";
+            SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, notAfter, scope, inspection.Leaves.Capacity, trust);
+        }
+
         for (var i = 1; i < _proxy.Listeners.Count; i++)
         {
             var listener = _proxy.Listeners[i];

@@ -31,6 +31,9 @@ internal sealed class LeafCertificates
 
     public int Capacity { get; }
 
+    /// <summary>The CA that signs the leaves.</summary>
+    public CertificateAuthority Authority => _ca;
+
     /// <summary>Hosts cached now (minted or being minted).</summary>
     public int Count => Volatile.Read(ref _count);
 
@@ -42,6 +45,7 @@ internal sealed class LeafCertificates
     /// <summary>The certificate context (leaf + CA chain) an <see cref="SslStream"/> server handshake for <paramref name="host"/> presents.</summary>
     public SslStreamCertificateContext For(string host)
     {
+        ArgumentException.ThrowIfNullOrEmpty(host);
         while (true)
         {
             if (_entries.TryGetValue(host, out var entry))
@@ -133,7 +137,10 @@ internal sealed class LeafCertificates
         /// <summary>UTC ticks from which <see cref="Context"/> is replaced (read and written with Volatile).</summary>
         public long RenewAtTicks;
 
-        /// <summary>Set on every hit, cleared by the sweep: CLOCK's reference bit.</summary>
-        public volatile bool Used = true;
+        /// <summary>
+        /// Set on every hit, cleared by the sweep: CLOCK's reference bit. A new host starts without it, so a
+        /// sweep made by a stream of new names takes the oldest unused host, never one in use.
+        /// </summary>
+        public volatile bool Used;
     }
 }
