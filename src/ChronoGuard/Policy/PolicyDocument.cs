@@ -55,6 +55,9 @@ internal sealed class PolicyEntry
 
     public List<string>? BlockedDomains { get; set; }
 
+    /// <summary>Hosts whose tunnels are TLS-terminated so each inner request is decided (SPEC §7).</summary>
+    public List<string>? Inspect { get; set; }
+
     public TimeRestrictionsEntry? TimeRestrictions { get; set; }
 
     public RateLimitsEntry? RateLimits { get; set; }

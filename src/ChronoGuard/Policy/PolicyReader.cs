@@ -108,13 +108,14 @@ internal static class PolicyReader
                 case "extends": p.Extends = Strings(value, path); break;
                 case "allowedDomains": p.AllowedDomains = Strings(value, path); break;
                 case "blockedDomains": p.BlockedDomains = Strings(value, path); break;
+                case "inspect": p.Inspect = Strings(value, path); break;
                 case "timeRestrictions": p.TimeRestrictions = Window(value, path); break;
                 case "rateLimits": p.RateLimits = Limits(value, path); break;
                 case "rateLimitScope": p.RateLimitScope = Str(value, path); break;
                 case "egressBytesPerDay": p.EgressBytesPerDay = Long(value, path); break;
                 case "maxNewDomainsPerHour": p.MaxNewDomainsPerHour = Int(value, path, int.MinValue, int.MaxValue); break;
                 case "rules": p.Rules = List(value, path, Rule); break;
-                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, rules");
+                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, rules");
             }
         }
 

@@ -79,6 +79,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
                 {
                     decision.HoldsTunnelSlot = true;
+                    decision.Inspect = decision.Result.Inspect;
                 }
                 else
                 {
