@@ -26,6 +26,15 @@ internal sealed partial class CompiledPolicy
 
     public required string[] Patterns { get; init; }
 
+    /// <summary>The policy's <c>credentials</c> (SPEC §7); empty when none, and then nothing looks for placeholders.</summary>
+    public CompiledCredential[] Credentials { get; init; } = [];
+
+    /// <summary>The credentials' domain patterns, matched only when <see cref="Credentials"/> is not empty.</summary>
+    public DomainAutomaton CredentialDomains { get; init; } = DomainAutomaton.Build([]);
+
+    /// <summary>Per pattern of <see cref="CredentialDomains"/>: the credentials that name it.</summary>
+    public CompiledCredential[]?[] CredentialsByDomain { get; init; } = [];
+
     /// <summary>Per pattern: it names a port or range (<c>github.com:22</c>), so an allowed one admits its ports at the port step.</summary>
     public required bool[] PortScoped { get; init; }
 

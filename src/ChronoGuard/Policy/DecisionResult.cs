@@ -23,6 +23,12 @@ internal struct DecisionResult
     /// </summary>
     public bool Inspect;
 
+    /// <summary>
+    /// The credential this decision is about (SPEC §7): injected when allowed, or the one whose
+    /// placeholder, requirement, window or rate refused the request. Recorded by name.
+    /// </summary>
+    public CompiledCredential? Credential;
+
     public readonly bool IsAllow => Decision == Decision.Allow;
 
     public static DecisionResult Allow(string reason, string? policy = null, string? rule = null) =>

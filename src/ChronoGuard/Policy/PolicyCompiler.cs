@@ -51,6 +51,8 @@ internal static partial class PolicyCompiler
             var grants = GrantsByPattern(input);
             var masks = Masks(input, dag, policies);
             var agents = Agents(input, policies, masks.Words, registry);
+            string[] patterns = [.. input.Patterns];
+            var credentials = Credentials(doc.Credentials, inspectionConfigured, agents, patterns, masks.Inspect, masks.Words, file);
             var automaton = DomainAutomaton.Build(input.Patterns);
             if (automaton.MaxMatches > MaxMatchesPerHost)
             {
@@ -63,7 +65,10 @@ internal static partial class PolicyCompiler
                 DefaultAllow = input.DefaultAllow,
                 Network = input.Network,
                 Automaton = automaton,
-                Patterns = [.. input.Patterns],
+                Patterns = patterns,
+                Credentials = credentials.Credentials,
+                CredentialDomains = credentials.Automaton,
+                CredentialsByDomain = credentials.ByPattern,
                 PortScoped = input.Patterns.ConvertAll(p => DomainNames.SplitPorts(p, out _, out _, out _)).ToArray(),
                 RulesByPattern = rulesByPattern,
                 RuleWords = ruleWords,
