@@ -17,6 +17,7 @@ internal static class CommandLine
           chronoguard export   --audit-dir DIR [--format jsonl|csv] [--since T] [--until T] [--agent A] [--decision D] [--follow] [--salvage] [--out F]
           chronoguard audit keygen  --out DIR   (checkpoint signing key pair, ECDSA P-256)
           chronoguard audit repair  --audit-dir DIR   (moves a damaged log aside; the next start records the repair)
+          chronoguard ca init  --out DIR [--permit DOMAIN]... [--days N]   (CA for HTTPS inspection, ECDSA P-256)
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
@@ -40,7 +41,7 @@ internal static class CommandLine
         {
             // The commands turn the failures they expect into their own lines; nothing may still reach the
             // runtime, which would print a stack trace and exit 134 (and under NativeAOT a resource key).
-            await stderr.WriteLineAsync(Unexpected(args[0] == "audit" && args.Length > 1 ? "audit " + args[1] : args[0], ex)).ConfigureAwait(false);
+            await stderr.WriteLineAsync(Unexpected(args[0] is "audit" or "ca" && args.Length > 1 ? args[0] + " " + args[1] : args[0], ex)).ConfigureAwait(false);
             return UsageError;
         }
     }
@@ -69,6 +70,8 @@ internal static class CommandLine
                 return AuditRepairCommand.Run(rest[1..], stdout, stderr);
             case "audit" when rest.Length > 0 && rest[0] == "keygen":
                 return AuditKeygenCommand.Run(rest[1..], stdout, stderr);
+            case "ca":
+                return CaCommand.Run(rest, stdout, stderr);
             case "policy":
                 return PolicyCommand.Run(rest, stdout, stderr);
             case "healthcheck":

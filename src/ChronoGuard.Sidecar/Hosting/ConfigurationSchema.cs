@@ -63,6 +63,14 @@ internal static class ConfigurationSchema
             // 0 = no limit: every unauthenticated refusal is recorded one by one (as before the limit).
             SettingRule.Number("UnauthenticatedPerSecond", 0, 1_000_000),
         ]),
+        ("Inspection",
+        [
+            SettingRule.Text("CaCertFile", required: false),
+            SettingRule.Text("CaKeyFile", required: false),
+            SettingRule.Text("UpstreamTrustFile", required: false),
+            // Each cached host holds a leaf, its key and a certificate context: a few KiB.
+            SettingRule.Number("LeafCacheSize", 1, 1_000_000),
+        ]),
     ];
 
     /// <summary>Values <c>Logging:LogLevel:*</c> accepts (Microsoft.Extensions.Logging.LogLevel names).</summary>

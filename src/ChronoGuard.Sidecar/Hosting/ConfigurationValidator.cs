@@ -36,6 +36,38 @@ internal static class ConfigurationValidator
             }
         }
 
+        if (CheckInspection(root, out var blamed) is { } inspection)
+        {
+            return $"{Source(root, blamed, configFile)}: {inspection}";
+        }
+
+        return null;
+    }
+
+    /// <summary>Settings that only mean something together (SPEC §7): the CA is a certificate and its key, and trust needs inspection on.</summary>
+    private static string? CheckInspection(IConfigurationRoot root, out string blamed)
+    {
+        var cert = root["Inspection:CaCertFile"] ?? string.Empty;
+        var key = root["Inspection:CaKeyFile"] ?? string.Empty;
+        var trust = root["Inspection:UpstreamTrustFile"] ?? string.Empty;
+        blamed = "Inspection:CaCertFile";
+        if (cert.Length > 0 && key.Length == 0)
+        {
+            return "Inspection:CaCertFile is set but Inspection:CaKeyFile is not (inspection needs the CA's certificate and its key)";
+        }
+
+        blamed = "Inspection:CaKeyFile";
+        if (key.Length > 0 && cert.Length == 0)
+        {
+            return "Inspection:CaKeyFile is set but Inspection:CaCertFile is not (inspection needs the CA's certificate and its key)";
+        }
+
+        blamed = "Inspection:UpstreamTrustFile";
+        if (trust.Length > 0 && cert.Length == 0)
+        {
+            return "Inspection:UpstreamTrustFile is set but inspection is off (set Inspection:CaCertFile and Inspection:CaKeyFile)";
+        }
+
         return null;
     }
 

@@ -46,4 +46,7 @@ internal static partial class SidecarLog
     // The whole checkpoint as one line, so the log pipeline keeps a copy the node cannot rewrite.
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "audit checkpoint seq {Seq} hash {Hash} time {Time} keyId {KeyId} sig {Sig} ({Stored})")]
     public static partial void AuditCheckpoint(ILogger logger, long seq, string hash, string time, string keyId, string sig, string stored);
+
+    [LoggerMessage(EventId = 50, Level = LogLevel.Information, Message = "HTTPS inspection on: CA {Subject} valid until {NotAfter}, {Scope}; leaves cached for up to {CacheSize} hosts; upstream certificates judged by {Trust}")]
+    public static partial void InspectionOn(ILogger logger, string subject, string notAfter, string scope, int cacheSize, string trust);
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using ChronoGuard.Audit;
+using ChronoGuard.Inspection;
 using ChronoGuard.Metrics;
 using Microsoft.Extensions.Configuration;
 using ChronoGuard.Policy;
@@ -30,6 +31,17 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     {
         // Before anything is opened: a soft limit left at 1024 would hold the proxy to ~500 connections.
         var descriptorLimit = FileDescriptors.RaiseSoftLimit();
+        InspectionContext? inspection;
+        try
+        {
+            // Before the audit log opens: a CA that cannot be used stops the start with its one line and nothing written.
+            inspection = InspectionContext.Open(settings.Inspection, time);
+        }
+        catch (InspectionConfigException ex)
+        {
+            throw new StartupException(ex.Message, ex);
+        }
+
         var auditOptions = settings.Audit;
         try
         {
@@ -77,7 +89,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             checkpoints.Signed = (c, error) => SidecarLog.AuditCheckpoint(_logger, c.Seq, c.Hash, c.Time, c.KeyId, c.Signature, error ?? "appended to " + Checkpoint.FileName);
         }
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
-        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate);
+        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate) { Inspection = inspection };
         _proxy = new ProxyServer(context, Listeners(settings, _policy.Current));
         var open = FileDescriptors.OpenNow();
         var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
@@ -149,6 +161,15 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
         SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint);
+        if (inspection is not null)
+        {
+            var ca = inspection.Leaves.Authority;
+            var notAfter = ca.Certificate.NotAfter.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+            var scope = ca.PermittedDomains.Count == 0 ? "may sign for any name" : "may sign only within " + string.Join(", ", ca.PermittedDomains);
+            var trust = inspection.Trust.Source is { } trustFile ? "the roots in " + trustFile : "the system trust store";
+            SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, notAfter, scope, inspection.Leaves.Capacity, trust);
+        }
+
         for (var i = 1; i < _proxy.Listeners.Count; i++)
         {
             var listener = _proxy.Listeners[i];

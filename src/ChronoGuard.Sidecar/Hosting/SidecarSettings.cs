@@ -1,5 +1,6 @@
 using System.Collections;
 using ChronoGuard.Audit;
+using ChronoGuard.Inspection;
 using ChronoGuard.Proxy;
 using Microsoft.Extensions.Configuration;
 
@@ -17,6 +18,8 @@ internal sealed class SidecarSettings
     public required PolicySection Policy { get; init; }
 
     public required AuditOptions Audit { get; init; }
+
+    public required InspectionOptions Inspection { get; init; }
 
     /// <summary>Validates, then binds; a bad value is a <see cref="StartupException"/> whose message is the one line to print.</summary>
     /// <param name="environment">The process environment (tests pass their own), checked for near misses of the prefix.</param>
@@ -38,6 +41,8 @@ internal sealed class SidecarSettings
         configuration.GetSection("Policy").Bind(policy);
         var audit = new AuditOptions();
         configuration.GetSection("Audit").Bind(audit);
-        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit };
+        var inspection = new InspectionOptions();
+        configuration.GetSection("Inspection").Bind(inspection);
+        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection };
     }
 }

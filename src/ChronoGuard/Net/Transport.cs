@@ -19,9 +19,12 @@ internal sealed class Transport : IDisposable
     private PipeReader? _input;
     private int _disposed;
 
-    public Transport(Socket socket)
+    private readonly StreamPipeReaderOptions _readerOptions;
+
+    public Transport(Socket socket, StreamPipeReaderOptions? readerOptions = null)
     {
         _socket = socket;
+        _readerOptions = readerOptions ?? PipeOptionsFor.Reader;
         _stream = new NetworkStream(socket, ownsSocket: false);
     }
 
@@ -40,7 +43,7 @@ internal sealed class Transport : IDisposable
     // The heartbeat may touch Input (to cancel a read) while the connection's task makes it: one wins.
     private PipeReader CreateInput()
     {
-        var created = PipeReader.Create(_stream, PipeOptionsFor.Reader);
+        var created = PipeReader.Create(_stream, _readerOptions);
         return Interlocked.CompareExchange(ref _input, created, null) ?? created;
     }
 

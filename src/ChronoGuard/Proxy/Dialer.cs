@@ -48,7 +48,7 @@ internal static class Dialer
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, port), deadline.Token).ConfigureAwait(false);
-                var upstream = new Upstream(new Transport(socket), host, port, address);
+                var upstream = new Upstream(new Transport(socket, PipeOptionsFor.Upstream), host, port, address);
                 if (tls)
                 {
                     var handshake = await UpstreamTls.AuthenticateAsync(context.Inspection?.Trust ?? UpstreamTrust.System, upstream, deadline.Token).ConfigureAwait(false);

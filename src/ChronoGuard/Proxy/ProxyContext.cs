@@ -1,3 +1,4 @@
+using ChronoGuard.Inspection;
 using Microsoft.Extensions.Logging;
 
 namespace ChronoGuard.Proxy;
@@ -29,6 +30,9 @@ internal sealed class ProxyContext
     public ILogger Logger { get; }
 
     public IRequestGate Gate { get; }
+
+    /// <summary>Leaves and upstream trust for inspected tunnels (SPEC §7); null when <c>Inspection</c> is not configured.</summary>
+    public InspectionContext? Inspection { get; init; }
 
     /// <summary>The spare descriptor and the once-per-episode report of running out.</summary>
     public FileDescriptors Descriptors { get; }
