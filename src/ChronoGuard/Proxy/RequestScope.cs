@@ -23,6 +23,9 @@ internal sealed class RequestScope
     private const int MaxResponseHeaders = 256;
     private const int RewriteSlack = 1024;
 
+    /// <summary>A refused inspected request's body up to this size is read away to keep the connection; a larger one closes it.</summary>
+    private const long MaxDiscardBytes = 64 * 1024;
+
     private static readonly HttpHeadPool ResponseHeads = new();
 
     private readonly ClientConnection _connection;
@@ -267,15 +270,26 @@ internal sealed class RequestScope
 
     /// <summary>
     /// Records the refusal in <see cref="Decision"/> and sends it. True when the connection goes on: a
-    /// request inside an inspected tunnel refused by policy, with no body to skip, keeps its connection
-    /// (SPEC §7); every other refusal ends it.
+    /// request inside an inspected tunnel refused by policy keeps its connection (SPEC §7) once its body,
+    /// if it has a small one framed by Content-Length, is read and dropped; every other refusal (a
+    /// chunked or large body, Expect: 100-continue, another front end) ends it.
     /// </summary>
     public async Task<bool> RefuseAsync()
     {
         Record(Decision.Result.Status);
-        var keepOpen = _frontEnd == FrontEnd.Inspected && _head is { KeepAlive: true, Chunked: false, ContentLength: <= 0 } && !_connection.IsDraining;
+        var keepOpen = _frontEnd == FrontEnd.Inspected && _head is { KeepAlive: true, Chunked: false, ExpectContinue: false, ContentLength: <= MaxDiscardBytes } head
+            && !_connection.IsDraining && (head.ContentLength <= 0 || await DiscardBodyAsync(head.ContentLength).ConfigureAwait(false));
         await _connection.RefuseAsync(ToRefusal(Decision.Result, Decision.AuditSeq), audit: false, keepOpen).ConfigureAwait(false);
         return keepOpen && !_connection.IsAborted;
+    }
+
+    /// <summary>Reads a refused request's body away, under the body timeout; false when it did not arrive whole.</summary>
+    private async ValueTask<bool> DiscardBodyAsync(long length)
+    {
+        _connection.Clock.Enter(ConnectionPhase.ReadingBody);
+        var result = await BodyCopier.CopyExactAsync(_connection.Input, default(DiscardSink), length).ConfigureAwait(false);
+        _connection.Clock.Enter(ConnectionPhase.Busy);
+        return result.IsComplete;
     }
 
     /// <summary>Records a refusal judged after the client was answered 200 (the ClientHello check): nothing more is sent.</summary>

@@ -66,12 +66,12 @@ internal sealed class InspectionRig : IAsyncDisposable
     }
 
     /// <summary>An HttpClient through the proxy that trusts exactly <paramref name="trusted"/> (ChronoGuard's CA by default).</summary>
-    public HttpClient Client(TestProxy proxy, X509Certificate2? trusted = null, int maxConnections = 1)
+    public HttpClient Client(TestProxy proxy, X509Certificate2? trusted = null, int maxConnections = 1, NetworkCredential? proxyCredentials = null)
     {
         var root = trusted ?? Ca.Certificate;
         var handler = new SocketsHttpHandler
         {
-            Proxy = new WebProxy(proxy.Uri),
+            Proxy = new WebProxy(proxy.Uri) { Credentials = proxyCredentials },
             UseProxy = true,
             MaxConnectionsPerServer = maxConnections,
             PooledConnectionLifetime = TimeSpan.FromMinutes(1),

@@ -15,7 +15,7 @@ namespace ChronoGuard.Tests.Support;
 /// <summary>
 /// A TLS origin on loopback (Kestrel) with a certificate of the test's own CA. Every request is noted
 /// (<see cref="Seen"/>) and answered with what arrived: the request line, then each header as
-/// <c>Name: value</c>. <c>/conn</c> answers the connection id, <c>/sse</c> sends one event, waits for
+/// <c>Name: value</c> (under <c>/quiet</c> only "ok": see <see cref="Echoes"/>). <c>/conn</c> answers the connection id, <c>/sse</c> sends one event, waits for
 /// <see cref="ReleaseStream"/>, then sends a second, <c>/big?n=</c> sends n bytes chunked, <c>/files/</c> serves <see cref="FilesRoot"/>.
 /// </summary>
 internal sealed class TlsEchoOrigin : IAsyncDisposable
@@ -106,7 +106,8 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
             var text = echo.ToString();
             origin.Echoes.Enqueue(text);
             ctx.Response.ContentType = "text/plain";
-            await ctx.Response.WriteAsync(text);
+            // Under /quiet the origin keeps what it saw to itself (a credential it received is not sent back).
+            await ctx.Response.WriteAsync(request.Path.StartsWithSegments("/quiet") ? "ok\n" : text);
         });
         self = new TlsEchoOrigin(app);
         await app.StartAsync();
