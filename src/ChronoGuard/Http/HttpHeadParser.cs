@@ -602,9 +602,17 @@ internal static class HttpHeadParser
                 h.ExpectContinue = Ascii.EqualsIgnoreCase(value, "100-continue"u8);
                 break;
             case 7 when Ascii.EqualsIgnoreCase(name, "trailer"u8):
-            case 7 when Ascii.EqualsIgnoreCase(name, "upgrade"u8):
-                // Protocol upgrades over a forwarded request are not relayed; clients use CONNECT.
                 h.HeaderDropped[i] = true;
+                break;
+            case 7 when Ascii.EqualsIgnoreCase(name, "upgrade"u8):
+                // Protocol upgrades over a forwarded request are not relayed (clients use CONNECT); only
+                // an inspected exchange writes it again (RequestRewriter, ResponseRewriter.WriteUpgrade).
+                h.HeaderDropped[i] = true;
+                if (h.Upgrade.Length == 0)
+                {
+                    h.Upgrade = valueSeg;
+                }
+
                 break;
             case 10 when Ascii.EqualsIgnoreCase(name, "connection"u8):
                 h.HeaderDropped[i] = true;
@@ -713,6 +721,17 @@ internal static class HttpHeadParser
                 else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8))
                 {
                     h.ConnectionKeepAlive = true;
+                }
+                else if (recordTokens && Ascii.EqualsIgnoreCase(token, "upgrade"u8))
+                {
+                    // Recorded as a token too: the Upgrade header stays dropped unless written again.
+                    h.ConnectionUpgrade = true;
+                    if (h.ConnectionTokenCount == HttpHead.MaxConnectionTokens)
+                    {
+                        return ParseError.BadHeaderValue;
+                    }
+
+                    h.ConnectionTokens[h.ConnectionTokenCount++] = new Seg(valueStart + offset + lead, token.Length);
                 }
                 else if (recordTokens)
                 {

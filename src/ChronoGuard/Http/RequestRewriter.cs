@@ -12,7 +12,8 @@ internal static class RequestRewriter
     /// written once, where the request had it first (its other copies dropped), or at the end if it had
     /// none. Headers that frame, route or belong to this hop are never replaced (<see cref="MayInject"/>).
     /// </param>
-    public static int Write(HttpHead h, Span<byte> destination, scoped ReadOnlySpan<byte> injectName = default, scoped ReadOnlySpan<byte> injectValue = default)
+    /// <param name="upgrade">Relay the request's protocol upgrade (an inspected exchange, SPEC §7: <c>101</c> becomes a relay).</param>
+    public static int Write(HttpHead h, Span<byte> destination, scoped ReadOnlySpan<byte> injectName = default, scoped ReadOnlySpan<byte> injectValue = default, bool upgrade = false)
     {
         var w = new HeadWriter(destination);
         w.Append(h.Span(h.Method));
@@ -70,6 +71,12 @@ internal static class RequestRewriter
         if (inject)
         {
             w.Header(injectName, injectValue);
+        }
+
+        if (upgrade)
+        {
+            w.Append("Connection: upgrade\r\n"u8);
+            w.Header("Upgrade"u8, h.Span(h.Upgrade));
         }
 
         w.Framing(h);

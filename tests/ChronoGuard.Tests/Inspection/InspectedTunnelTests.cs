@@ -268,6 +268,39 @@ public sealed class InspectedTunnelTests
         Assert.Contains("body: payload=1", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_WebSocket_upgrade_inside_an_inspected_tunnel_becomes_a_relay_whose_bytes_are_charged()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, records, _) = Start(rig);
+        await using var p = proxy;
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.Proxy = new WebProxy(proxy.Uri);
+        socket.Options.RemoteCertificateValidationCallback = (_, certificate, _, errors) => InspectionRig.ChainsTo(rig.Ca.Certificate, certificate, errors);
+
+        await socket.ConnectAsync(new Uri($"wss://{InspectionRig.Host}:{rig.Port}/ws"), CancellationToken.None);
+        var message = new string('m', 10_000);
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(message), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        var buffer = new byte[20_000];
+        var received = 0;
+        System.Net.WebSockets.WebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer, received, buffer.Length - received), CancellationToken.None);
+            received += result.Count;
+        }
+        while (!result.EndOfMessage);
+        await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+
+        Assert.Equal(message, System.Text.Encoding.ASCII.GetString(buffer, 0, received));
+        Assert.Equal([("CONNECT", ""), ("GET", "/ws")], records.Requests);
+        await records.WaitForClosesAsync(2);
+        // The upgraded request's close record counts the relayed frames as its egress (the tunnel's counts nothing of its own).
+        var inner = records.Closes.First();
+        Assert.True(inner.BytesUp > message.Length, $"bytes up {inner.BytesUp}");
+        Assert.True(inner.BytesDown > message.Length, $"bytes down {inner.BytesDown}");
+    }
+
     /// <summary>Waits for a condition the proxy reaches on its own (a record written after the client saw the failure).</summary>
     internal static async Task WaitForAsync(Func<bool> condition)
     {

@@ -16,7 +16,8 @@ namespace ChronoGuard.Tests.Support;
 /// A TLS origin on loopback (Kestrel) with a certificate of the test's own CA. Every request is noted
 /// (<see cref="Seen"/>) and answered with what arrived: the request line, then each header as
 /// <c>Name: value</c> (under <c>/quiet</c> only "ok": see <see cref="Echoes"/>). <c>/conn</c> answers the connection id, <c>/sse</c> sends one event, waits for
-/// <see cref="ReleaseStream"/>, then sends a second, <c>/big?n=</c> sends n bytes chunked, <c>/files/</c> serves <see cref="FilesRoot"/>.
+/// <see cref="ReleaseStream"/>, then sends a second, <c>/big?n=</c> sends n bytes chunked, <c>/files/</c> serves <see cref="FilesRoot"/>,
+/// and a WebSocket request (any path) is echoed message by message.
 /// </summary>
 internal sealed class TlsEchoOrigin : IAsyncDisposable
 {
@@ -52,6 +53,7 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.UseHttps(certificate)));
         var app = builder.Build();
         TlsEchoOrigin? self = null;
+        app.UseWebSockets();
         app.Run(async ctx =>
         {
             var origin = self!;
@@ -71,6 +73,24 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
                 ctx.Response.ContentType = "application/octet-stream";
                 await ctx.Response.SendFileAsync(file);
                 return;
+            }
+
+            if (ctx.WebSockets.IsWebSocketRequest)
+            {
+                // Echoes each message until the client closes.
+                using var socket = await ctx.WebSockets.AcceptWebSocketAsync();
+                var buffer = new byte[64 * 1024];
+                while (true)
+                {
+                    var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
+                    if (received.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                    {
+                        await socket.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+                        return;
+                    }
+
+                    await socket.SendAsync(buffer.AsMemory(0, received.Count), received.MessageType, received.EndOfMessage, CancellationToken.None);
+                }
             }
 
             switch (request.Path.Value)
