@@ -81,7 +81,8 @@ internal static class InspectedTunnel
             }
         }
 
-        tunnel.SetCloseReason(connection.IsAborted ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+        // Between requests a drain, an idle keep-alive or a header timeout ends the tunnel: its close record says which.
+        tunnel.SetCloseReason(connection.IsAborted || connection.Clock.Fired != TimeoutKind.None ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
         return false;
     }
 

@@ -171,6 +171,28 @@ public sealed class InspectedPolicyTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reload_that_takes_the_host_away_closes_an_open_inspected_tunnel_as_policy_revoked()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        await using var run = Start(rig);
+        await using var client = await TlsTunnelClient.OpenAsync(run.Proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate, extraHead: PolicyEngines.Credentials());
+        await client.SendAsync($"GET /quiet/one HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        Assert.Equal(200, (await client.ReadResponseAsync()).Head.Status);
+        await run.Records.WaitForClosesAsync(1);
+
+        run.Policy.Reload($$"""
+            { "version": 1, "defaultAction": "deny", "network": { "allowedPorts": [{{rig.Port}}], "allowPrivateDestinations": true },
+              "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["{{InspectionRig.Opaque}}"] } ] }
+            """);
+
+        // The heartbeat rechecks the tunnel between its requests, as it does an opaque one.
+        Assert.True(await client.ClosedAsync(timeoutMs: 15_000));
+        await run.Records.WaitForClosesAsync(2);
+        Assert.Equal([ProxyReasons.Complete, Reasons.PolicyRevoked], run.Records.Closes.Select(c => c.Reason));
+    }
+
+    [Fact]
     public async Task Upstream_connections_are_shared_by_one_agent_tunnels_and_never_across_agents()
     {
         await using var rig = await InspectionRig.StartAsync();

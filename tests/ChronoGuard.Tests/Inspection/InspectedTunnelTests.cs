@@ -301,6 +301,23 @@ public sealed class InspectedTunnelTests
         Assert.True(inner.BytesDown > message.Length, $"bytes down {inner.BytesDown}");
     }
 
+    [Fact]
+    public async Task Drain_ends_an_inspected_tunnel_idle_between_requests_and_its_record_says_drain()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, records, _) = Start(rig);
+        await using var p = proxy;
+        await using var client = await TlsTunnelClient.OpenAsync(proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate);
+        await client.SendAsync($"GET /one HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        Assert.Equal(200, (await client.ReadResponseAsync()).Head.Status);
+
+        await proxy.Server.DrainAsync();
+
+        Assert.True(await client.ClosedAsync());
+        await records.WaitForClosesAsync(2);
+        Assert.Equal([ProxyReasons.Complete, ProxyReasons.Drain], records.Closes.Select(c => c.Reason));
+    }
+
     /// <summary>Waits for a condition the proxy reaches on its own (a record written after the client saw the failure).</summary>
     internal static async Task WaitForAsync(Func<bool> condition)
     {
