@@ -28,17 +28,38 @@ public sealed class InspectedTunnelTests
         await using var _ = proxy;
         using var client = rig.Client(proxy);
 
-        using var response = await client.GetAsync(rig.Url("/echo/a%2Fb/../c?x=1"));
+        using var response = await client.GetAsync(rig.Url("/echo/a?x=1"));
         var body = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         // The client trusted only ChronoGuard's CA, so the proxy terminated TLS; the origin saw the
-        // normalised path that was decided, and the hop's Via.
-        Assert.StartsWith("GET /echo/c?x=1\n", body, StringComparison.Ordinal);
+        // request with the hop's Via.
+        Assert.StartsWith("GET /echo/a?x=1\n", body, StringComparison.Ordinal);
         Assert.Contains("Via: 1.1 chronoguard", body, StringComparison.Ordinal);
         Assert.Equal([FrontEnd.Connect, FrontEnd.Inspected], gate.FrontEnds);
-        Assert.Equal([("CONNECT", ""), ("GET", "/echo/c?x=1")], records.Requests);
+        Assert.Equal([("CONNECT", ""), ("GET", "/echo/a?x=1")], records.Requests);
         Assert.All(records.Records, r => Assert.Equal(200, r.Status));
+    }
+
+    [Fact]
+    public async Task The_origin_receives_the_normalised_path_that_was_decided_and_recorded()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, records, _) = Start(rig, denyPathPrefix: "/admin");
+        await using var p = proxy;
+        await using var client = await TlsTunnelClient.OpenAsync(proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate);
+
+        await client.SendAsync($"GET /echo/%7Ea/./b/../c?x=1 HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        var (head, body) = await client.ReadResponseAsync();
+        await client.SendAsync($"GET /public/../admin/x HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        var (refused, _) = await client.ReadResponseAsync();
+
+        Assert.Equal(200, head.Status);
+        Assert.StartsWith("GET /echo/~a/c?x=1\n", body, StringComparison.Ordinal);
+        // A path that only reaches /admin after normalisation is judged as /admin.
+        Assert.Equal(403, refused.Status);
+        Assert.Equal(["GET /echo/~a/c?x=1"], rig.Origin.Seen);
+        Assert.Equal([("CONNECT", ""), ("GET", "/echo/~a/c?x=1"), ("GET", "/admin/x")], records.Requests);
     }
 
     [Fact]
