@@ -83,10 +83,11 @@ public sealed class SecretNeverLeavesTests
         })
         {
             var run = await SidecarRun.RunAsync(dir.Path, args);
-            outputs.Add((string.Join(' ', args.Take(2)), run.Stdout + run.Stderr));
+            outputs.Add((string.Join(' ', args), run.Stdout + run.Stderr));
         }
 
-        Assert.Contains("/quiet/chat", outputs.Single(o => o.Where == "export --audit-dir").Text, StringComparison.Ordinal);
+        // The export holds the inner requests (so the search below searched records, not an empty file).
+        Assert.Contains("/quiet/chat", outputs.First(o => o.Where.StartsWith("export", StringComparison.Ordinal)).Text, StringComparison.Ordinal);
         foreach (var file in Directory.EnumerateFiles(dir.Path, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith("llm.secret", StringComparison.Ordinal)))
         {
             outputs.Add((file, Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file))));
