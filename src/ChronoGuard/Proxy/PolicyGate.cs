@@ -235,6 +235,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             record.Set(AuditText.Path, path);
             record.Set(AuditText.Policy, decision.Result.Policy);
             record.Set(AuditText.Rule, decision.Result.Rule);
+            record.Set(AuditText.Credential, decision.Result.Credential?.Name);
         }
         finally
         {
