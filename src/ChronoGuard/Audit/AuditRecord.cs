@@ -11,9 +11,9 @@ namespace ChronoGuard.Audit;
 internal struct AuditRecord
 {
     public const int TextCount = 11;
-    public const int TextBytes = 1575;
+    public const int TextBytes = 1511;
 
-    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64, 64, 128];
+    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64, 64, 64];
     private static readonly int[] OffsetTable = [0, 256, 320, 336, 591, 1103, 1127, 1255, 1319, 1383, 1447];
 
     public long Seq;
