@@ -129,4 +129,27 @@ public sealed class InspectionPolicyCommandTests : IDisposable
         Assert.Contains("$.credentials[0].secretFile: cannot read", unreadable.Err, StringComparison.Ordinal);
         Assert.Single(unreadable.Err.TrimEnd().Split('\n'));
     }
+
+    /// <summary>
+    /// The real binary: without Inspection configured, a policy naming <c>inspect</c> or <c>credentials</c>
+    /// stops <c>run</c> with one line naming the JSON path (SPEC §7), and the secret is in no output.
+    /// </summary>
+    [Theory]
+    [InlineData(true, "$.policies[0].inspect: needs HTTPS inspection, which is not configured")]
+    [InlineData(false, "$.credentials: needs HTTPS inspection, which is not configured")]
+    public async Task Run_without_inspection_configured_refuses_a_policy_that_needs_it(bool inspect, string expected)
+    {
+        var file = Write();
+        if (!inspect)
+        {
+            File.WriteAllText(file, File.ReadAllText(file).Replace("\"inspect\": [\"api.example\"],", string.Empty, StringComparison.Ordinal));
+        }
+
+        var run = await SidecarRun.RunAsync(_dir.Path, ["run", "--listen", "127.0.0.1:0", "--stats", "127.0.0.1:0", "--audit-dir", _dir.File("audit"), "--policy", file]);
+
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains(expected, run.Stderr, StringComparison.Ordinal);
+        Assert.Single(run.Stderr.TrimEnd().Split('\n'));
+        Assert.DoesNotContain(Secret, run.Stdout + run.Stderr, StringComparison.Ordinal);
+    }
 }
