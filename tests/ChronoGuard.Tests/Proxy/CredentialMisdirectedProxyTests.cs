@@ -55,10 +55,11 @@ public sealed class CredentialMisdirectedProxyTests
             $"CONNECT api.test:{port} HTTP/1.1\r\nHost: api.test:{port}\r\n{auth}X-Token: {Placeholder}\r\n\r\n",
         };
         var auditDir = dir.File("audit");
+        var metrics = new ChronoGuard.Metrics.ProxyMetrics(DecisionReasons.Labels);
         var answers = new List<(RawResponse Head, string Body)>();
         using (var audit = AuditWriter.Open(new AuditOptions { Directory = auditDir, Durability = "commit-before-forward" }, TimeProvider.System))
         {
-            await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System, audit), resolver: resolver);
+            await using var proxy = TestProxy.Start(gate: new PolicyGate(engine, TimeProvider.System, audit, metrics), resolver: resolver);
             foreach (var request in requests)
             {
                 using var client = await RawClient.ConnectAsync(proxy.EndPoint);
@@ -80,6 +81,12 @@ public sealed class CredentialMisdirectedProxyTests
             Assert.Equal("POLICY_VIOLATION", head["X-ChronoGuard-Decision"]);
             Assert.DoesNotContain(Secret, body, StringComparison.Ordinal);
         }
+
+        // Counted under their own reason label (not "other").
+        var counters = metrics.ForAgent(engine.Current.AgentsById["bot"].Runtime.Index);
+        var label = DecisionReasons.Labels.IndexOf(Reasons.CredentialMisdirected);
+        Assert.NotEqual(DecisionReasons.Labels.IndexOf(DecisionReasons.Other), label);
+        Assert.Equal(4, counters.Decisions(Decision.PolicyViolation, label));
 
         // Only the allowed request reached the origin.
         Assert.Equal(1, origin.ConnectionIds.Values.Sum());
