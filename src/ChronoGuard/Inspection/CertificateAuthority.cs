@@ -51,8 +51,8 @@ internal sealed class CertificateAuthority : IDisposable
     /// <param name="time">The clock that judges the certificate's validity (null: the system clock).</param>
     public static CertificateAuthority Load(string certFile, string keyFile, TimeProvider? time = null)
     {
-        var certPem = ReadText(certFile);
-        var keyPem = ReadText(keyFile);
+        var certPem = ReadText(certFile, isKey: false);
+        var keyPem = ReadText(keyFile, isKey: true);
         X509Certificate2 certificate;
         try
         {
@@ -86,7 +86,7 @@ internal sealed class CertificateAuthority : IDisposable
             using var certKey = certificate.GetECDsaPublicKey();
             if (certKey is null || !certKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(key.ExportSubjectPublicKeyInfo()))
             {
-                throw new InspectionConfigException($"{keyFile}: not the private key of the certificate in {certFile}");
+                throw new InspectionConfigException($"{keyFile}: not the private key of the certificate in {certFile}") { IsKeyFile = true };
             }
 
             var permitted = ReadPermitted(certificate, certFile);
@@ -252,7 +252,7 @@ internal sealed class CertificateAuthority : IDisposable
         }
     }
 
-    private static string ReadText(string file)
+    private static string ReadText(string file, bool isKey)
     {
         try
         {
@@ -260,7 +260,7 @@ internal sealed class CertificateAuthority : IDisposable
         }
         catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            throw new InspectionConfigException(IoErrors.Line(file, ex), ex);
+            throw new InspectionConfigException(IoErrors.Line(file, ex), ex) { IsKeyFile = isKey };
         }
     }
 
@@ -273,7 +273,7 @@ internal sealed class CertificateAuthority : IDisposable
             var parameters = key.ExportParameters(includePrivateParameters: true);
             if (key.KeySize != 256 || parameters.Curve.Oid.Value != "1.2.840.10045.3.1.7")
             {
-                throw new InspectionConfigException($"{keyFile}: not an ECDSA P-256 key (chronoguard ca init makes one)");
+                throw new InspectionConfigException($"{keyFile}: not an ECDSA P-256 key (chronoguard ca init makes one)") { IsKeyFile = true };
             }
 
             return key;
@@ -281,7 +281,7 @@ internal sealed class CertificateAuthority : IDisposable
         catch (Exception ex) when (ex is ArgumentException or CryptographicException)
         {
             key.Dispose();
-            throw new InspectionConfigException($"{keyFile}: not an unencrypted PEM ECDSA P-256 private key (chronoguard ca init makes one)");
+            throw new InspectionConfigException($"{keyFile}: not an unencrypted PEM ECDSA P-256 private key (chronoguard ca init makes one)") { IsKeyFile = true };
         }
         catch
         {
