@@ -19,9 +19,12 @@ internal sealed class Transport : IDisposable
     private PipeReader? _input;
     private int _disposed;
 
-    public Transport(Socket socket)
+    private readonly StreamPipeReaderOptions _readerOptions;
+
+    public Transport(Socket socket, StreamPipeReaderOptions? readerOptions = null)
     {
         _socket = socket;
+        _readerOptions = readerOptions ?? PipeOptionsFor.Reader;
         _stream = new NetworkStream(socket, ownsSocket: false);
     }
 
@@ -33,7 +36,7 @@ internal sealed class Transport : IDisposable
     /// A pipe over the stream, made on first use: head parsing and body copies read through it. With
     /// zero-byte reads an idle pipe holds no buffer (<see cref="PipeOptionsFor.Reader"/>).
     /// </summary>
-    public PipeReader Input => _input ??= PipeReader.Create(_stream, PipeOptionsFor.Reader);
+    public PipeReader Input => _input ??= PipeReader.Create(_stream, _readerOptions);
 
     public bool HasInput => _input is not null;
 

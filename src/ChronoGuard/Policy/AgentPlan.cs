@@ -24,6 +24,9 @@ internal sealed class AgentPlan
 
     public required AgentRuntime Runtime { get; init; }
 
+    /// <summary>Per entry of <see cref="CompiledPolicy.Credentials"/>: this agent's injection buckets (null where it is not listed or there are no limits).</summary>
+    public BucketState?[] CredentialBuckets { get; set; } = [];
+
     /// <summary>The smallest egress budget among its policies, or null.</summary>
     public long? EgressBytesPerDay { get; init; }
 

@@ -32,6 +32,9 @@ internal sealed class AgentRuntime
     /// <summary>Agent × domain bucket tables, one per policy name (bounded: see <see cref="Policy.DomainBuckets"/>).</summary>
     public ConcurrentDictionary<string, DomainBuckets> DomainBuckets { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Injection buckets, one per credential name (SPEC §7 <c>rateLimits</c>: injections per agent).</summary>
+    public ConcurrentDictionary<string, BucketState> CredentialBuckets { get; } = new(StringComparer.Ordinal);
+
     public bool TryOpenTunnel(int max)
     {
         if (Interlocked.Increment(ref _openTunnels) > max)

@@ -94,6 +94,14 @@ internal sealed partial class CompiledPolicy
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Inspected(IDecisionTrace trace, string pattern) =>
+            trace.Step($"inspect: {pattern} is inspected: TLS is terminated and each inner request is decided on its own (method, path and user-agent conditions and bucket tokens are left to them)");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void LeftToInnerRequests(IDecisionTrace trace, Rule rule) =>
+            trace.Step($"  rule {rule.Name} ({rule.Origin}) reads the inner request: left to the inner requests");
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static void Grant(IDecisionTrace trace, string pattern, Grant grant, bool applies) =>
             trace.Step(applies
                 ? $"grant: {pattern} until {grant.Expires:O} ({grant.AuditReason})"

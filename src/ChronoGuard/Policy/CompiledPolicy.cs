@@ -26,6 +26,15 @@ internal sealed partial class CompiledPolicy
 
     public required string[] Patterns { get; init; }
 
+    /// <summary>The policy's <c>credentials</c> (SPEC §7); empty when none, and then nothing looks for placeholders.</summary>
+    public CompiledCredential[] Credentials { get; init; } = [];
+
+    /// <summary>The credentials' domain patterns, matched only when <see cref="Credentials"/> is not empty.</summary>
+    public DomainAutomaton CredentialDomains { get; init; } = DomainAutomaton.Build([]);
+
+    /// <summary>Per pattern of <see cref="CredentialDomains"/>: the credentials that name it.</summary>
+    public CompiledCredential[]?[] CredentialsByDomain { get; init; } = [];
+
     /// <summary>Per pattern: it names a port or range (<c>github.com:22</c>), so an allowed one admits its ports at the port step.</summary>
     public required bool[] PortScoped { get; init; }
 
@@ -45,6 +54,15 @@ internal sealed partial class CompiledPolicy
 
     /// <summary>Per pattern: bit i when <see cref="Policies"/>[i]'s merged allowed list contains it.</summary>
     public required ulong[] AllowedMask { get; init; }
+
+    /// <summary>
+    /// Per pattern: bit i when <see cref="Policies"/>[i]'s merged <c>inspect</c> list contains it (SPEC §7);
+    /// empty when no policy inspects anything.
+    /// </summary>
+    public ulong[] InspectMask { get; init; } = [];
+
+    /// <summary>Some policy names <c>inspect</c>: the decision looks at <see cref="InspectMask"/> only then.</summary>
+    public bool AnyInspect { get; init; }
 
     /// <summary>Per pattern: the declared policies whose own <c>blockedDomains</c> list it (null when none), to name who blocks.</summary>
     public required int[]?[] BlockedBy { get; init; }
@@ -66,8 +84,12 @@ internal sealed partial class CompiledPolicy
     /// SPEC §4 precedence after authentication, for everything that does not need the resolved
     /// address (an IP-literal host is checked here; names are checked again by <see cref="CheckResolved"/>).
     /// </summary>
-    public DecisionResult Decide(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, IDecisionTrace? trace = null) =>
-        Evaluate(agent, facts, now, nowTicks, consume: true, trace);
+    public DecisionResult Decide(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, IDecisionTrace? trace = null)
+    {
+        var result = Evaluate(agent, facts, now, nowTicks, consume: true, trace, out var inspect);
+        result.Inspect = inspect & result.IsAllow;
+        return result;
+    }
 
     /// <summary>The network guard on the address about to be dialed; Allow, or BLOCK with the reason.</summary>
     public DecisionResult CheckResolved(IPAddress address, IDecisionTrace? trace = null)
@@ -86,7 +108,7 @@ internal sealed partial class CompiledPolicy
         }
 
         var facts = new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true);
-        var result = Evaluate(agent, facts, now, 0, consume: false, trace: null);
+        var result = Evaluate(agent, facts, now, 0, consume: false, trace: null, out _);
         return result.Decision switch
         {
             Decision.Allow or Decision.RateLimited => TunnelVerdict.Keep,
@@ -103,8 +125,10 @@ internal sealed partial class CompiledPolicy
     /// <c>policy explain</c> prints is formatted in <see cref="Explain"/>, out of line, so it adds
     /// neither code nor stack to the proxy's path, which passes no trace.
     /// </summary>
-    private DecisionResult Evaluate(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace)
+    /// <param name="inspect">The request is a tunnel whose host an <c>inspect</c> pattern of the agent's policies matches (SPEC §7).</param>
+    private DecisionResult Evaluate(AgentPlan agent, in RequestFacts facts, DateTimeOffset now, long nowTicks, bool consume, IDecisionTrace? trace, out bool inspect)
     {
+        inspect = false;
         Span<int> matched = stackalloc int[PolicyCompiler.MaxMatchesPerHost];
         Span<ulong> candidates = stackalloc ulong[RuleWords];
         scoped var walk = new Walk(agent, now, nowTicks, consume, trace);
@@ -120,6 +144,13 @@ internal sealed partial class CompiledPolicy
         if (trace is not null)
         {
             Explain.Matches(trace, walk.Matches, this, facts);
+        }
+
+        // Known before the walk: an inspected tunnel's own decision leaves method, path and user-agent
+        // conditions and the bucket tokens to its inner requests (SPEC §7).
+        if (AnyInspect && facts.IsConnect)
+        {
+            inspect = walk.Inspect = Inspects(ref walk);
         }
 
         if (Granted(ref walk, out result))
@@ -174,6 +205,9 @@ internal sealed partial class CompiledPolicy
         public bool AnyCandidate;
         public int LocalMinute = -1;
         public string? LoggedRule;
+
+        /// <summary>A tunnel to be inspected: rules on the inner request and bucket tokens are left to its inner requests.</summary>
+        public bool Inspect;
 
         /// <summary>The allow rule that matched in the policy being walked (it stands in for the allowed list).</summary>
         public Rule? AllowRule;
@@ -303,6 +337,26 @@ internal sealed partial class CompiledPolicy
         return false;
     }
 
+    /// <summary>A matched pattern is in the merged <c>inspect</c> list of one of the agent's policies; out of line, as few policies inspect.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool Inspects(ref Walk w)
+    {
+        foreach (var m in w.Matches)
+        {
+            if (Intersects(InspectMask.AsSpan(m * Words, Words), w.Agent.PolicyMask))
+            {
+                if (w.Trace is not null)
+                {
+                    Explain.Inspected(w.Trace, Patterns[m]);
+                }
+
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>
     /// Rules whose domain condition the automaton indexed are candidates only when one of their
     /// patterns matched this host; the rest are evaluated as written.
@@ -354,6 +408,18 @@ internal sealed partial class CompiledPolicy
                 w.LocalMinute = LocalMinuteOfWeek(policy, w.Now);
             }
 
+            if (w.Inspect && rule.OnInnerRequest)
+            {
+                // The inner requests are judged by this rule; the tunnel only needs to know whether one
+                // of them could be allowed by it (a deny, log or rate_limit waits for them).
+                if (InnerRequestsMayBeAllowed(ref w, facts, rule))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
             if (!rule.Matches(facts, w.LocalMinute))
             {
                 continue;
@@ -375,7 +441,7 @@ internal sealed partial class CompiledPolicy
                 case RuleAction.Log:
                     w.LoggedRule ??= rule.Name;
                     break;
-                case RuleAction.RateLimit when policy.Limits is { } limits && w.Consume:
+                case RuleAction.RateLimit when policy.Limits is { } limits && w.Consume && !w.Inspect:
                     if (!TakeToken(ref w, facts, policy, limits, out var wait))
                     {
                         if (w.Trace is not null)
@@ -392,6 +458,33 @@ internal sealed partial class CompiledPolicy
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// On an inspected tunnel, an <c>allow</c> rule with conditions on the inner request stands in for
+    /// the allowed list when its other conditions hold: the tunnel opens and each inner request is
+    /// judged by the whole rule. Out of line: only inspected tunnels come here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool InnerRequestsMayBeAllowed(ref Walk w, in RequestFacts facts, Rule rule)
+    {
+        if (rule.Action != RuleAction.Allow || !rule.MatchesOutsideRequest(facts, w.LocalMinute))
+        {
+            if (w.Trace is not null)
+            {
+                Explain.LeftToInnerRequests(w.Trace, rule);
+            }
+
+            return false;
+        }
+
+        if (w.Trace is not null)
+        {
+            Explain.RuleMatches(w.Trace, rule);
+        }
+
+        w.AllowRule = rule;
+        return true;
     }
 
     /// <summary>The first of the agent's policies (by priority) whose merged blocked list holds a matched pattern.</summary>
@@ -485,7 +578,8 @@ internal sealed partial class CompiledPolicy
             }
         }
 
-        if (w.Consume && policy.Limits is { } limits && !TakeToken(ref w, facts, policy, limits, out var wait))
+        // An inspected tunnel takes no token: each inner request takes its own (SPEC §7).
+        if (w.Consume && !w.Inspect && policy.Limits is { } limits && !TakeToken(ref w, facts, policy, limits, out var wait))
         {
             if (w.Trace is not null)
             {

@@ -17,6 +17,18 @@ internal struct DecisionResult
     /// <summary>For TIME_RESTRICTED: when the window next opens.</summary>
     public DateTimeOffset? RetryAt;
 
+    /// <summary>
+    /// An allowed tunnel whose host matches an <c>inspect</c> pattern of the agent's policies (SPEC §7):
+    /// TLS is terminated and each inner request is decided on its own. Never set on a refusal.
+    /// </summary>
+    public bool Inspect;
+
+    /// <summary>
+    /// The credential this decision is about (SPEC §7): injected when allowed, or the one whose
+    /// placeholder, requirement, window or rate refused the request. Recorded by name.
+    /// </summary>
+    public CompiledCredential? Credential;
+
     public readonly bool IsAllow => Decision == Decision.Allow;
 
     public static DecisionResult Allow(string reason, string? policy = null, string? rule = null) =>

@@ -10,7 +10,7 @@ internal static partial class PolicyCompiler
     /// JSON type) and turned into its compiled form. The only stage that reports problems in the
     /// input, by throwing <see cref="PolicyProblem"/>.
     /// </summary>
-    private static PolicyInput Validate(PolicyDocument doc)
+    private static PolicyInput Validate(PolicyDocument doc, bool inspectionConfigured)
     {
         if (doc.Version != 1)
         {
@@ -38,6 +38,7 @@ internal static partial class PolicyCompiler
         {
             Observe = observe,
             DefaultAllow = defaultAllow,
+            InspectionConfigured = inspectionConfigured,
             Network = ValidateNetwork(doc.Network),
             Entries = entries,
             Parents = new int[entries.Length][],
@@ -45,6 +46,7 @@ internal static partial class PolicyCompiler
             PatternIds = patternIds,
             OwnAllowed = new int[entries.Length][],
             OwnBlocked = new int[entries.Length][],
+            OwnInspect = new int[entries.Length][],
             OwnRules = new List<Rule>[entries.Length],
             Windows = new TimeWindow?[entries.Length],
             Limits = new RateLimits?[entries.Length],
@@ -59,6 +61,9 @@ internal static partial class PolicyCompiler
         input.Grants = ValidateGrants(doc.Grants ?? [], input.Agents, patterns, patternIds);
         return input;
     }
+
+    /// <summary>Why <c>inspect</c> or <c>credentials</c> cannot load (SPEC §7): TLS cannot be terminated without a CA.</summary>
+    internal const string NeedsInspection = "needs HTTPS inspection, which is not configured (set Inspection:CaCertFile and Inspection:CaKeyFile; chronoguard ca init makes them)";
 
     private static Dictionary<string, int> PolicyNames(PolicyEntry[] entries)
     {
@@ -87,6 +92,11 @@ internal static partial class PolicyCompiler
         input.OwnAllowed[i] = DomainList(e.AllowedDomains, $"{at}.allowedDomains", input.Patterns, input.PatternIds);
         input.OwnBlocked[i] = DomainList(e.BlockedDomains, $"{at}.blockedDomains", input.Patterns, input.PatternIds);
         DeadAllows(input, i);
+        input.OwnInspect[i] = DomainList(e.Inspect, $"{at}.inspect", input.Patterns, input.PatternIds);
+        if (input.OwnInspect[i].Length > 0 && !input.InspectionConfigured)
+        {
+            throw new PolicyProblem($"{at}.inspect", NeedsInspection);
+        }
 
         input.OwnRules[i] = CompileRules(e, at);
         var extends = e.Extends ?? [];

@@ -31,14 +31,15 @@ internal static partial class PolicyCompiler
     /// <summary>Bounds the merged rule lists and lineages of the policies agents name (their sum; each is kept per policy).</summary>
     public const int MaxInheritedEntries = 2_000_000;
 
-    /// <summary>Bounds the two per-pattern masks (patterns × ⌈named policies / 64⌉ words each).</summary>
+    /// <summary>Bounds each per-pattern mask: allowed, blocked, inspected (patterns × ⌈named policies / 64⌉ words each).</summary>
     public const long MaxMaskWords = 16L * 1024 * 1024;
 
-    public static CompiledPolicy Compile(PolicyDocument doc, string file, string sha256, AgentRegistry registry, int maxTunnelsPerAgent)
+    /// <param name="inspectionConfigured">Inspection (a CA) is configured; without it a policy naming <c>inspect</c> or <c>credentials</c> is refused.</param>
+    public static CompiledPolicy Compile(PolicyDocument doc, string file, string sha256, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false)
     {
         try
         {
-            var input = Validate(doc);
+            var input = Validate(doc, inspectionConfigured);
             var dag = LineageDag.Build(input.Parents, Array.ConvertAll(input.Entries, e => e.Name!));
             var policies = EffectivePolicies(input, dag);
             var rulesByPattern = IndexRules(InheritedRules(input, policies), input.Patterns, input.PatternIds, out var ruleWords);
@@ -50,6 +51,8 @@ internal static partial class PolicyCompiler
             var grants = GrantsByPattern(input);
             var masks = Masks(input, dag, policies);
             var agents = Agents(input, policies, masks.Words, registry);
+            string[] patterns = [.. input.Patterns];
+            var credentials = Credentials(doc.Credentials, inspectionConfigured, agents, patterns, masks.Inspect, masks.Words, file);
             var automaton = DomainAutomaton.Build(input.Patterns);
             if (automaton.MaxMatches > MaxMatchesPerHost)
             {
@@ -62,7 +65,10 @@ internal static partial class PolicyCompiler
                 DefaultAllow = input.DefaultAllow,
                 Network = input.Network,
                 Automaton = automaton,
-                Patterns = [.. input.Patterns],
+                Patterns = patterns,
+                Credentials = credentials.Credentials,
+                CredentialDomains = credentials.Automaton,
+                CredentialsByDomain = credentials.ByPattern,
                 PortScoped = input.Patterns.ConvertAll(p => DomainNames.SplitPorts(p, out _, out _, out _)).ToArray(),
                 RulesByPattern = rulesByPattern,
                 RuleWords = ruleWords,
@@ -72,6 +78,8 @@ internal static partial class PolicyCompiler
                 Words = masks.Words,
                 BlockedMask = masks.Blocked,
                 AllowedMask = masks.Allowed,
+                InspectMask = masks.Inspect,
+                AnyInspect = Array.Exists(input.OwnInspect, l => l.Length > 0),
                 BlockedBy = masks.BlockedBy,
                 GrantsByPattern = grants,
                 MaxTunnelsPerAgent = maxTunnelsPerAgent,
@@ -207,7 +215,7 @@ internal static partial class PolicyCompiler
     /// extend (<see cref="LineageDag.ExtendersFirst"/>), so every policy and edge is visited once;
     /// a bit set passed up unchanged is shared, and copied only when a second one is merged in.
     /// </summary>
-    private static (int Words, ulong[] Allowed, ulong[] Blocked, int[]?[] BlockedBy) Masks(PolicyInput input, LineageDag dag, EffectivePolicy[] policies)
+    private static (int Words, ulong[] Allowed, ulong[] Blocked, ulong[] Inspect, int[]?[] BlockedBy) Masks(PolicyInput input, LineageDag dag, EffectivePolicy[] policies)
     {
         var words = Math.Max(1, (policies.Length + 63) / 64);
         var patterns = input.Patterns.Count;
@@ -218,6 +226,8 @@ internal static partial class PolicyCompiler
 
         var allowed = new ulong[patterns * words];
         var blocked = new ulong[patterns * words];
+        // Most files inspect nothing: no third mask for them (the decision reads it only when AnyInspect).
+        var inspect = Array.Exists(input.OwnInspect, l => l.Length > 0) ? new ulong[patterns * words] : [];
         var reach = new ulong[]?[input.Entries.Length];
         var owned = new bool[input.Entries.Length];
         foreach (var p in policies)
@@ -250,6 +260,11 @@ internal static partial class PolicyCompiler
                 Or(blocked.AsSpan(id * words, words), r);
             }
 
+            foreach (var id in input.OwnInspect[c])
+            {
+                Or(inspect.AsSpan(id * words, words), r);
+            }
+
             foreach (var p in dag.Parents(c))
             {
                 if (reach[p] is null)
@@ -270,7 +285,7 @@ internal static partial class PolicyCompiler
             reach[c] = null;
         }
 
-        return (words, allowed, blocked, Array.ConvertAll(blockedBy, l => l?.ToArray()));
+        return (words, allowed, blocked, inspect, Array.ConvertAll(blockedBy, l => l?.ToArray()));
     }
 
     private static void Or(Span<ulong> into, ReadOnlySpan<ulong> bits)
@@ -345,6 +360,7 @@ internal static partial class PolicyCompiler
             Words = 1,
             BlockedMask = [],
             AllowedMask = [],
+            InspectMask = [],
             BlockedBy = [],
             GrantsByPattern = [],
             MaxTunnelsPerAgent = maxTunnelsPerAgent,

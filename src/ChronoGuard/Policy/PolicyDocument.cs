@@ -19,6 +19,8 @@ internal sealed class PolicyDocument
     public List<PolicyEntry>? Policies { get; set; }
 
     public List<GrantEntry>? Grants { get; set; }
+
+    public List<CredentialEntry>? Credentials { get; set; }
 }
 
 internal sealed class NetworkEntry
@@ -54,6 +56,9 @@ internal sealed class PolicyEntry
     public List<string>? AllowedDomains { get; set; }
 
     public List<string>? BlockedDomains { get; set; }
+
+    /// <summary>Hosts whose tunnels are TLS-terminated so each inner request is decided (SPEC §7).</summary>
+    public List<string>? Inspect { get; set; }
 
     public TimeRestrictionsEntry? TimeRestrictions { get; set; }
 
@@ -131,4 +136,30 @@ internal sealed class GrantEntry
     public DateTimeOffset? Expires { get; set; }
 
     public string? Reason { get; set; }
+}
+
+/// <summary>One entry of <c>credentials</c> (SPEC §7). The secret itself is never in the document, only where to read it.</summary>
+internal sealed class CredentialEntry
+{
+    public string? Name { get; set; }
+
+    public List<string>? Agents { get; set; }
+
+    public List<string>? Domains { get; set; }
+
+    public string? Header { get; set; }
+
+    public string? Value { get; set; }
+
+    public string? SecretFile { get; set; }
+
+    public string? SecretEnv { get; set; }
+
+    public string? Placeholder { get; set; }
+
+    public bool Require { get; set; }
+
+    public TimeRestrictionsEntry? TimeRestrictions { get; set; }
+
+    public RateLimitsEntry? RateLimits { get; set; }
 }

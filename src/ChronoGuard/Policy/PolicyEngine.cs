@@ -25,6 +25,12 @@ internal sealed class PolicyEngine
 
     public TimeProvider Time { get; }
 
+    /// <summary>
+    /// Inspection (a CA) is configured (SPEC §7): without it a policy naming <c>inspect</c> or
+    /// <c>credentials</c> is a load error, since nothing could terminate TLS for it.
+    /// </summary>
+    public bool InspectionConfigured { get; init; }
+
     public AgentRegistry Registry { get; } = new();
 
     public CompiledPolicy Current => Volatile.Read(ref _current);
@@ -45,7 +51,7 @@ internal sealed class PolicyEngine
         // the new one compiled, and the rejection carries the hash of the very bytes it judged.
         lock (_reloadLock)
         {
-            var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent);
+            var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent, InspectionConfigured);
             if (outcome.Policy is { } compiled)
             {
                 Volatile.Write(ref _current, compiled);

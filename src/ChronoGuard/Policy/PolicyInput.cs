@@ -11,6 +11,9 @@ internal sealed class PolicyInput
 
     public required bool DefaultAllow { get; init; }
 
+    /// <summary>Inspection (a CA) is configured: without it, <c>inspect</c> and <c>credentials</c> are load errors.</summary>
+    public required bool InspectionConfigured { get; init; }
+
     public required NetworkGuard Network { get; init; }
 
     public required PolicyEntry[] Entries { get; init; }
@@ -26,6 +29,9 @@ internal sealed class PolicyInput
     public required int[][] OwnAllowed { get; init; }
 
     public required int[][] OwnBlocked { get; init; }
+
+    /// <summary>Per policy: the pattern ids of its own <c>inspect</c> list (SPEC §7).</summary>
+    public required int[][] OwnInspect { get; init; }
 
     public required List<Rule>[] OwnRules { get; init; }
 

@@ -8,9 +8,9 @@ internal static class PolicyLoader
     public const int MaxFileBytes = 16 * 1024 * 1024;
 
     /// <exception cref="PolicyLoadException">The file is unreadable or invalid.</exception>
-    public static CompiledPolicy Load(string path, AgentRegistry registry, int maxTunnelsPerAgent, out string sha256)
+    public static CompiledPolicy Load(string path, AgentRegistry registry, int maxTunnelsPerAgent, out string sha256, bool inspectionConfigured = false)
     {
-        var outcome = TryLoad(path, registry, maxTunnelsPerAgent);
+        var outcome = TryLoad(path, registry, maxTunnelsPerAgent, inspectionConfigured);
         sha256 = outcome.Sha256;
         return outcome.Policy ?? throw new PolicyLoadException(outcome.Error!);
     }
@@ -19,7 +19,8 @@ internal static class PolicyLoader
     /// Never throws: whatever the file holds, the outcome is the compiled policy or one line naming the
     /// file, the place and the problem, with the SHA-256 of exactly the bytes that were judged.
     /// </summary>
-    public static PolicyLoadOutcome TryLoad(string path, AgentRegistry registry, int maxTunnelsPerAgent)
+    /// <param name="inspectionConfigured">Inspection (a CA) is configured: SPEC §7 keys are refused without it.</param>
+    public static PolicyLoadOutcome TryLoad(string path, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false)
     {
         byte[] bytes;
         try
@@ -39,7 +40,7 @@ internal static class PolicyLoader
         try
         {
             var document = PolicyReader.Read(bytes);
-            var compiled = PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent);
+            var compiled = PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent, inspectionConfigured);
             return new PolicyLoadOutcome(true, null, sha256, compiled);
         }
         catch (PolicyProblem p)

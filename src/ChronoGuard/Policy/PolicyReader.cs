@@ -53,7 +53,8 @@ internal static class PolicyReader
                 case "agents": doc.Agents = List(value, path, Agent); break;
                 case "policies": doc.Policies = List(value, path, Policy); break;
                 case "grants": doc.Grants = List(value, path, Grant); break;
-                default: throw Unknown(name, at, "version, mode, defaultAction, network, agents, policies, grants");
+                case "credentials": doc.Credentials = List(value, path, Credential); break;
+                default: throw Unknown(name, at, "version, mode, defaultAction, network, agents, policies, grants, credentials");
             }
         }
 
@@ -108,13 +109,14 @@ internal static class PolicyReader
                 case "extends": p.Extends = Strings(value, path); break;
                 case "allowedDomains": p.AllowedDomains = Strings(value, path); break;
                 case "blockedDomains": p.BlockedDomains = Strings(value, path); break;
+                case "inspect": p.Inspect = Strings(value, path); break;
                 case "timeRestrictions": p.TimeRestrictions = Window(value, path); break;
                 case "rateLimits": p.RateLimits = Limits(value, path); break;
                 case "rateLimitScope": p.RateLimitScope = Str(value, path); break;
                 case "egressBytesPerDay": p.EgressBytesPerDay = Long(value, path); break;
                 case "maxNewDomainsPerHour": p.MaxNewDomainsPerHour = Int(value, path, int.MinValue, int.MaxValue); break;
                 case "rules": p.Rules = List(value, path, Rule); break;
-                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, rules");
+                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, rules");
             }
         }
 
@@ -235,6 +237,31 @@ internal static class PolicyReader
         }
 
         return g;
+    }
+
+    private static CredentialEntry Credential(JsonElement e, string at)
+    {
+        var c = new CredentialEntry();
+        foreach (var (name, value, path) in Properties(e, at))
+        {
+            switch (name)
+            {
+                case "name": c.Name = Str(value, path); break;
+                case "agents": c.Agents = Strings(value, path); break;
+                case "domains": c.Domains = Strings(value, path); break;
+                case "header": c.Header = Str(value, path); break;
+                case "value": c.Value = Str(value, path); break;
+                case "secretFile": c.SecretFile = Str(value, path); break;
+                case "secretEnv": c.SecretEnv = Str(value, path); break;
+                case "placeholder": c.Placeholder = Str(value, path); break;
+                case "require": c.Require = Bool(value, path); break;
+                case "timeRestrictions": c.TimeRestrictions = Window(value, path); break;
+                case "rateLimits": c.RateLimits = Limits(value, path); break;
+                default: throw Unknown(name, at, "name, agents, domains, header, value, secretFile, secretEnv, placeholder, require, timeRestrictions, rateLimits");
+            }
+        }
+
+        return c;
     }
 
     /// <summary>The object's members with their paths; a repeated key is an error (which one would win is a guess).</summary>

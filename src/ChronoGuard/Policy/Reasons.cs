@@ -32,4 +32,16 @@ internal static class Reasons
     public const string NotTls = "not_tls";
     public const string PolicyRevoked = "policy_revoked";
     public const string WindowClosed = "window_closed";
+
+    /// <summary>A credential's placeholder headed somewhere not bound to it (SPEC §7).</summary>
+    public const string CredentialMisdirected = "credential_misdirected";
+
+    /// <summary>A request to a <c>require</c> credential's domains without its placeholder.</summary>
+    public const string CredentialRequired = "credential_required";
+
+    /// <summary>A placeholder outside its credential's <c>timeRestrictions</c>.</summary>
+    public const string CredentialWindow = "credential_window";
+
+    /// <summary>Past a credential's <c>rateLimits</c> (injections per agent).</summary>
+    public const string CredentialRateLimit = "credential_rate_limit";
 }

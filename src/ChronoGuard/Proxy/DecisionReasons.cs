@@ -24,6 +24,7 @@ internal static class DecisionReasons
         Reasons.EgressBudget, Reasons.RuleDeny, Reasons.RuleAllow, Reasons.DomainBlocked, Reasons.OutsideWindow,
         Reasons.RateLimit, Reasons.FanOut, Reasons.DefaultAllow, Reasons.DefaultDeny, Reasons.SniMismatch,
         Reasons.SniMissing, Reasons.SniEch, Reasons.NotTls, Reasons.PolicyRevoked, Reasons.WindowClosed,
+        Reasons.CredentialMisdirected, Reasons.CredentialRequired, Reasons.CredentialWindow, Reasons.CredentialRateLimit,
     ];
 
     /// <summary>

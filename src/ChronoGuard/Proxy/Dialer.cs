@@ -42,7 +42,7 @@ internal static class Dialer
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, port), deadline.Token).ConfigureAwait(false);
-                return new DialResult(ConnectOutcome.Connected, new Upstream(new Transport(socket), host, port, address), address, Stopwatch.GetTimestamp() - started);
+                return new DialResult(ConnectOutcome.Connected, new Upstream(new Transport(socket, PipeOptionsFor.Upstream), host, port, address), address, Stopwatch.GetTimestamp() - started);
             }
             catch (OperationCanceledException)
             {

@@ -77,6 +77,7 @@ internal sealed class HttpConnection : ClientConnection
         UserAgent = head.Span(head.UserAgent),
         Credentials = AgentCredentials.FromHeader(head.Span(head.ProxyAuthorization)),
         ListenerAgent = listenerAgent,
+        RawHead = head.Buffer.AsSpan(0, head.Length),
     };
 
     /// <summary>

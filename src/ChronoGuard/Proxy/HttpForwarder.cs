@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
@@ -13,6 +14,10 @@ namespace ChronoGuard.Proxy;
 internal static class HttpForwarder
 {
     private static readonly TimeSpan BodyGrace = TimeSpan.FromSeconds(2);
+
+    // Copying this much behind a head costs less than the second send it saves (a 16 KiB copy is a
+    // few hundred nanoseconds; a send to loopback is microseconds and a segment for the peer).
+    private const int MaxCoalescedBodyBytes = 16 * 1024;
 
     private enum Exchange
     {
@@ -223,14 +228,17 @@ internal static class HttpForwarder
             var framed = noBody || response.Chunked || response.ContentLength >= 0;
             var keepClient = request.KeepAlive && framed && !connection.IsDraining;
             var headLength = ResponseRewriter.Write(response, request, keepClient, scratch);
-            await scope.SendDownstreamAsync(scratch.AsMemory(0, headLength)).ConfigureAwait(false);
+            var from = upstream.Transport.Input;
+            var remaining = noBody ? 0 : response.ContentLength;
+            var sendLength = headLength + (response.Chunked ? 0 : TakeBufferedBody(from, scratch.AsSpan(headLength), ref remaining));
+            await scope.SendDownstreamAsync(scratch.AsMemory(0, sendLength)).ConfigureAwait(false);
             finalSent = true;
 
-            var from = upstream.Transport.Input;
             var client = new ClientSink(scope);
             var copied = noBody ? BodyResult.Done
                 : response.Chunked ? await BodyCopier.CopyChunkedAsync(from, client).ConfigureAwait(false)
-                : response.ContentLength >= 0 ? await BodyCopier.CopyExactAsync(from, client, response.ContentLength).ConfigureAwait(false)
+                : remaining == 0 ? BodyResult.Done
+                : remaining > 0 ? await BodyCopier.CopyExactAsync(from, client, remaining).ConfigureAwait(false)
                 : await BodyCopier.CopyToEndAsync(from, client).ConfigureAwait(false);
             if (!copied.IsComplete)
             {
@@ -312,6 +320,36 @@ internal static class HttpForwarder
         {
             return new BodyResult(BodyOutcome.SinkFailed);
         }
+    }
+
+    /// <summary>
+    /// Moves the part of a <c>Content-Length</c> body that arrived with the response head into
+    /// <paramref name="room"/>, behind the rewritten head, so one send carries both: a small response
+    /// costs one syscall and one segment to the client instead of two (perf/tunnel-ab forward … trace).
+    /// Only bytes already buffered are taken (no read is issued); <paramref name="remaining"/> drops by
+    /// what was taken. Chunked bodies are left to the copier, which checks their framing.
+    /// </summary>
+    private static int TakeBufferedBody(PipeReader from, Span<byte> room, ref long remaining)
+    {
+        if (remaining <= 0 || !from.TryRead(out var early))
+        {
+            return 0;
+        }
+
+        var buffer = early.Buffer;
+        var take = (int)Math.Min(Math.Min(remaining, buffer.Length), Math.Min(room.Length, MaxCoalescedBodyBytes));
+        if (early.IsCanceled || take <= 0)
+        {
+            // A cancelled read is an abort in progress: leave it to the copier, whose read sees the
+            // disposed transport and ends the exchange as broken.
+            from.AdvanceTo(buffer.Start);
+            return 0;
+        }
+
+        buffer.Slice(0, take).CopyTo(room);
+        from.AdvanceTo(buffer.GetPosition(take));
+        remaining -= take;
+        return take;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

@@ -74,11 +74,20 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             decision.Result = request.HasPathParameters
                 ? policy.Decide(agent!, facts with { PathWithoutParameters = request.PathWithoutParameters }, now, started)
                 : policy.Decide(agent!, facts, now, started);
+            if (decision.Result.IsAllow && policy.Credentials.Length != 0)
+            {
+                // Before the tunnel slot, so a misdirected CONNECT holds none; a policy without
+                // credentials never looks at the head.
+                decision.Result = policy.ApplyCredentials(agent!, request.Host, request.Port, request.RawHead, request.FrontEnd == FrontEnd.Inspected, request.IsTunnel, now, started, decision.Result);
+                decision.Credential = decision.Result.IsAllow ? decision.Result.Credential : null;
+            }
+
             if (decision.Result.IsAllow && request.IsTunnel)
             {
                 if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
                 {
                     decision.HoldsTunnelSlot = true;
+                    decision.Inspect = decision.Result.Inspect;
                 }
                 else
                 {

@@ -30,6 +30,13 @@ internal sealed class ProxyOptions
     /// <summary>On SIGTERM, how long open tunnels may go on before they are closed.</summary>
     public int DrainTimeoutMs { get; set; } = 15_000;
 
+    /// <summary>
+    /// Whether a new connection runs on the accept loop's thread up to its first wait (null: when the
+    /// process has one core). Internal, so configuration binding does not see it: tests set it to run
+    /// the one-core path on any machine.
+    /// </summary>
+    internal bool? ServeInline { get; set; }
+
     /// <summary>More HTTP proxy listeners, each bound to one agent (SPEC §8).</summary>
     public List<ListenerBinding> Listeners { get; set; } = [];
 }

@@ -23,6 +23,14 @@ internal sealed class ProxyServer : IAsyncDisposable
     private readonly TaskCompletionSource _allClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Socket?[] _sockets;
     private readonly Task[] _acceptLoops;
+
+    // With one core (the process's affinity, which ProcessorCount follows) a hop to the thread pool
+    // buys no parallelism and costs a futex wake and a context switch per connection, so a new
+    // connection runs on the accept loop's thread up to its first wait. With more cores the hop lets
+    // another core start it while this one accepts: serving inline there cost 18% of req/s on two
+    // cores (perf/results/2026-12-04-cpu-per-tunnel.md).
+    private readonly bool _serveInline;
+
     private ITimer? _heartbeat;
     private long _nextId;
     private int _active;
@@ -43,6 +51,7 @@ internal sealed class ProxyServer : IAsyncDisposable
         _acceptLoops = new Task[listeners.Count];
         Array.Fill(_acceptLoops, Task.CompletedTask);
         LocalEndPoints = new IPEndPoint?[listeners.Count];
+        _serveInline = context.Options.ServeInline ?? Environment.ProcessorCount == 1;
     }
 
     public ProxyContext Context { get; }
@@ -156,7 +165,14 @@ internal sealed class ProxyServer : IAsyncDisposable
 
             var connection = factory.Create(this, socket, Interlocked.Increment(ref _nextId));
             _connections[connection.Id] = connection;
-            ThreadPool.UnsafeQueueUserWorkItem(connection, preferLocal: false);
+            if (_serveInline)
+            {
+                connection.Execute();
+            }
+            else
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(connection, preferLocal: false);
+            }
         }
     }
 

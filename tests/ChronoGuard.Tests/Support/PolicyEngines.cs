@@ -8,11 +8,12 @@ internal sealed class PolicyEngines : IDisposable
 {
     private readonly TempDir _dir = new();
 
-    public PolicyEngines(string json, int maxTunnels = 512, TimeProvider? time = null)
+    /// <param name="inspection">Inspection is configured (SPEC §7), so <c>inspect</c> and <c>credentials</c> load.</param>
+    public PolicyEngines(string json, int maxTunnels = 512, TimeProvider? time = null, bool inspection = true)
     {
         Path = _dir.File("policy.json");
         Write(json);
-        Engine = new PolicyEngine(Path, maxTunnels, time ?? TimeProvider.System);
+        Engine = new PolicyEngine(Path, maxTunnels, time ?? TimeProvider.System) { InspectionConfigured = inspection };
         Assert.True(Engine.Reload().Ok);
     }
 

@@ -26,6 +26,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established, int Status)> Closes { get; } = new();
 
+    private readonly ConcurrentQueue<(int Count, TaskCompletionSource Done)> _closeWaiters = new();
+
     public TaskCompletionSource FirstClose { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Requests decided whose scope has not exited yet: what they hold is not given back.</summary>
@@ -94,6 +96,28 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
         Closes.Enqueue((decision.Host, totals.BytesUp, totals.BytesDown, totals.Reason, totals.Established, totals.Status));
         Interlocked.Increment(ref _completed);
         FirstClose.TrySetResult();
+        foreach (var (count, done) in _closeWaiters)
+        {
+            if (Closes.Count >= count)
+            {
+                done.TrySetResult();
+            }
+        }
+    }
+
+    /// <summary>Completes when at least <paramref name="count"/> requests have completed (their close records written).</summary>
+    public Task WaitForClosesAsync(int count)
+    {
+        // Registered before the count is read, and Complete reads the waiters after it enqueues: one of
+        // the two always sees the other.
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _closeWaiters.Enqueue((count, done));
+        if (Closes.Count >= count)
+        {
+            done.TrySetResult();
+        }
+
+        return done.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     public long RecordRefusal(in ConnectionInfo connection, in Refusal refusal)
