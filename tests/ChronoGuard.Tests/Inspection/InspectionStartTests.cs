@@ -107,4 +107,29 @@ public sealed class InspectionStartTests
             Assert.False(Directory.Exists(dir.File("audit")), expected);
         }
     }
+
+    [Fact]
+    public async Task APolicyThatInspects_LoadsOnlyWhenInspectionIsConfigured()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var dir = new TempDir();
+        await CaInitAsync(dir);
+        File.WriteAllText(dir.File("policy.json"), """
+            { "version": 1, "defaultAction": "deny",
+              "agents": [ { "id": "bot", "tokenSha256": "0000000000000000000000000000000000000000000000000000000000000000", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["api.example.com"], "inspect": ["api.example.com"] } ] }
+            """);
+        string[] args = [.. Run(dir), "--policy", dir.File("policy.json")];
+
+        var without = await SidecarRun.RunAsync(dir.Path, args);
+        Assert.Equal(2, without.ExitCode);
+        Assert.Contains("needs HTTPS inspection, which is not configured", without.Stderr, StringComparison.Ordinal);
+
+        await using var sidecar = await SidecarProcess.StartAsync(dir.Path, ["--policy", dir.File("policy.json")], Inspection(dir.File("ca/ca.crt"), dir.File("ca/ca.key")));
+        await sidecar.WaitForOutputAsync(l => l.Contains("HTTPS inspection on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+    }
 }
