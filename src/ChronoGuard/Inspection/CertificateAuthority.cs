@@ -184,10 +184,10 @@ internal sealed class CertificateAuthority : IDisposable
     }
 
     /// <summary>A leaf for <paramref name="host"/> (a DNS name, or an IP literal with or without brackets), with its private key.</summary>
-    public X509Certificate2 Issue(string host, DateTimeOffset now)
+    /// <param name="key">The leaf's ECDSA P-256 key (see <see cref="LeafCertificates"/> for why one key serves every leaf).</param>
+    public X509Certificate2 Issue(string host, DateTimeOffset now, ECDsa key)
     {
         var name = (host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host).ToLowerInvariant();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var san = new SubjectAlternativeNameBuilder();
         var isIp = IPAddress.TryParse(name, out var ip);
         if (isIp)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Security;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
 namespace ChronoGuard.Inspection;
@@ -9,7 +10,9 @@ namespace ChronoGuard.Inspection;
 /// read and a flag write, no lock and no allocation. A miss mints once however many handshakes ask for
 /// the host at the same moment. The cache holds at most <c>capacity</c> hosts (plus the few being minted
 /// right now): past it, a CLOCK sweep evicts a host not asked for since the last sweep, so a stream of
-/// new names cannot grow memory without bound while the hosts in use stay.
+/// new names cannot grow memory without bound while the hosts in use stay. Every leaf carries the same
+/// P-256 key, made at start and never written anywhere: a key per leaf would protect nothing the CA key
+/// beside it in this process does not already hold, and would cost a key generation per first mint.
 /// </summary>
 internal sealed class LeafCertificates
 {
@@ -18,6 +21,7 @@ internal sealed class LeafCertificates
     private readonly ConcurrentDictionary<string, Entry> _entries;
     private readonly ConcurrentQueue<Entry> _clock = new();
     private readonly Lock _evicting = new();
+    private readonly ECDsa _leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     private int _count;
 
     public LeafCertificates(CertificateAuthority ca, int capacity, TimeProvider time)
@@ -90,7 +94,7 @@ internal sealed class LeafCertificates
 
             // A mint that throws leaves the entry without a leaf (it stays in the queue and the count, so the
             // bound holds), and the next handshake for the host tries again.
-            var leaf = _ca.Issue(entry.Host, now);
+            var leaf = _ca.Issue(entry.Host, now, _leafKey);
             var context = SslStreamCertificateContext.Create(leaf, [_ca.Certificate], offline: true);
             Interlocked.Increment(ref _minted);
             // Context before its deadline: a reader that sees the new deadline also sees the new leaf.
