@@ -185,9 +185,16 @@ internal sealed class CertificateAuthority : IDisposable
 
     /// <summary>A leaf for <paramref name="host"/> (a DNS name, or an IP literal with or without brackets), with its private key.</summary>
     /// <param name="key">The leaf's ECDSA P-256 key (see <see cref="LeafCertificates"/> for why one key serves every leaf).</param>
+    /// <exception cref="InspectionConfigException">The CA has expired: it can sign nothing a client would accept.</exception>
     public X509Certificate2 Issue(string host, DateTimeOffset now, ECDsa key)
     {
-        var name = (host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host).ToLowerInvariant();
+        if (now >= Certificate.NotAfter.ToUniversalTime())
+        {
+            throw new InspectionConfigException($"the inspection CA {Certificate.Subject} expired on {Certificate.NotAfter.ToUniversalTime():yyyy-MM-ddTHH:mm:ssZ} (chronoguard ca init makes a new one)");
+        }
+
+        // "[::1]" as CONNECT writes it, "Api.Example.com." as a client may: the SAN is the plain lowercase name.
+        var name = (host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host.TrimEnd('.')).ToLowerInvariant();
         var san = new SubjectAlternativeNameBuilder();
         var isIp = IPAddress.TryParse(name, out var ip);
         if (isIp)

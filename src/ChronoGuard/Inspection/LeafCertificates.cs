@@ -47,6 +47,7 @@ internal sealed class LeafCertificates
     private long _minted;
 
     /// <summary>The certificate context (leaf + CA chain) an <see cref="SslStream"/> server handshake for <paramref name="host"/> presents.</summary>
+    /// <exception cref="InspectionConfigException">The CA has expired (its one-line message says so); nothing can be served.</exception>
     public SslStreamCertificateContext For(string host)
     {
         ArgumentException.ThrowIfNullOrEmpty(host);
@@ -99,7 +100,10 @@ internal sealed class LeafCertificates
             Interlocked.Increment(ref _minted);
             // Context before its deadline: a reader that sees the new deadline also sees the new leaf.
             entry.Context = context;
-            Volatile.Write(ref entry.RenewAtTicks, (leaf.NotAfter.ToUniversalTime() - CertificateAuthority.RenewBefore).Ticks);
+            // A leaf cut short by the CA's own end cannot be renewed into a longer one: it serves until then.
+            var notAfter = leaf.NotAfter.ToUniversalTime();
+            var renewAt = notAfter >= _ca.Certificate.NotAfter.ToUniversalTime() ? notAfter : notAfter - CertificateAuthority.RenewBefore;
+            Volatile.Write(ref entry.RenewAtTicks, renewAt.Ticks);
             return context;
         }
     }
