@@ -7,10 +7,10 @@ namespace ChronoGuard.Inspection;
 
 /// <summary>
 /// Leaves for inspected tunnels, minted per host by the CA and cached (SPEC §7). A hit is one dictionary
-/// read and a flag write, no lock and no allocation. A miss mints once however many handshakes ask for
-/// the host at the same moment. The cache holds at most <c>capacity</c> hosts (plus the few being minted
-/// right now): past it, a CLOCK sweep evicts a host not asked for since the last sweep, so a stream of
-/// new names cannot grow memory without bound while the hosts in use stay. Every leaf carries the same
+/// read, no lock and no allocation. A miss mints once however many handshakes ask for the host at the
+/// same moment. The cache holds at most <c>capacity</c> hosts (plus those being inserted at this
+/// moment): past it, a CLOCK sweep evicts a host not asked for since the last sweep, so a stream of new
+/// names cannot grow memory without bound while the hosts in use stay. Every leaf carries the same
 /// P-256 key, made at start and never written anywhere: a key per leaf would protect nothing the CA key
 /// beside it in this process does not already hold, and would cost a key generation per first mint.
 /// </summary>
@@ -23,6 +23,7 @@ internal sealed class LeafCertificates
     private readonly Lock _evicting = new();
     private readonly ECDsa _leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     private int _count;
+    private long _minted;
 
     public LeafCertificates(CertificateAuthority ca, int capacity, TimeProvider time)
     {
@@ -44,8 +45,6 @@ internal sealed class LeafCertificates
     /// <summary>Leaves minted since start (a cache hit mints nothing).</summary>
     public long Minted => Interlocked.Read(ref _minted);
 
-    private long _minted;
-
     /// <summary>The certificate context (leaf + CA chain) an <see cref="SslStream"/> server handshake for <paramref name="host"/> presents.</summary>
     /// <exception cref="InspectionConfigException">The CA has expired (its one-line message says so); nothing can be served.</exception>
     public SslStreamCertificateContext For(string host)
@@ -55,7 +54,12 @@ internal sealed class LeafCertificates
         {
             if (_entries.TryGetValue(host, out var entry))
             {
-                entry.Used = true;
+                if (!entry.Used)
+                {
+                    // Written only when clear: handshakes on every core for one hot host do not bounce its cache line.
+                    entry.Used = true;
+                }
+
                 if (entry.Context is { } ready && _time.GetUtcNow().UtcTicks < Volatile.Read(ref entry.RenewAtTicks))
                 {
                     return ready;
