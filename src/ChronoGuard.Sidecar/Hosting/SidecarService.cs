@@ -65,7 +65,10 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
 
         SystemRecords.Append(_audit, "start", detail: "chronoguard " + CommandLine.Version);
-        _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time);
+        _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time)
+        {
+            InspectionConfigured = settings.Inspection.Enabled,
+        };
         var loaded = _policy.Reload();
         if (!loaded.Ok)
         {
