@@ -177,7 +177,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             var left = ca.Certificate.NotAfter.ToUniversalTime() - time.GetUtcNow().UtcDateTime;
             if (left < InspectionExpiryWarning)
             {
-                SidecarLog.InspectionCaExpiring(_logger, settings.Inspection.CaCertFile, notAfter, (int)left.TotalDays);
+                SidecarLog.InspectionCaExpiring(_logger, settings.Inspection.CaCertFile, notAfter, (int)Math.Ceiling(left.TotalDays));
             }
 
             SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, fingerprint, notAfter, scope, inspection.Leaves.Capacity, trust);

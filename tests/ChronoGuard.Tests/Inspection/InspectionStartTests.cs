@@ -154,5 +154,6 @@ public sealed class InspectionStartTests
         // The warning, when there is one, is logged just before the line that says inspection is on (one stream, in order).
         await sidecar.WaitForOutputAsync(l => l.Contains("HTTPS inspection on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
         Assert.Equal(warned, sidecar.Output.Contains($"the inspection CA {dir.File("ca/ca.crt")} expires on", StringComparison.Ordinal));
+        Assert.Equal(warned, sidecar.Output.Contains($", in {days} days: inspected tunnels fail from then on", StringComparison.Ordinal));
     }
 }
