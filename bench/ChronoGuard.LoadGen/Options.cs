@@ -42,6 +42,9 @@ internal sealed class Options
                                  username/password login (U and T at most 255 bytes each).
           --tls                  TLS to the origin inside the tunnel (connect mode; implied by https://).
           --insecure             accept any origin certificate.
+          --keep-alive           connect mode: each worker keeps its tunnel (and TLS) and sends keep-alive
+                                 GETs inside it, opening a new one only after a failure (an inspecting
+                                 proxy's per-request cost without the handshakes).
           -c, --concurrency N    workers / connections (default 32).
           -d, --duration T       measured duration, e.g. 500ms, 10s, 2m (default 10s unless -n).
           -n, --requests N       stop after N measured requests (forward/connect).
@@ -70,6 +73,7 @@ internal sealed class Options
     public string? ProxyCredentials { get; private set; }
     public bool Tls { get; private set; }
     public bool Insecure { get; private set; }
+    public bool KeepAlive { get; private set; }
     public int Concurrency { get; private set; } = 32;
     public TimeSpan? Duration { get; private set; }
     public long Requests { get; private set; }
@@ -164,6 +168,9 @@ internal sealed class Options
                     break;
                 case "-k" or "--insecure":
                     o.Insecure = true;
+                    break;
+                case "--keep-alive":
+                    o.KeepAlive = true;
                     break;
                 case "-c" or "--concurrency":
                     o.Concurrency = (int)ParseCount(Value(), arg, 1, 100_000, 1000);
@@ -300,6 +307,11 @@ internal sealed class Options
 
     private void ValidateSocks()
     {
+        if (KeepAlive && Mode != LoadMode.Connect)
+        {
+            throw new FormatException("--keep-alive applies to connect mode only");
+        }
+
         if (Mode == LoadMode.Forward)
         {
             throw new FormatException("forward mode needs an HTTP proxy; use connect or tunnel mode through SOCKS5");

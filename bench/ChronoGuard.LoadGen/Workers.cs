@@ -223,7 +223,7 @@ internal sealed class RunContext
                 break;
             case LoadMode.Connect:
                 request = Encoding.ASCII.GetBytes(
-                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + "Connection: close\r\n\r\n");
+                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + (o.KeepAlive ? "" : "Connection: close\r\n") + "\r\n");
                 break;
         }
         SocksMessages? socks = null;
@@ -407,6 +407,9 @@ internal static class Workers
         var request = ctx.Request;
         var connect = ctx.ConnectRequest;
         var socks = ctx.Socks is { } messages ? new SocksHandshake(messages) : null;
+        var keepAlive = ctx.Options.KeepAlive;
+        Socket? socket = null;
+        SslStream? tls = null;
         try
         {
             while (!ctx.Stop.IsCancellationRequested)
@@ -421,51 +424,56 @@ internal static class Workers
                 var readBefore = reader.BytesRead + (socks?.BytesRead ?? 0);
                 var socksWrittenBefore = socks?.BytesWritten ?? 0;
                 long written = 0;
-                Socket? socket = null;
-                SslStream? tls = null;
                 var handshake = false;
+                var reuse = keepAlive && socket is not null;
                 try
                 {
-                    socket = await OpenAsync(ctx.FirstHop, ct).ConfigureAwait(false);
-                    reader.Attach(socket);
                     var errorIndex = -1;
                     int status;
-                    if (connect is not null)
+                    if (!reuse)
                     {
-                        await SendAllAsync(socket, connect, ct).ConfigureAwait(false);
-                        written += connect.Length;
-                        status = await reader.ReadHeadAsync(ct).ConfigureAwait(false);
-                        if (status < 0)
+                        socket = await OpenAsync(ctx.FirstHop, ct).ConfigureAwait(false);
+                        reader.Attach(socket);
+                        if (connect is not null)
                         {
-                            throw new EndOfStreamException("proxy closed the connection without answering CONNECT");
+                            await SendAllAsync(socket, connect, ct).ConfigureAwait(false);
+                            written += connect.Length;
+                            status = await reader.ReadHeadAsync(ct).ConfigureAwait(false);
+                            if (status < 0)
+                            {
+                                throw new EndOfStreamException("proxy closed the connection without answering CONNECT");
+                            }
+                            if (status is < 200 or >= 300)
+                            {
+                                errorIndex = ErrorKinds.ProxyStatus(status);
+                            }
+                            else if (reader.Buffered > 0)
+                            {
+                                throw new InvalidDataException("proxy sent tunnel data before the client spoke");
+                            }
                         }
-                        if (status is < 200 or >= 300)
+                        else if (socks is not null)
                         {
-                            errorIndex = ErrorKinds.ProxyStatus(status);
+                            errorIndex = await socks.OpenAsync(socket, ct).ConfigureAwait(false);
                         }
-                        else if (reader.Buffered > 0)
-                        {
-                            throw new InvalidDataException("proxy sent tunnel data before the client spoke");
-                        }
-                    }
-                    else if (socks is not null)
-                    {
-                        errorIndex = await socks.OpenAsync(socket, ct).ConfigureAwait(false);
-                    }
-                    if (errorIndex < 0)
-                    {
-                        if (ctx.Tls is not null)
+                        if (errorIndex < 0 && ctx.Tls is not null)
                         {
                             handshake = true;
                             tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
                             await tls.AuthenticateAsClientAsync(ctx.Tls, ct).ConfigureAwait(false);
                             handshake = false;
                             reader.Attach(tls);
+                        }
+                    }
+                    if (errorIndex < 0)
+                    {
+                        if (tls is not null)
+                        {
                             await tls.WriteAsync(request, ct).ConfigureAwait(false);
                         }
                         else
                         {
-                            await SendAllAsync(socket, request, ct).ConfigureAwait(false);
+                            await SendAllAsync(socket!, request, ct).ConfigureAwait(false);
                         }
                         written += request.Length;
                         status = await reader.ReadHeadAsync(ct).ConfigureAwait(false);
@@ -481,10 +489,15 @@ internal static class Workers
                     }
                     w.RecordResponse(ctx, start, Stopwatch.GetTimestamp(), errorIndex,
                         reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - socksWrittenBefore);
+                    if (!keepAlive || errorIndex >= 0)
+                    {
+                        Close(ref socket, ref tls);
+                    }
                 }
                 // Every failure is a counted error kind; none may end the worker.
                 catch (Exception ex)
                 {
+                    Close(ref socket, ref tls);
                     if (ctx.Stop.IsCancellationRequested)
                     {
                         break;
@@ -492,16 +505,20 @@ internal static class Workers
                     w.RecordFailure(ctx, start, Stopwatch.GetTimestamp(), ErrorKinds.Classify(ex, handshake),
                         reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - socksWrittenBefore);
                 }
-                finally
-                {
-                    tls?.Dispose();
-                    socket?.Dispose();
-                }
             }
         }
         finally
         {
+            Close(ref socket, ref tls);
             timeouts.Dispose();
+        }
+
+        static void Close(ref Socket? socket, ref SslStream? tls)
+        {
+            tls?.Dispose();
+            socket?.Dispose();
+            tls = null;
+            socket = null;
         }
     }
 
