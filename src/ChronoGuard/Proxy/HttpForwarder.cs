@@ -30,6 +30,13 @@ internal static class HttpForwarder
         /// <summary>The response was relayed but the client connection must close.</summary>
         Close,
 
+        /// <summary>
+        /// The client connection must close, the upstream may go on: for an inspected request its
+        /// upstream then waits in the pool for the agent's next tunnel (a client that closes after each
+        /// request still costs one TLS handshake per tunnel, not two).
+        /// </summary>
+        KeepUpstreamOnly,
+
         /// <summary>The upstream closed or failed before any response byte arrived.</summary>
         StaleUpstream,
 
@@ -104,6 +111,10 @@ internal static class HttpForwarder
             case Exchange.KeepClientOnly:
                 scope.SetCloseReason(ProxyReasons.Complete);
                 return !connection.IsAborted;
+            case Exchange.KeepUpstreamOnly:
+                scope.KeepUpstream();
+                scope.SetCloseReason(connection.IsAborted ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+                return false;
             case Exchange.BodyFailed:
                 await RefuseBodyAsync(scope, body, finalSent).ConfigureAwait(false);
                 return false;
@@ -283,7 +294,7 @@ internal static class HttpForwarder
             }
 
             var keepUpstream = response.KeepAlive && framed;
-            return (keepClient ? (keepUpstream ? Exchange.KeepAlive : Exchange.KeepClientOnly) : Exchange.Close, sent, true);
+            return (keepClient ? (keepUpstream ? Exchange.KeepAlive : Exchange.KeepClientOnly) : keepUpstream ? Exchange.KeepUpstreamOnly : Exchange.Close, sent, true);
         }
         catch (Exception ex) when (BodyCopier.IsIoFailure(ex))
         {

@@ -264,6 +264,28 @@ public sealed class InspectedTunnelTests
     }
 
     [Fact]
+    public async Task A_client_that_closes_after_each_request_still_leaves_its_upstream_for_the_next_tunnel()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, _, _) = Start(rig);
+        await using var p = proxy;
+        var ids = new List<string>();
+        for (var tunnel = 0; tunnel < 3; tunnel++)
+        {
+            await using var client = await TlsTunnelClient.OpenAsync(proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate);
+            await client.SendAsync($"GET /conn HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\nConnection: close\r\n\r\n");
+            var (head, body) = await client.ReadResponseAsync();
+            Assert.Equal("close", head["Connection"]);
+            ids.Add(body);
+            Assert.True(await client.ClosedAsync());
+            await WaitForAsync(() => proxy.Server.ActiveConnections == 0);
+        }
+
+        Assert.Single(ids.Distinct());
+        Assert.Single(rig.Origin.Connections);
+    }
+
+    [Fact]
     public async Task A_pooled_upstream_the_origin_closed_is_not_reused_and_a_request_with_a_body_still_goes_through()
     {
         await using var rig = await InspectionRig.StartAsync();
