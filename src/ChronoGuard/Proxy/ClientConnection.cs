@@ -275,9 +275,9 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// Terminates TLS on the client's transport (SPEC §7): <paramref name="layer"/> puts the TLS stream
-    /// under the transport and completes the handshake; from then on requests and refusals are HTTP
-    /// inside it. Bytes the client sent before (held by the pipe) are read through the layer.
+    /// Puts the TLS server stream <paramref name="layer"/> makes under the client's transport (SPEC §7;
+    /// the caller then runs the handshake on it): from here requests and refusals are HTTP inside it.
+    /// Bytes the client sent before (held by the pipe) are read through the layer.
     /// </summary>
     internal void BeginInspection(Func<Stream, Stream> layer)
     {
