@@ -324,16 +324,23 @@ public sealed class InspectedTunnelTests
     }
 
     [Fact]
-    public async Task A_request_body_reaches_the_origin()
+    public async Task A_request_body_reaches_the_origin_and_its_plaintext_is_charged_to_the_request_not_the_tunnel()
     {
         await using var rig = await InspectionRig.StartAsync();
-        var (proxy, _, _) = Start(rig);
+        var (proxy, records, _) = Start(rig);
         await using var p = proxy;
-        using var client = rig.Client(proxy);
+        var payload = "payload=" + new string('x', 10_000);
+        using (var client = rig.Client(proxy))
+        {
+            using var response = await client.PostAsync(rig.Url("/submit"), new StringContent(payload));
+            Assert.Contains("body: " + payload, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
 
-        using var response = await client.PostAsync(rig.Url("/submit"), new StringContent("payload=1"));
-
-        Assert.Contains("body: payload=1", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        await records.WaitForClosesAsync(2);
+        var (inner, tunnel) = (records.Closes.First(), records.Closes.Last());
+        Assert.InRange(inner.BytesUp, payload.Length, payload.Length + 1024);
+        Assert.True(inner.BytesDown > payload.Length, $"bytes down {inner.BytesDown}");
+        Assert.Equal(0, tunnel.BytesUp);
     }
 
     [Fact]
