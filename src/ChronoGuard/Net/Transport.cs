@@ -100,6 +100,23 @@ internal sealed class Transport : IDisposable
     /// </summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct = default) => _stream.ReadAsync(buffer, ct);
 
+    /// <summary>
+    /// Whether an idle connection has nothing to read: no byte, no FIN, no reset (one poll, no read). An
+    /// idle upstream that has something (the origin closed it, or sent bytes nobody asked for) must not
+    /// carry the next request.
+    /// </summary>
+    public bool IsQuiet()
+    {
+        try
+        {
+            return !_socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Our side is done sending (FIN); the peer may still send. False when the connection is already gone.</summary>
     public bool ShutdownSend()
     {

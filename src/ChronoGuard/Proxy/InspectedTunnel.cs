@@ -104,7 +104,7 @@ internal static class InspectedTunnel
         {
             return Outcome.TimedOut;
         }
-        catch (Exception ex) when (ex is AuthenticationException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is AuthenticationException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             return handshake.Refused ?? Outcome.Failed;
         }

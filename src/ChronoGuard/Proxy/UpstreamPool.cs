@@ -45,7 +45,9 @@ internal sealed class UpstreamPool : IDisposable
         while (queue.TryDequeue(out var entry))
         {
             Interlocked.Decrement(ref _count);
-            if (now - entry.ParkedMs <= MaxIdleMs && entry.Upstream.TryPark())
+            // A pooled upstream the origin closed meanwhile (FIN, reset, TLS close_notify) is left here:
+            // a request with a body could not be retried on a fresh dial.
+            if (now - entry.ParkedMs <= MaxIdleMs && entry.Upstream.TryPark() && entry.Upstream.Transport.IsQuiet())
             {
                 return entry.Upstream;
             }

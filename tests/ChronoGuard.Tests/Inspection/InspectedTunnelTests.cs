@@ -264,6 +264,31 @@ public sealed class InspectedTunnelTests
     }
 
     [Fact]
+    public async Task A_pooled_upstream_the_origin_closed_is_not_reused_and_a_request_with_a_body_still_goes_through()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, _, _) = Start(rig);
+        await using var p = proxy;
+        string first;
+        using (var client = rig.Client(proxy))
+        {
+            first = await client.GetStringAsync(rig.Url("/conn-kept"));
+        }
+
+        // The tunnel is gone and its upstream pooled; then the origin closes that idle connection.
+        await WaitForAsync(() => proxy.Server.ActiveConnections == 0);
+        await rig.Origin.CloseKeptAsync();
+        using var next = rig.Client(proxy);
+        using var response = await next.PostAsync(rig.Url("/submit"), new StringContent("after-close"));
+
+        // A body cannot be replayed on a fresh dial: only a pool that skips the closed upstream gets this through.
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("body: after-close", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(2, rig.Origin.Connections.Count);
+        Assert.Contains(first, rig.Origin.Connections.Keys);
+    }
+
+    [Fact]
     public async Task A_large_response_arrives_whole()
     {
         await using var rig = await InspectionRig.StartAsync();

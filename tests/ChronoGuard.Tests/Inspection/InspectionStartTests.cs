@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Inspection;
@@ -68,6 +70,11 @@ public sealed class InspectionStartTests
 
         var line = await sidecar.WaitForOutputAsync(l => l.Contains("HTTPS inspection on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
         Assert.Contains("may sign only within example.com", line, StringComparison.Ordinal);
+        using (var cert = X509CertificateLoader.LoadCertificateFromFile(dir.File("ca/ca.crt")))
+        {
+            Assert.Contains($"(sha256 {Convert.ToHexStringLower(cert.GetCertHash(HashAlgorithmName.SHA256))})", line, StringComparison.Ordinal);
+        }
+
         Assert.Contains("leaves cached for up to 1024 hosts", line, StringComparison.Ordinal);
         Assert.Contains("upstream certificates judged by the system trust store", line, StringComparison.Ordinal);
     }
@@ -131,5 +138,22 @@ public sealed class InspectionStartTests
 
         await using var sidecar = await SidecarProcess.StartAsync(dir.Path, ["--policy", dir.File("policy.json")], Inspection(dir.File("ca/ca.crt"), dir.File("ca/ca.key")));
         await sidecar.WaitForOutputAsync(l => l.Contains("HTTPS inspection on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+    }
+
+    [Theory]
+    [InlineData("29", true)]
+    [InlineData("31", false)]
+    public async Task Run_WarnsAtStartOfACaThatExpiresWithinThirtyDays(string days, bool warned)
+    {
+        using var dir = new TempDir();
+        var init = await SidecarRun.RunAsync(dir.Path, ["ca", "init", "--out", dir.File("ca"), "--days", days]);
+        Assert.True(init.ExitCode == 0, init.Stderr);
+
+        await using var sidecar = await SidecarProcess.StartAsync(dir.Path, environment: Inspection(dir.File("ca/ca.crt"), dir.File("ca/ca.key")));
+
+        // The warning, when there is one, is logged just before the line that says inspection is on (one stream, in order).
+        await sidecar.WaitForOutputAsync(l => l.Contains("HTTPS inspection on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        Assert.Equal(warned, sidecar.Output.Contains($"the inspection CA {dir.File("ca/ca.crt")} expires on", StringComparison.Ordinal));
+        Assert.Equal(warned, sidecar.Output.Contains($", in {days} days: inspected tunnels fail from then on", StringComparison.Ordinal));
     }
 }

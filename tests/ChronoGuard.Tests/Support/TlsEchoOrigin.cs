@@ -43,6 +43,18 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
     /// <summary>A directory served as static files under <c>/files/</c> (a bare git repository for the dumb HTTP protocol); 404 for anything missing.</summary>
     public string? FilesRoot { get; set; }
 
+    private Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeFeature? _kept;
+
+    /// <summary>Set when the connection <c>/conn-kept</c> answered on has closed (after <see cref="CloseKept"/>).</summary>
+    public TaskCompletionSource Closed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Closes the idle connection the last <c>/conn-kept</c> was answered on, as an origin's keep-alive timeout would.</summary>
+    public Task CloseKeptAsync()
+    {
+        _kept!.Abort();
+        return Closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     /// <summary>Lets <c>/sse</c> send its second event.</summary>
     public void ReleaseStream() => _release.TrySetResult();
 
@@ -96,6 +108,13 @@ internal sealed class TlsEchoOrigin : IAsyncDisposable
             switch (request.Path.Value)
             {
                 case "/conn":
+                    await ctx.Response.WriteAsync(ctx.Connection.Id);
+                    return;
+                case "/conn-kept":
+                    // Answered as keep-alive; the test closes this connection later (CloseKept).
+                    var lifetime = ctx.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeFeature>()!;
+                    lifetime.ConnectionClosed.Register(() => origin.Closed.TrySetResult());
+                    origin._kept = lifetime;
                     await ctx.Response.WriteAsync(ctx.Connection.Id);
                     return;
                 case "/sse":
