@@ -50,6 +50,9 @@ internal sealed class Options
                                  the system store); its name is checked as always. For a TLS-inspecting
                                  proxy, its CA certificate.
           --keep-alive           connect mode: many requests per tunnel (see Modes).
+          --no-connection-close  connect mode, one request per tunnel: the GET does not say
+                                 Connection: close (as curl and git send it); the client closes the
+                                 tunnel once the response has arrived.
           --no-tls-resume        every TLS handshake is a full one: no session resumption (tickets or
                                  IDs) from an earlier connection of this run, as a fresh process has.
           -c, --concurrency N    workers / connections (default 32).
@@ -86,6 +89,8 @@ internal sealed class Options
     public X509Certificate2Collection? CaCertificates { get; private set; }
     /// <summary>Connect mode: one long-lived tunnel per worker carrying keep-alive requests.</summary>
     public bool KeepAlive { get; private set; }
+    /// <summary>Connect mode without --keep-alive: the one GET omits Connection: close; the client closes after it.</summary>
+    public bool NoConnectionClose { get; private set; }
     /// <summary>Full TLS handshakes only (SslClientAuthenticationOptions.AllowTlsResume = false).</summary>
     public bool NoTlsResume { get; private set; }
     public int Concurrency { get; private set; } = 32;
@@ -188,6 +193,9 @@ internal sealed class Options
                     break;
                 case "--keep-alive":
                     o.KeepAlive = true;
+                    break;
+                case "--no-connection-close":
+                    o.NoConnectionClose = true;
                     break;
                 case "--no-tls-resume":
                     o.NoTlsResume = true;
@@ -303,6 +311,10 @@ internal sealed class Options
         if (KeepAlive && Mode != LoadMode.Connect)
         {
             throw new FormatException("--keep-alive applies to connect mode only (forward mode always keeps its connection)");
+        }
+        if (NoConnectionClose && (Mode != LoadMode.Connect || KeepAlive))
+        {
+            throw new FormatException("--no-connection-close applies to connect mode with one request per tunnel (not --keep-alive)");
         }
         if (NoTlsResume && !Tls)
         {

@@ -51,6 +51,8 @@ internal sealed class RunReport
     public bool? KeepAlive { get; init; }
     /// <summary>The origin certificate was validated against --ca rather than the system store.</summary>
     public string? CaFile { get; init; }
+    /// <summary>--no-connection-close: one request per tunnel without Connection: close, closed by the client.</summary>
+    public bool? NoConnectionClose { get; init; }
     /// <summary>--no-tls-resume: every handshake was a full one.</summary>
     public bool? NoTlsResume { get; init; }
 }
@@ -142,6 +144,7 @@ internal static class Report
             KeepAlive = o.KeepAlive ? true : null,
             CaFile = o.CaFile,
             NoTlsResume = o.NoTlsResume ? true : null,
+            NoConnectionClose = o.NoConnectionClose ? true : null,
         };
         return (report, latency);
     }
@@ -149,7 +152,7 @@ internal static class Report
     public static void PrintTable(RunReport r, TextWriter output)
     {
         var sb = new StringBuilder();
-        sb.Append(Inv, $"{r.Mode}{(r.KeepAlive == true ? " keep-alive" : "")} {r.Target} via {r.Proxy ?? "direct"}{(r.Tls ? " tls" : "")}{(r.CaFile is null ? "" : " (origin validated against --ca)")}{(r.NoTlsResume == true ? " no-resume" : "")}  c={r.Concurrency}");
+        sb.Append(Inv, $"{r.Mode}{(r.KeepAlive == true ? " keep-alive" : "")} {r.Target} via {r.Proxy ?? "direct"}{(r.Tls ? " tls" : "")}{(r.CaFile is null ? "" : " (origin validated against --ca)")}{(r.NoTlsResume == true ? " no-resume" : "")}{(r.NoConnectionClose == true ? " no-connection-close" : "")}  c={r.Concurrency}");
         if (r.Label is not null)
         {
             sb.Append(Inv, $"  [{r.Label}]");

@@ -224,7 +224,7 @@ internal sealed class RunContext
                 break;
             case LoadMode.Connect:
                 request = Encoding.ASCII.GetBytes(
-                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + (o.KeepAlive ? "" : "Connection: close\r\n") + "\r\n");
+                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + (o.KeepAlive || o.NoConnectionClose ? "" : "Connection: close\r\n") + "\r\n");
                 break;
         }
         SocksMessages? socks = null;
