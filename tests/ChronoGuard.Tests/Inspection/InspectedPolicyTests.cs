@@ -133,6 +133,8 @@ public sealed class InspectedPolicyTests : IDisposable
 
         await run.Proxy.DisposeAsync();
         run.Audit.Dispose();
+        var decisions = AuditReader.ReadDirectory(_dir.File("audit")).Select(i => i.Entry!).Where(e => e.Kind == AuditKind.Decision).ToList();
+        Assert.Equal(["", "", "github-api", ""], decisions.Select(e => e.Credential));
         foreach (var file in Directory.EnumerateFiles(_dir.File("audit"), "*", SearchOption.AllDirectories))
         {
             Assert.True((await File.ReadAllBytesAsync(file)).AsSpan().IndexOf(Encoding.ASCII.GetBytes(Secret)) < 0, $"the secret is in {file}");

@@ -86,8 +86,11 @@ public sealed class SecretNeverLeavesTests
             outputs.Add((string.Join(' ', args), run.Stdout + run.Stderr));
         }
 
-        // The export holds the inner requests (so the search below searched records, not an empty file).
-        Assert.Contains("/quiet/chat", outputs.First(o => o.Where.StartsWith("export", StringComparison.Ordinal)).Text, StringComparison.Ordinal);
+        // The export holds the inner requests (so the search below searched records, not an empty file),
+        // and the two that carried the credential name it.
+        var export = outputs.First(o => o.Where.StartsWith("export", StringComparison.Ordinal)).Text;
+        Assert.Contains("/quiet/chat", export, StringComparison.Ordinal);
+        Assert.Equal(2, export.Split('\n').Count(l => l.Contains("\"credential\":\"llm-api\"", StringComparison.Ordinal)));
         foreach (var file in Directory.EnumerateFiles(dir.Path, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith("llm.secret", StringComparison.Ordinal)))
         {
             outputs.Add((file, Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file))));
