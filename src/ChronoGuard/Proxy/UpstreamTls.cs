@@ -26,6 +26,7 @@ internal static class UpstreamTls
             // An IP literal is never sent as SNI (RFC 6066); SslStream knows, and still checks the name.
             TargetHost = host,
             ApplicationProtocols = Http11,
+            CertificateChainPolicy = trust.NewChainPolicy(),
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) => trust.Validate(host, certificate, chain, errors),
         };
         try
