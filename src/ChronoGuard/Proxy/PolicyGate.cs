@@ -326,6 +326,61 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
     }
 
+    public string? JudgeDnsQuestion(string agentId, ReadOnlySpan<byte> name, ushort type, out bool enforced)
+    {
+        var policy = engine.Current;
+        enforced = !policy.IsObserve;
+        var agent = policy.Anonymous;
+        if (agent is null && !policy.AgentsById.TryGetValue(agentId, out agent))
+        {
+            return ProxyReasons.DnsNameRefused; // a reload removed the guard's agent: nothing may be resolved for it
+        }
+
+        if (!CompiledPolicy.AllowsDnsType(agent, type))
+        {
+            return ProxyReasons.DnsTypeRefused;
+        }
+
+        return policy.CouldAllowName(agent, name, time.GetUtcNow()) ? null : ProxyReasons.DnsNameRefused;
+    }
+
+    public long RecordDnsRefusal(in ConnectionInfo connection, string? agentId, ReadOnlySpan<byte> name, ushort type, string reason, bool enforced)
+    {
+        var policy = engine.Current;
+        var counters = agentId is not null && policy.AgentsById.TryGetValue(agentId, out var agent) ? _metrics.ForAgent(agent.Runtime.Index) : _metrics.Unauthenticated;
+        counters.Count(Decision.Block, reason);
+        if (audit is null)
+        {
+            return -1;
+        }
+
+        // Bounded per source like unauthenticated refusals (SPEC §10): a query costs the client nothing.
+        var host = name.IsEmpty ? null : Encoding.ASCII.GetString(name);
+        if (Suppress(connection, host))
+        {
+            return -1;
+        }
+
+        ref var record = ref audit.Claim(out var seq);
+        try
+        {
+            FillDecision(ref record, connection, 403, DecisionNames.Name(Decision.Block), reason);
+            record.Enforced = enforced;
+            record.Identity = AuditIdentity.Listener;
+            record.Port = 53;
+            record.Set(AuditText.Agent, agentId);
+            record.Set(AuditText.Method, "DNS"u8);
+            record.Set(AuditText.Host, name);
+            record.Set(AuditText.Path, type == 0 ? null : DnsTypeNames.Name(type));
+        }
+        finally
+        {
+            audit.Publish(seq);
+        }
+
+        return seq;
+    }
+
     /// <summary>
     /// Once per heartbeat: the counts of unauthenticated refusals from seconds that have ended become
     /// their <c>system</c> records (a source that stopped sending is recorded here, not at its next refusal).

@@ -22,10 +22,20 @@ internal static class ProxyReasons
     public const string UpstreamClosed = "upstream_closed";
     public const string BadUpstreamResponse = "bad_upstream_response";
 
+    /// <summary>DNS guard: a question for a name no policy of the agent could allow (SPEC §10).</summary>
+    public const string DnsNameRefused = "dns_name_refused";
+
+    /// <summary>DNS guard: a query type beyond A/AAAA/CNAME/HTTPS/SVCB that no policy lists in <c>dnsTypes</c>, or a class other than IN.</summary>
+    public const string DnsTypeRefused = "dns_type_refused";
+
+    /// <summary>DNS guard: a message that is not one readable question (FORMERR, or dropped when it has no header).</summary>
+    public const string DnsMalformed = "dns_malformed";
+
     /// <summary>Every reason above: the metrics' bounded reason label is built from it.</summary>
     public static readonly string[] All =
     [
         AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
+        DnsNameRefused, DnsTypeRefused, DnsMalformed,
     ];
 }

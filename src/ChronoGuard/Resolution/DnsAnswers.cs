@@ -120,8 +120,9 @@ internal static class DnsAnswers
         w.WriteUInt16(0); // answers, patched below
         w.WriteUInt16(0); // authority, patched below
         w.WriteUInt16((ushort)(opt ? 1 : 0));
-        w.SetCompressionTarget(w.Position, name);
+        var questionAt = w.Position;
         w.WriteName(name);
+        w.SetCompressionTarget(questionAt, name);
         w.WriteUInt16(type);
         w.WriteUInt16(DnsWire.ClassIn);
 
@@ -194,6 +195,44 @@ internal static class DnsAnswers
         w.PatchUInt16(8, (ushort)authority);
         length = w.Position;
         return DnsBuild.Ok;
+    }
+
+    /// <summary>
+    /// The client's copy of a rebuilt answer (<paramref name="message"/>, from <see cref="Build"/> without
+    /// OPT): its ID and RD, its question as it wrote it (<paramref name="question"/>, same length: the
+    /// name in another case), TTLs set to <paramref name="ttl"/> when given (a cached answer says how long
+    /// is left), an OPT when it sent one. Longer than <paramref name="limit"/> (its UDP size): an empty
+    /// truncated answer, so it asks again over TCP. Allocation-free.
+    /// </summary>
+    public static int Serve(ReadOnlySpan<byte> message, ReadOnlySpan<ushort> ttlOffsets, uint? ttl, ReadOnlySpan<byte> query, int questionEnd, bool opt, int limit, Span<byte> dst)
+    {
+        var total = message.Length + (opt ? OptLength : 0);
+        if (total > limit || total > dst.Length)
+        {
+            return WriteEmpty(query, questionEnd, DnsWire.Rcode(DnsWire.Flags(message)), truncated: true, opt, dst);
+        }
+
+        message.CopyTo(dst);
+        BinaryPrimitives.WriteUInt16BigEndian(dst, DnsWire.Id(query));
+        BinaryPrimitives.WriteUInt16BigEndian(dst[2..], ResponseFlags(DnsWire.Flags(query), DnsWire.Rcode(DnsWire.Flags(message)), truncated: false));
+        query[DnsWire.HeaderLength..questionEnd].CopyTo(dst[DnsWire.HeaderLength..]);
+        if (ttl is { } seconds)
+        {
+            foreach (var at in ttlOffsets)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(dst[at..], seconds);
+            }
+        }
+
+        if (!opt)
+        {
+            return message.Length;
+        }
+
+        var w = new DnsWriter(dst[message.Length..]);
+        WriteOpt(ref w);
+        BinaryPrimitives.WriteUInt16BigEndian(dst[10..], 1);
+        return total;
     }
 
     /// <summary>The flags of a response to a query with <paramref name="queryFlags"/>: opcode and RD kept, RA set.</summary>
@@ -357,6 +396,8 @@ internal static class DnsAnswers
 
         return true;
     }
+
+    private const int OptLength = 11;
 
     private static void WriteOpt(ref DnsWriter w)
     {
