@@ -265,7 +265,7 @@ internal sealed class DnsGuard : IAsyncDisposable
     }
 
     /// <summary>The upstream's answer rebuilt into <paramref name="into"/>, cached and remembered; -1 when it is no answer to give.</summary>
-    private int Rebuild(ReadOnlySpan<byte> response, ushort id, byte[] name, ushort type, byte[] into)
+    internal int Rebuild(ReadOnlySpan<byte> response, ushort id, byte[] name, ushort type, byte[] into)
     {
         Span<UInt128> addresses = stackalloc UInt128[32];
         Span<ushort> ttls = stackalloc ushort[64];
