@@ -78,7 +78,7 @@ internal static class ConfigurationSchema
         ("Dns",
         [
             SettingRule.OptionalEndpoint("Listen"),
-            SettingRule.OptionalEndpoint("Upstream"),
+            SettingRule.OptionalEndpoint("Upstream", "empty for the first nameserver of /etc/resolv.conf"),
             SettingRule.Text("Agent", required: false),
             SettingRule.Number("MinTtlSeconds", 0, 86_400),
             SettingRule.Number("MaxTtlSeconds", 1, 604_800),

@@ -92,7 +92,7 @@ internal static class ConfigurationValidator
 
         var min = int.TryParse(root["Dns:MinTtlSeconds"], System.Globalization.CultureInfo.InvariantCulture, out var m) ? m : new ChronoGuard.Proxy.DnsOptions().MinTtlSeconds;
         var max = int.TryParse(root["Dns:MaxTtlSeconds"], System.Globalization.CultureInfo.InvariantCulture, out var x) ? x : new ChronoGuard.Proxy.DnsOptions().MaxTtlSeconds;
-        blamed = "Dns:MinTtlSeconds";
+        blamed = root["Dns:MinTtlSeconds"] is null ? "Dns:MaxTtlSeconds" : "Dns:MinTtlSeconds";
         return min > max ? $"Dns:MinTtlSeconds ({min}) is above Dns:MaxTtlSeconds ({max})" : null;
     }
 
