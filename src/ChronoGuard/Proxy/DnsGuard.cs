@@ -122,7 +122,7 @@ internal sealed class DnsGuard : IAsyncDisposable
         {
         }
 
-        _stop.Dispose();
+        // _stop is not disposed: a forward still finishing may read its token, and it holds no timer.
     }
 
     /// <summary>
@@ -400,6 +400,11 @@ internal sealed class DnsGuard : IAsyncDisposable
             {
                 await SendToAsync(socket, answer.AsMemory(0, length), source).ConfigureAwait(false);
             }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // Nobody awaits this task: an unexpected failure is logged here, not left unobserved.
+            ProxyLog.DnsQueryFailed(_log, e);
         }
         finally
         {
