@@ -22,6 +22,8 @@ internal static class DecideLatency
             Row(output, "port admitted by a port-scoped range", () => bench.DecidePortScoped());
             Row(output, "port one past the range, refused", () => bench.DecidePortRefused());
             Row(output, "allowedPorts port beside port-scoped patterns", () => bench.DecideAllowedBesidePorts());
+            Row(output, "CONNECT to an inspected host", () => bench.DecideInspectedTunnel());
+            Row(output, "credential steps, inner head carrying its placeholder", () => bench.CredentialInjected());
         }
         finally
         {

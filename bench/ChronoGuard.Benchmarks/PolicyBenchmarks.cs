@@ -17,6 +17,10 @@ public class PolicyBenchmarks
     private CompiledPolicy _ports = null!;
     private AgentPlan _portsAgent = null!;
     private byte[] _credentials = null!;
+    private CompiledPolicy _inspected = null!;
+    private AgentPlan _inspectedAgent = null!;
+    private byte[] _carrying = null!;
+    private byte[] _plain = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -32,6 +36,19 @@ public class PolicyBenchmarks
         _ports = PolicyLoader.Load(ports, new AgentRegistry(), 512, out _);
         _portsAgent = _ports.AgentsById["bot"];
         File.Delete(ports);
+
+        // The 10,000-domain policy, inspecting one wildcard and with one credential on it (SPEC §7).
+        var inspected = _path + ".inspected";
+        Environment.SetEnvironmentVariable("CG_BENCH_SECRET", "bench-secret-value");
+        File.WriteAllText(inspected, LargePolicy(10_000, 100)
+            .Replace("\"name\": \"big\", \"allowedDomains\"", "\"name\": \"big\", \"inspect\": [\"*.svc4711.example.com\"], \"allowedDomains\"", StringComparison.Ordinal)
+            .Replace("] } ] }", "] } ], \"credentials\": [ { \"name\": \"api\", \"agents\": [\"bot\"], \"domains\": [\"*.svc4711.example.com\"], \"header\": \"Authorization\", \"value\": \"Bearer {secret}\", \"secretEnv\": \"CG_BENCH_SECRET\", \"placeholder\": \"cg-placeholder-api\", \"require\": true } ] }", StringComparison.Ordinal));
+        _inspected = PolicyLoader.Load(inspected, new AgentRegistry(), 512, out _, inspectionConfigured: true);
+        _inspectedAgent = _inspected.AgentsById["bot"];
+        File.Delete(inspected);
+        const string Head = "GET /v1/repos/owner/name/issues?state=open&per_page=100 HTTP/1.1\r\nHost: api.svc4711.example.com\r\nUser-Agent: agent/1.0 (linux; x64)\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\nX-Request-Id: 5f0c2a4e-9b1d-4c1e-8f2a-1b2c3d4e5f60\r\n";
+        _carrying = Encoding.ASCII.GetBytes(Head + "Authorization: Bearer cg-placeholder-api\r\n\r\n");
+        _plain = Encoding.ASCII.GetBytes(Head + "Authorization: Bearer something-else-entirely\r\n\r\n");
     }
 
     [GlobalCleanup]
@@ -60,6 +77,21 @@ public class PolicyBenchmarks
     [Benchmark]
     public int DecideAllowedBesidePorts() =>
         _ports.Decide(_portsAgent, new RequestFacts("api.svc1001.example.com"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Status;
+
+    /// <summary>A CONNECT to an inspected host: the inspect mask is read, rules on the inner request are left to it.</summary>
+    [Benchmark]
+    public int DecideInspectedTunnel() =>
+        _inspected.Decide(_inspectedAgent, new RequestFacts("api.svc4711.example.com"u8, 443, "CONNECT"u8, default, default, null, true), Now, Stopwatch.GetTimestamp()).Inspect ? 1 : 0;
+
+    /// <summary>SPEC §7's steps after ALLOW on an inner request carrying its placeholder: the head searched, the credential bound, injected.</summary>
+    [Benchmark]
+    public int CredentialInjected() =>
+        _inspected.ApplyCredentials(_inspectedAgent, "api.svc4711.example.com"u8, 443, _carrying, inspected: true, tunnel: false, Now, Stopwatch.GetTimestamp(), DecisionResult.Allow(Reasons.Allowed)).Status;
+
+    /// <summary>The same on a plain-HTTP head to another host without a placeholder: what every request pays once a policy has credentials.</summary>
+    [Benchmark]
+    public int CredentialScanNoPlaceholder() =>
+        _inspected.ApplyCredentials(_inspectedAgent, "host3.example.org"u8, 80, _plain, inspected: false, tunnel: false, Now, Stopwatch.GetTimestamp(), DecisionResult.Allow(Reasons.Allowed)).Status;
 
     [Benchmark]
     public int AuthenticateCached() => (int)_policy.Authenticate(_credentials, out _);

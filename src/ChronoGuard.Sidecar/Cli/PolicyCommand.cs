@@ -13,7 +13,7 @@ internal static class PolicyCommand
     {
         if (args.Length < 2 || args[0] is not ("check" or "explain"))
         {
-            stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]");
+            stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
             return CommandLine.UsageError;
         }
 
@@ -29,7 +29,9 @@ internal static class PolicyCommand
         string sha;
         try
         {
-            policy = PolicyLoader.Load(file, new AgentRegistry(), int.MaxValue, out sha);
+            // The file is judged on its own: whether the sidecar that will load it has Inspection
+            // configured is its configuration's business (check says what run will need).
+            policy = PolicyLoader.Load(file, new AgentRegistry(), int.MaxValue, out sha, inspectionConfigured: true);
         }
         catch (PolicyLoadException ex)
         {
@@ -40,6 +42,7 @@ internal static class PolicyCommand
         if (args[0] == "check")
         {
             stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.DeclaredPolicies.Length} policies, {policy.Patterns.Length} domain patterns ({Array.FindAll(policy.PortScoped, p => p).Length} with a port), mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
+            CheckInspection(policy, stdout);
             return CommandLine.Ok;
         }
 
@@ -70,9 +73,14 @@ internal static class PolicyCommand
             }
         }
 
+        if (agentId is null && policy.Agents.Length == 1)
+        {
+            agentId = policy.Agents[0].Id;
+        }
+
         if (agentId is null || target is null)
         {
-            stderr.WriteLine("policy explain: --agent and --target are required");
+            stderr.WriteLine(target is null ? "policy explain: --target is required" : $"policy explain: --agent is required (the policy has {policy.Agents.Length} agents)");
             return CommandLine.UsageError;
         }
 
@@ -123,13 +131,26 @@ internal static class PolicyCommand
 
         trace.Step($"agent {agent.Id}: {(agent.Suspended ? "suspended" : "active")}, policies in order: {string.Join(", ", agent.Order.Select(p => $"{p.Name} ({p.Priority}, lineage {string.Join(" < ", p.Lineage)})"))}");
         DecisionResult result;
+        var host = targetBytes.AsSpan(hostSeg.Start, hostSeg.Length);
+        var inner = method is not (null or "CONNECT") && policy.Inspects(agent, host, port);
         if (agent.Suspended)
         {
             result = DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended);
         }
+        else if (inner && ExplainTunnel(policy, agent, host, port, now, trace, stdout) is { IsAllow: false } refusedTunnel)
+        {
+            // The CONNECT itself is refused: no inner request is ever decided.
+            result = refusedTunnel;
+        }
         else
         {
             var connect = method is null or "CONNECT";
+            if (inner)
+            {
+                trace.Step($"inside the inspected tunnel: {method} {(path is null ? "/" : Encoding.ASCII.GetString(pathBytes!))} decided like a plain-HTTP request");
+                pathBytes ??= "/"u8.ToArray();
+            }
+
             var facts = new RequestFacts(targetBytes.AsSpan(hostSeg.Start, hostSeg.Length), port, Encoding.ASCII.GetBytes(method ?? "CONNECT"),
                 pathBytes, default, null, connect);
             result = withoutParameters is null
@@ -143,6 +164,11 @@ internal static class PolicyCommand
                 }
             }
 
+            if (result.IsAllow && policy.Credentials.Length != 0)
+            {
+                result = ExplainCredential(policy, agent, facts.Host, port, inner, connect, now, result, trace, stdout);
+            }
+
             if (result.IsAllow && !CompiledPolicy.TryParseLiteral(facts.Host, out _))
             {
                 trace.Step("network guard: the resolved address is checked when the proxy dials (explain does not resolve names)");
@@ -150,8 +176,101 @@ internal static class PolicyCommand
         }
 
         var retry = result.RetryAt is { } r ? $", retry at {r.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}" : result.RetryAfterSeconds >= 0 ? $", retry after {result.RetryAfterSeconds} s" : string.Empty;
-        stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{retry})");
+        stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{(result.Credential is null ? string.Empty : ", credential " + result.Credential.Name)}{retry})");
         return result.IsAllow ? CommandLine.Ok : CommandLine.CheckFailed;
+    }
+
+    /// <summary>The CONNECT that carries an inspected request: its own decision, traced, and one line saying so.</summary>
+    private static DecisionResult ExplainTunnel(CompiledPolicy policy, AgentPlan agent, ReadOnlySpan<byte> host, int port, DateTimeOffset now, ConsoleTrace trace, TextWriter stdout)
+    {
+        trace.Step("the tunnel first (an HTTPS client sends CONNECT, whatever its method):");
+        var tunnel = policy.Decide(agent, new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true), now, Stopwatch.GetTimestamp(), trace);
+        stdout.WriteLine($"tunnel: {DecisionNames.Name(tunnel.Decision)} ({tunnel.Status} {tunnel.Reason}){(tunnel.Inspect ? ", inspected: TLS is terminated and each request inside is decided on its own" : string.Empty)}");
+        return tunnel;
+    }
+
+    /// <summary>
+    /// SPEC §7's steps after ALLOW, for a request that carries the placeholder of the credential bound to
+    /// this agent and host (explain has no headers): which credential would be injected, or why not.
+    /// Names only: never the secret.
+    /// </summary>
+    private static DecisionResult ExplainCredential(CompiledPolicy policy, AgentPlan agent, ReadOnlySpan<byte> host, int port, bool inner, bool connect, DateTimeOffset now, DecisionResult allowed, ConsoleTrace trace, TextWriter stdout)
+    {
+        if (connect)
+        {
+            return allowed;
+        }
+
+        if (policy.BoundCredential(agent, host, port) is not { } credential)
+        {
+            trace.Step("credentials: none is bound to this agent and host");
+            return allowed;
+        }
+
+        if (!inner)
+        {
+            trace.Step($"credential {credential.Name}: bound to this host, but this request is plain HTTP, not inside inspected TLS: it is never injected here, and its placeholder would be refused ({Reasons.CredentialMisdirected})");
+            var plain = policy.ApplyCredentials(agent, host, port, default, inspected: false, tunnel: false, now, Stopwatch.GetTimestamp(), allowed, consume: false, trace);
+            return plain;
+        }
+
+        trace.Step($"credential {credential.Name}: bound to agent {agent.Id} on this host; assuming the request carries its placeholder {Encoding.ASCII.GetString(credential.Placeholder)}{(credential.Require ? " (required: without it the request is refused " + Reasons.CredentialRequired + ")" : string.Empty)}");
+        var result = policy.ApplyCredentials(agent, host, port, credential.Placeholder, inspected: true, tunnel: false, now, Stopwatch.GetTimestamp(), allowed, consume: false, trace);
+        if (result.IsAllow && result.Credential is { } injected)
+        {
+            stdout.WriteLine($"credential: {injected.Name} would be injected ({injected.Header} replaced; secret from {injected.Source})");
+        }
+
+        return result;
+    }
+
+    /// <summary>What <c>check</c> adds for SPEC §7: what is inspected, each credential by name, and what does not add up.</summary>
+    private static void CheckInspection(CompiledPolicy policy, TextWriter stdout)
+    {
+        if (!policy.AnyInspect && policy.Credentials.Length == 0)
+        {
+            return;
+        }
+
+        foreach (var p in policy.Policies)
+        {
+            var inspected = policy.MergedInspect(p);
+            if (inspected.Length > 0)
+            {
+                stdout.WriteLine($"inspect: policy {p.Name}: {string.Join(", ", inspected)}");
+            }
+        }
+
+        foreach (var c in policy.Credentials)
+        {
+            var limits = c.Limits is { } l ? $"; at most {l.PerMinute?.ToString(CultureInfo.InvariantCulture) ?? "-"}/min, {l.PerHour?.ToString(CultureInfo.InvariantCulture) ?? "-"}/h, {l.PerDay?.ToString(CultureInfo.InvariantCulture) ?? "-"}/day per agent" : string.Empty;
+            stdout.WriteLine($"credential {c.Name}: agents {string.Join(", ", c.Agents)}; domains {string.Join(", ", c.Domains)}; header {c.Header}; secret from {c.Source}{(c.Require ? "; required" : string.Empty)}{(c.Window is null ? string.Empty : "; time window " + c.Window.Zone.Id)}{limits}");
+        }
+
+        // An inspect pattern that no agent may reach is never used: the tunnel must be allowed first.
+        var probeTime = DateTimeOffset.UtcNow;
+        foreach (var p in policy.Policies)
+        {
+            foreach (var pattern in policy.MergedInspect(p))
+            {
+                DomainNames.SplitPorts(pattern, out var name, out var lo, out _);
+                if (name.StartsWith("*.", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var port = lo is > 0 and <= 65535 ? lo : 443;
+                var host = Encoding.ASCII.GetBytes(name);
+                var reached = policy.Agents.Any(a => Array.IndexOf(a.Order, p) >= 0
+                    && policy.Decide(a, new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true), probeTime, Stopwatch.GetTimestamp()) is { IsAllow: true } or { Decision: Decision.TimeRestricted or Decision.RateLimited });
+                if (!reached)
+                {
+                    stdout.WriteLine($"warning: inspect {pattern} (policy {p.Name}): no agent of the policy is allowed a tunnel to {name}:{port}, so nothing is inspected there");
+                }
+            }
+        }
+
+        stdout.WriteLine("note: run needs Inspection:CaCertFile and Inspection:CaKeyFile for inspect and credentials (chronoguard ca init makes them); without them it refuses this policy");
     }
 
     /// <summary>What the proxy answers a request its parser refuses: 400, before any policy step.</summary>

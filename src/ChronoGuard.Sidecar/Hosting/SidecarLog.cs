@@ -47,6 +47,10 @@ internal static partial class SidecarLog
     [LoggerMessage(EventId = 11, Level = LogLevel.Information, Message = "audit checkpoint seq {Seq} hash {Hash} time {Time} keyId {KeyId} sig {Sig} ({Stored})")]
     public static partial void AuditCheckpoint(ILogger logger, long seq, string hash, string time, string keyId, string sig, string stored);
 
-    [LoggerMessage(EventId = 50, Level = LogLevel.Information, Message = "HTTPS inspection on: CA {Subject} valid until {NotAfter}, {Scope}; leaves cached for up to {CacheSize} hosts; upstream certificates judged by {Trust}")]
-    public static partial void InspectionOn(ILogger logger, string subject, string notAfter, string scope, int cacheSize, string trust);
+    [LoggerMessage(EventId = 50, Level = LogLevel.Information, Message = "HTTPS inspection on: CA {Subject} (sha256 {Fingerprint}) valid until {NotAfter}, {Scope}; leaves cached for up to {CacheSize} hosts; upstream certificates judged by {Trust}")]
+    public static partial void InspectionOn(ILogger logger, string subject, string fingerprint, string notAfter, string scope, int cacheSize, string trust);
+
+    // Past its end every inspected tunnel fails its handshake: said at start while there is time to replace it.
+    [LoggerMessage(EventId = 51, Level = LogLevel.Warning, Message = "the inspection CA {CertFile} expires on {NotAfter}, in {Days} days: inspected tunnels fail from then on (chronoguard ca init makes a new one; agents must trust it)")]
+    public static partial void InspectionCaExpiring(ILogger logger, string certFile, string notAfter, int days);
 }

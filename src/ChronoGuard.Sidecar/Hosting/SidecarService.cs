@@ -19,6 +19,9 @@ namespace ChronoGuard.Sidecar.Hosting;
 /// <summary>Starts the proxy and stats listeners, drains on stop, reloads the policy on SIGHUP.</summary>
 internal sealed class SidecarService(SidecarSettings settings, IDnsResolver resolver, TimeProvider time, ILoggerFactory loggers) : IHostedService, IAsyncDisposable
 {
+    /// <summary>A CA with less than this left is warned about at start.</summary>
+    private static readonly TimeSpan InspectionExpiryWarning = TimeSpan.FromDays(30);
+
     private readonly ILogger _logger = loggers.CreateLogger("chronoguard");
     private readonly ProxyMetrics _metrics = new(DecisionReasons.Labels);
     private ProxyServer? _proxy;
@@ -71,7 +74,10 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
 
         SystemRecords.Append(_audit, "start", detail: "chronoguard " + CommandLine.Version);
-        _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time);
+        _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time)
+        {
+            InspectionConfigured = settings.Inspection.Enabled,
+        };
         var loaded = _policy.Reload();
         if (!loaded.Ok)
         {
@@ -174,7 +180,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             var notAfter = ca.Certificate.NotAfter.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
             var scope = ca.PermittedDomains.Count == 0 ? "may sign for any name" : "may sign only within " + string.Join(", ", ca.PermittedDomains);
             var trust = inspection.Trust.Source is { } trustFile ? "the roots in " + trustFile : "the system trust store";
-            SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, notAfter, scope, inspection.Leaves.Capacity, trust);
+            var fingerprint = Convert.ToHexStringLower(ca.Certificate.GetCertHash(System.Security.Cryptography.HashAlgorithmName.SHA256));
+            var left = ca.Certificate.NotAfter.ToUniversalTime() - time.GetUtcNow().UtcDateTime;
+            if (left < InspectionExpiryWarning)
+            {
+                SidecarLog.InspectionCaExpiring(_logger, settings.Inspection.CaCertFile, notAfter, (int)Math.Ceiling(left.TotalDays));
+            }
+
+            SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, fingerprint, notAfter, scope, inspection.Leaves.Capacity, trust);
         }
 
         for (var i = 1; i < _proxy.Listeners.Count; i++)

@@ -6,19 +6,25 @@ namespace ChronoGuard.Audit;
 /// <summary>
 /// The canonical encoding that the chain hashes (docs/audit-format.md): big-endian integers and
 /// length-prefixed UTF-8 strings in a fixed order, so any language can rebuild it from an export.
-/// The first byte is the format version; the writer writes version 2, readers accept 1 and 2 (a log
-/// started by an older binary and continued by this one holds both). The seq sits at offset 1 in
-/// both versions. A stored log entry is prevHash (32) ‖ hash (32) ‖ canonical.
+/// The first byte is the format version; the writer writes version 2, or 3 for a record that names a
+/// credential (SPEC §7: the lowest format that carries the record, so a log without credentials reads
+/// as it always did); readers accept 1, 2 and 3 (a log started by an older binary and continued by this
+/// one holds several). The seq sits at offset 1 in every version. A stored log entry is prevHash (32) ‖ hash (32) ‖ canonical.
 /// </summary>
 internal static class AuditCodec
 {
     public const byte FormatVersion = 2;
     public const byte FormatVersion1 = 1;
+
+    /// <summary>Format 2 with the <c>credential</c> text field appended (SPEC §5, §7).</summary>
+    public const byte FormatVersion3 = 3;
     public const int HashBytes = 32;
     public const int EntryPrefix = HashBytes * 2;
 
-    /// <summary>Text fields of format 1 (format 2 appends dialedIp).</summary>
+    /// <summary>Text fields of format 1 (format 2 appends dialedIp, format 3 credential).</summary>
     public const int TextCountV1 = 9;
+
+    public const int TextCountV2 = 10;
 
     /// <summary>Upper bound of one canonical record.</summary>
     public const int MaxCanonicalBytes = 1 + 8 + 8 + 1 + (AuditRecord.TextCount * 2) + AuditRecord.TextBytes + 4 + 4 + (8 * 4) + 2;
@@ -26,8 +32,10 @@ internal static class AuditCodec
     /// <summary>Encodes a ring record in the current format (the writer thread: no allocation).</summary>
     public static int Encode(in AuditRecord r, Span<byte> destination)
     {
-        var p = Header(destination, FormatVersion, r.Seq, r.TimestampNs, r.Kind);
-        for (var f = 0; f < AuditRecord.TextCount; f++)
+        var v3 = !r.Get(AuditText.Credential).IsEmpty;
+        var p = Header(destination, v3 ? FormatVersion3 : FormatVersion, r.Seq, r.TimestampNs, r.Kind);
+        var texts = v3 ? AuditRecord.TextCount : TextCountV2;
+        for (var f = 0; f < texts; f++)
         {
             var text = r.Get((AuditText)f);
             BinaryPrimitives.WriteUInt16BigEndian(destination[p..], (ushort)text.Length);
@@ -87,7 +95,7 @@ internal static class AuditCodec
         }
 
         var version = c[0];
-        if (version is not (FormatVersion1 or FormatVersion))
+        if (version is not (FormatVersion1 or FormatVersion or FormatVersion3))
         {
             problem = $"unknown format version {version}";
             return null;
@@ -105,7 +113,7 @@ internal static class AuditCodec
             return null;
         }
 
-        var texts = new string[version == FormatVersion1 ? TextCountV1 : AuditRecord.TextCount];
+        var texts = new string[version switch { FormatVersion1 => TextCountV1, FormatVersion => TextCountV2, _ => AuditRecord.TextCount }];
         for (var f = 0; f < texts.Length; f++)
         {
             if (p + 2 > c.Length || p + 2 + BinaryPrimitives.ReadUInt16BigEndian(c[p..]) > c.Length)
@@ -159,6 +167,7 @@ internal static class AuditCodec
             Policy = texts[7],
             Rule = texts[8],
             DialedIp = version == FormatVersion1 ? string.Empty : texts[9],
+            Credential = version == FormatVersion3 ? texts[10] : string.Empty,
             Port = BinaryPrimitives.ReadInt32BigEndian(c[p..]),
             Status = BinaryPrimitives.ReadInt32BigEndian(c[(p + 4)..]),
             ConnectionId = BinaryPrimitives.ReadInt64BigEndian(c[(p + 8)..]),

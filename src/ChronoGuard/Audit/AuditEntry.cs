@@ -5,7 +5,7 @@ namespace ChronoGuard.Audit;
 /// <summary>A record read back from the log or an export, with its chain hashes.</summary>
 internal sealed class AuditEntry
 {
-    /// <summary>The canonical encoding's version (1 or 2): which fields exist and are hashed.</summary>
+    /// <summary>The canonical encoding's version (1, 2 or 3): which fields exist and are hashed.</summary>
     public int Format { get; init; } = AuditCodec.FormatVersion;
 
     public long Seq { get; init; }
@@ -35,6 +35,9 @@ internal sealed class AuditEntry
     /// <summary>Format 2: the upstream address dialed or refused.</summary>
     public string DialedIp { get; init; } = string.Empty;
 
+    /// <summary>Format 3: the credential the decision is about (SPEC §7), by name.</summary>
+    public string Credential { get; init; } = string.Empty;
+
     public int Port { get; init; }
 
     public int Status { get; init; }
@@ -58,9 +61,12 @@ internal sealed class AuditEntry
     public byte[] Hash { get; set; } = new byte[32];
 
     /// <summary>Text fields in canonical order for this record's format.</summary>
-    public string[] Texts => Format == AuditCodec.FormatVersion1
-        ? [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule]
-        : [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule, DialedIp];
+    public string[] Texts => Format switch
+    {
+        AuditCodec.FormatVersion1 => [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule],
+        AuditCodec.FormatVersion => [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule, DialedIp],
+        _ => [Agent, SourceIp, Method, Host, Path, Decision, Reason, Policy, Rule, DialedIp, Credential],
+    };
 
     /// <summary>
     /// <c>ts</c> as the export's <c>time</c>: UTC, seven fraction digits, the nanoseconds truncated to

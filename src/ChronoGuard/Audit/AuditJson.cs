@@ -19,8 +19,11 @@ internal static class AuditJson
     public static readonly string[] ColumnsV1 =
         ["seq", "ts", "time", "kind", "agent", "sourceIp", "method", "host", "port", "path", "decision", "reason", "policy", "rule", "status", "connId", "bytesUp", "bytesDown", "durationMs", "prevHash", "hash"];
 
-    /// <summary>The CSV header written now: format 1 rows leave the last four columns empty but format.</summary>
-    public static readonly string[] Columns = [.. ColumnsV1, "format", "dialedIp", "enforced", "identity"];
+    /// <summary>The CSV header of format 2 exports (still accepted by <c>verify --csv</c>).</summary>
+    public static readonly string[] ColumnsV2 = [.. ColumnsV1, "format", "dialedIp", "enforced", "identity"];
+
+    /// <summary>The CSV header written now: format 1 rows leave the last five columns empty but format, format 2 rows the last.</summary>
+    public static readonly string[] Columns = [.. ColumnsV2, "credential"];
 
     public static void Write(Utf8JsonWriter w, AuditEntry e)
     {
@@ -55,6 +58,10 @@ internal static class AuditJson
             w.WriteString("dialedIp", e.DialedIp);
             w.WriteBoolean("enforced", e.Enforced);
             w.WriteString("identity", AuditEntry.IdentityName(e.Identity));
+            if (e.Format == AuditCodec.FormatVersion3)
+            {
+                w.WriteString("credential", e.Credential);
+            }
         }
 
         w.WriteString("prevHash", Convert.ToHexStringLower(e.PrevHash));
@@ -91,6 +98,7 @@ internal static class AuditJson
 
         var values = new Dictionary<string, Value>(StringComparer.Ordinal);
         var v2 = false;
+        var v3 = false;
         string? quoteProblem = null;
         for (var i = 0; i < header.Count; i++)
         {
@@ -99,6 +107,7 @@ internal static class AuditJson
             if (name == "format")
             {
                 v2 = cell != "1";
+                v3 = cell == "3";
             }
 
             if (name == "time" && cell.Length == 0)
@@ -132,6 +141,12 @@ internal static class AuditJson
         if (quoteProblem is not null)
         {
             problem = quoteProblem;
+            return null;
+        }
+
+        if (!v3 && values.Remove("credential", out var credential) && credential.Text.Length != 0)
+        {
+            problem = "column credential is set on a row of format 1 or 2";
             return null;
         }
 
@@ -171,7 +186,7 @@ internal static class AuditJson
     /// run what an agent put in a header); the quote itself is in the set, so a genuine leading quote is
     /// doubled and <see cref="ParseCsv"/> strips exactly one, which makes the round trip exact.
     /// </summary>
-    private static readonly string[] FormulaEscaped = ["agent", "sourceIp", "method", "host", "path", "decision", "reason", "policy", "rule", "dialedIp"];
+    private static readonly string[] FormulaEscaped = ["agent", "sourceIp", "method", "host", "path", "decision", "reason", "policy", "rule", "dialedIp", "credential"];
 
     private static readonly System.Buffers.SearchValues<char> FormulaStarts = System.Buffers.SearchValues.Create("=+-@\t\r'");
 
@@ -194,7 +209,8 @@ internal static class AuditJson
             Q(e.Agent), Q(e.SourceIp), Q(e.Method), Q(e.Host), e.Port.ToString(i), Q(e.Path), Q(e.Decision), Q(e.Reason), Q(e.Policy), Q(e.Rule),
             e.Status.ToString(i), e.ConnectionId.ToString(i), e.BytesUp.ToString(i), e.BytesDown.ToString(i), e.DurationMs.ToString(i),
             Convert.ToHexStringLower(e.PrevHash), Convert.ToHexStringLower(e.Hash),
-            e.Format.ToString(i), v1 ? string.Empty : Q(e.DialedIp), v1 ? string.Empty : e.Enforced ? "true" : "false", v1 ? string.Empty : AuditEntry.IdentityName(e.Identity));
+            e.Format.ToString(i), v1 ? string.Empty : Q(e.DialedIp), v1 ? string.Empty : e.Enforced ? "true" : "false", v1 ? string.Empty : AuditEntry.IdentityName(e.Identity),
+            e.Format == AuditCodec.FormatVersion3 ? Q(e.Credential) : string.Empty);
     }
 
     /// <summary>Splits one CSV row (RFC 4180 quoting; a quoted cell may hold a line break, see AuditReader.ReadCsv).</summary>
@@ -298,9 +314,12 @@ internal static class AuditJson
         ["dialedIp"] = FieldType.String,
         ["enforced"] = FieldType.Bool,
         ["identity"] = FieldType.String,
+        ["credential"] = FieldType.String,
     };
 
     private static readonly string[] V2Only = ["dialedIp", "enforced", "identity"];
+
+    private static readonly string[] V3Only = ["credential"];
 
     /// <summary>Reads one flat object of scalars, refusing duplicate keys and anything after it.</summary>
     private static string? ReadObject(byte[] utf8, Dictionary<string, Value> values)
@@ -406,7 +425,7 @@ internal static class AuditJson
         }
 
         var format = values.TryGetValue("format", out var f) ? f.Integer!.Value : AuditCodec.FormatVersion1;
-        if (format is not (AuditCodec.FormatVersion1 or AuditCodec.FormatVersion))
+        if (format is not (AuditCodec.FormatVersion1 or AuditCodec.FormatVersion or AuditCodec.FormatVersion3))
         {
             problem = $"unknown format {format}";
             return null;
@@ -414,7 +433,8 @@ internal static class AuditJson
 
         foreach (var name in Schema.Keys)
         {
-            var required = name != "time" && (name != "format" || format != AuditCodec.FormatVersion1) && (format != AuditCodec.FormatVersion1 || Array.IndexOf(V2Only, name) < 0);
+            var required = name != "time" && (name != "format" || format != AuditCodec.FormatVersion1) && (format != AuditCodec.FormatVersion1 || Array.IndexOf(V2Only, name) < 0)
+                && (format == AuditCodec.FormatVersion3 || Array.IndexOf(V3Only, name) < 0);
             var present = values.ContainsKey(name);
             if (required && !present)
             {
@@ -516,6 +536,7 @@ internal static class AuditJson
             BytesDown = values["bytesDown"].Integer!.Value,
             DurationMs = values["durationMs"].Integer!.Value,
             DialedIp = S("dialedIp"),
+            Credential = S("credential"),
             Enforced = format == AuditCodec.FormatVersion1 || values["enforced"].Kind == JsonTokenType.True,
             Identity = identity,
             PrevHash = Convert.FromHexString(values["prevHash"].Text),

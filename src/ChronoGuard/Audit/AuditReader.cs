@@ -128,7 +128,7 @@ internal static class AuditReader
         }
     }
 
-    /// <summary>Every record of a CSV export (format 1 or format 2 header).</summary>
+    /// <summary>Every record of a CSV export (format 1, 2 or 3 header).</summary>
     public static IEnumerable<Item> ReadCsv(string file)
     {
         IReadOnlyList<string>? header = null;
@@ -137,7 +137,7 @@ internal static class AuditReader
             if (header is null)
             {
                 var names = AuditJson.SplitCsv(text);
-                if (names is null || !(names.SequenceEqual(AuditJson.Columns) || names.SequenceEqual(AuditJson.ColumnsV1)))
+                if (names is null || !(names.SequenceEqual(AuditJson.Columns) || names.SequenceEqual(AuditJson.ColumnsV2) || names.SequenceEqual(AuditJson.ColumnsV1)))
                 {
                     throw new InvalidDataException($"{file}: line 1: not the header of an audit CSV export");
                 }

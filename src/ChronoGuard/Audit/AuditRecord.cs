@@ -10,11 +10,11 @@ namespace ChronoGuard.Audit;
 /// </summary>
 internal struct AuditRecord
 {
-    public const int TextCount = 10;
-    public const int TextBytes = 1447;
+    public const int TextCount = 11;
+    public const int TextBytes = 1511;
 
-    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64, 64];
-    private static readonly int[] OffsetTable = [0, 256, 320, 336, 591, 1103, 1127, 1255, 1319, 1383];
+    private static readonly int[] LimitTable = [256, 64, 16, 255, 512, 24, 128, 64, 64, 64, 64];
+    private static readonly int[] OffsetTable = [0, 256, 320, 336, 591, 1103, 1127, 1255, 1319, 1383, 1447];
 
     public long Seq;
     public long TimestampNs;
@@ -41,7 +41,7 @@ internal struct AuditRecord
     private Lengths _lengths;
     private Text _text;
 
-    /// <summary>Per field, in <see cref="AuditText"/> order: agent, sourceIp, method, host, path, decision, reason, policy, rule, dialedIp.</summary>
+    /// <summary>Per field, in <see cref="AuditText"/> order: agent, sourceIp, method, host, path, decision, reason, policy, rule, dialedIp, credential.</summary>
     public static ReadOnlySpan<int> Limits => LimitTable;
 
     /// <summary>Clears a reused ring slot: every fixed field and every text length, not the text bytes.</summary>

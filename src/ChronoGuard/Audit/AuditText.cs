@@ -15,4 +15,7 @@ internal enum AuditText
 
     /// <summary>Format 2: the upstream address dialed or refused ("" when none).</summary>
     DialedIp,
+
+    /// <summary>Format 3: the credential injected, or whose placeholder or requirement refused the request (SPEC §7); its name, never the secret.</summary>
+    Credential,
 }

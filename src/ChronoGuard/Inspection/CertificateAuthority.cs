@@ -51,8 +51,8 @@ internal sealed class CertificateAuthority : IDisposable
     /// <param name="time">The clock that judges the certificate's validity (null: the system clock).</param>
     public static CertificateAuthority Load(string certFile, string keyFile, TimeProvider? time = null)
     {
-        var certPem = ReadText(certFile);
-        var keyPem = ReadText(keyFile);
+        var certPem = ReadText(certFile, isKey: false);
+        var keyPem = ReadText(keyFile, isKey: true);
         X509Certificate2 certificate;
         try
         {
@@ -86,7 +86,7 @@ internal sealed class CertificateAuthority : IDisposable
             using var certKey = certificate.GetECDsaPublicKey();
             if (certKey is null || !certKey.ExportSubjectPublicKeyInfo().AsSpan().SequenceEqual(key.ExportSubjectPublicKeyInfo()))
             {
-                throw new InspectionConfigException($"{keyFile}: not the private key of the certificate in {certFile}");
+                throw new InspectionConfigException($"{keyFile}: not the private key of the certificate in {certFile}") { IsKeyFile = true };
             }
 
             var permitted = ReadPermitted(certificate, certFile);
@@ -184,10 +184,17 @@ internal sealed class CertificateAuthority : IDisposable
     }
 
     /// <summary>A leaf for <paramref name="host"/> (a DNS name, or an IP literal with or without brackets), with its private key.</summary>
-    public X509Certificate2 Issue(string host, DateTimeOffset now)
+    /// <param name="key">The leaf's ECDSA P-256 key (see <see cref="LeafCertificates"/> for why one key serves every leaf).</param>
+    /// <exception cref="InspectionConfigException">The CA has expired: it can sign nothing a client would accept.</exception>
+    public X509Certificate2 Issue(string host, DateTimeOffset now, ECDsa key)
     {
-        var name = (host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host).ToLowerInvariant();
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        if (now >= Certificate.NotAfter.ToUniversalTime())
+        {
+            throw new InspectionConfigException($"the inspection CA {Certificate.Subject} expired on {Certificate.NotAfter.ToUniversalTime():yyyy-MM-ddTHH:mm:ssZ} (chronoguard ca init makes a new one)");
+        }
+
+        // "[::1]" as CONNECT writes it, "Api.Example.com." as a client may: the SAN is the plain lowercase name.
+        var name = (host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host.TrimEnd('.')).ToLowerInvariant();
         var san = new SubjectAlternativeNameBuilder();
         var isIp = IPAddress.TryParse(name, out var ip);
         if (isIp)
@@ -252,7 +259,7 @@ internal sealed class CertificateAuthority : IDisposable
         }
     }
 
-    private static string ReadText(string file)
+    private static string ReadText(string file, bool isKey)
     {
         try
         {
@@ -260,7 +267,7 @@ internal sealed class CertificateAuthority : IDisposable
         }
         catch (Exception ex) when (IoErrors.IsIo(ex))
         {
-            throw new InspectionConfigException(IoErrors.Line(file, ex), ex);
+            throw new InspectionConfigException(IoErrors.Line(file, ex), ex) { IsKeyFile = isKey };
         }
     }
 
@@ -273,7 +280,7 @@ internal sealed class CertificateAuthority : IDisposable
             var parameters = key.ExportParameters(includePrivateParameters: true);
             if (key.KeySize != 256 || parameters.Curve.Oid.Value != "1.2.840.10045.3.1.7")
             {
-                throw new InspectionConfigException($"{keyFile}: not an ECDSA P-256 key (chronoguard ca init makes one)");
+                throw new InspectionConfigException($"{keyFile}: not an ECDSA P-256 key (chronoguard ca init makes one)") { IsKeyFile = true };
             }
 
             return key;
@@ -281,7 +288,7 @@ internal sealed class CertificateAuthority : IDisposable
         catch (Exception ex) when (ex is ArgumentException or CryptographicException)
         {
             key.Dispose();
-            throw new InspectionConfigException($"{keyFile}: not an unencrypted PEM ECDSA P-256 private key (chronoguard ca init makes one)");
+            throw new InspectionConfigException($"{keyFile}: not an unencrypted PEM ECDSA P-256 private key (chronoguard ca init makes one)") { IsKeyFile = true };
         }
         catch
         {

@@ -12,4 +12,7 @@ internal sealed class InspectionConfigException : Exception
         : base(message, inner)
     {
     }
+
+    /// <summary>The problem is with the CA's key file (else its certificate file), for the setting a start error names.</summary>
+    public bool IsKeyFile { get; init; }
 }

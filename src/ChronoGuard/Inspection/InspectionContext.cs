@@ -27,7 +27,7 @@ internal sealed class InspectionContext
         }
         catch (InspectionConfigException ex)
         {
-            var setting = ex.Message.StartsWith(options.CaKeyFile + ":", StringComparison.Ordinal) ? "Inspection:CaKeyFile" : "Inspection:CaCertFile";
+            var setting = ex.IsKeyFile ? "Inspection:CaKeyFile" : "Inspection:CaCertFile";
             throw new InspectionConfigException($"{setting} {ex.Message}", ex);
         }
 

@@ -1,15 +1,18 @@
 using System.Collections.Concurrent;
 using System.Net.Security;
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
 namespace ChronoGuard.Inspection;
 
 /// <summary>
 /// Leaves for inspected tunnels, minted per host by the CA and cached (SPEC §7). A hit is one dictionary
-/// read and a flag write, no lock and no allocation. A miss mints once however many handshakes ask for
-/// the host at the same moment. The cache holds at most <c>capacity</c> hosts (plus the few being minted
-/// right now): past it, a CLOCK sweep evicts a host not asked for since the last sweep, so a stream of
-/// new names cannot grow memory without bound while the hosts in use stay.
+/// read, no lock and no allocation. A miss mints once however many handshakes ask for the host at the
+/// same moment. The cache holds at most <c>capacity</c> hosts (plus those being inserted at this
+/// moment): past it, a CLOCK sweep evicts a host not asked for since the last sweep, so a stream of new
+/// names cannot grow memory without bound while the hosts in use stay. Every leaf carries the same
+/// P-256 key, made at start and never written anywhere: a key per leaf would protect nothing the CA key
+/// beside it in this process does not already hold, and would cost a key generation per first mint.
 /// </summary>
 internal sealed class LeafCertificates
 {
@@ -18,7 +21,9 @@ internal sealed class LeafCertificates
     private readonly ConcurrentDictionary<string, Entry> _entries;
     private readonly ConcurrentQueue<Entry> _clock = new();
     private readonly Lock _evicting = new();
+    private readonly ECDsa _leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     private int _count;
+    private long _minted;
 
     public LeafCertificates(CertificateAuthority ca, int capacity, TimeProvider time)
     {
@@ -40,9 +45,8 @@ internal sealed class LeafCertificates
     /// <summary>Leaves minted since start (a cache hit mints nothing).</summary>
     public long Minted => Interlocked.Read(ref _minted);
 
-    private long _minted;
-
     /// <summary>The certificate context (leaf + CA chain) an <see cref="SslStream"/> server handshake for <paramref name="host"/> presents.</summary>
+    /// <exception cref="InspectionConfigException">The CA has expired (its one-line message says so); nothing can be served.</exception>
     public SslStreamCertificateContext For(string host)
     {
         ArgumentException.ThrowIfNullOrEmpty(host);
@@ -50,7 +54,12 @@ internal sealed class LeafCertificates
         {
             if (_entries.TryGetValue(host, out var entry))
             {
-                entry.Used = true;
+                if (!entry.Used)
+                {
+                    // Written only when clear: handshakes on every core for one hot host do not bounce its cache line.
+                    entry.Used = true;
+                }
+
                 if (entry.Context is { } ready && _time.GetUtcNow().UtcTicks < Volatile.Read(ref entry.RenewAtTicks))
                 {
                     return ready;
@@ -90,12 +99,15 @@ internal sealed class LeafCertificates
 
             // A mint that throws leaves the entry without a leaf (it stays in the queue and the count, so the
             // bound holds), and the next handshake for the host tries again.
-            var leaf = _ca.Issue(entry.Host, now);
+            var leaf = _ca.Issue(entry.Host, now, _leafKey);
             var context = SslStreamCertificateContext.Create(leaf, [_ca.Certificate], offline: true);
             Interlocked.Increment(ref _minted);
             // Context before its deadline: a reader that sees the new deadline also sees the new leaf.
             entry.Context = context;
-            Volatile.Write(ref entry.RenewAtTicks, (leaf.NotAfter.ToUniversalTime() - CertificateAuthority.RenewBefore).Ticks);
+            // A leaf cut short by the CA's own end cannot be renewed into a longer one: it serves until then.
+            var notAfter = leaf.NotAfter.ToUniversalTime();
+            var renewAt = notAfter >= _ca.Certificate.NotAfter.ToUniversalTime() ? notAfter : notAfter - CertificateAuthority.RenewBefore;
+            Volatile.Write(ref entry.RenewAtTicks, renewAt.Ticks);
             return context;
         }
     }

@@ -337,6 +337,22 @@ internal sealed partial class CompiledPolicy
         return false;
     }
 
+    /// <summary>Whether a tunnel of this agent to this host and port would be inspected once allowed (explain and check; consumes nothing).</summary>
+    public bool Inspects(AgentPlan agent, ReadOnlySpan<byte> host, int port)
+    {
+        if (!AnyInspect)
+        {
+            return false;
+        }
+
+        Span<int> matched = stackalloc int[PolicyCompiler.MaxMatchesPerHost];
+        var w = new Walk(agent, default, 0, consume: false, trace: null)
+        {
+            Matches = matched[..Automaton.Match(host, port, matched)],
+        };
+        return Inspects(ref w);
+    }
+
     /// <summary>A matched pattern is in the merged <c>inspect</c> list of one of the agent's policies; out of line, as few policies inspect.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool Inspects(ref Walk w)
@@ -644,6 +660,21 @@ internal sealed partial class CompiledPolicy
         for (var m = 0; m < Patterns.Length; m++)
         {
             if (Has(blocked ? BlockedMask : AllowedMask, m, policy))
+            {
+                list.Add(Patterns[m]);
+            }
+        }
+
+        return [.. list];
+    }
+
+    /// <summary>A named policy's merged <c>inspect</c> patterns (check and tests; not the hot path).</summary>
+    internal string[] MergedInspect(EffectivePolicy policy)
+    {
+        var list = new List<string>();
+        for (var m = 0; AnyInspect && m < Patterns.Length; m++)
+        {
+            if (Has(InspectMask, m, policy))
             {
                 list.Add(Patterns[m]);
             }

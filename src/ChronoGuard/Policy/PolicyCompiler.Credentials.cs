@@ -6,6 +6,9 @@ internal static partial class PolicyCompiler
 {
     public const int MaxCredentials = 256;
 
+    /// <summary>The record's <c>credential</c> field (AuditRecord's limit): a name is never cut.</summary>
+    public const int MaxCredentialNameBytes = 64;
+
     /// <summary>A secret file larger than this is not a secret but a mistake (a certificate bundle, a log).</summary>
     public const int MaxSecretBytes = 64 * 1024;
 
@@ -112,6 +115,11 @@ internal static partial class PolicyCompiler
         if (e.Name.AsSpan().IndexOfAnyInRange('\0', '\u001f') >= 0)
         {
             throw new PolicyProblem($"{at}.name", "must not contain control characters");
+        }
+
+        if (Encoding.UTF8.GetByteCount(e.Name) > MaxCredentialNameBytes)
+        {
+            throw new PolicyProblem($"{at}.name", $"is longer than {MaxCredentialNameBytes} bytes (records carry it whole)");
         }
 
         var domains = CredentialDomains(e.Domains, $"{at}.domains");

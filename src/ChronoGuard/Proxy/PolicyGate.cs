@@ -235,6 +235,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             record.Set(AuditText.Path, path);
             record.Set(AuditText.Policy, decision.Result.Policy);
             record.Set(AuditText.Rule, decision.Result.Rule);
+            record.Set(AuditText.Credential, decision.Result.Credential?.Name);
         }
         finally
         {
@@ -425,10 +426,16 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return Reasons.PolicyRevoked;
         }
 
-        return policy.Recheck(agent, Encoding.ASCII.GetBytes(decision.Host), decision.Port, time.GetUtcNow()) switch
+        var host = Encoding.ASCII.GetBytes(decision.Host);
+        return policy.Recheck(agent, host, decision.Port, time.GetUtcNow()) switch
         {
             TunnelVerdict.PolicyRevoked => Reasons.PolicyRevoked,
             TunnelVerdict.WindowClosed => Reasons.WindowClosed,
+            // A tunnel opened opaque that the policy now inspects would keep its requests out of the
+            // path rules and require for as long as it stays open (and one opened inspected that no
+            // longer is would keep applying rules the policy dropped): it is closed, and reopened the
+            // way the policy now says.
+            _ when decision.HoldsTunnelSlot && policy.Inspects(agent, host, decision.Port) != decision.Inspect => Reasons.PolicyRevoked,
             _ => null,
         };
     }

@@ -17,7 +17,7 @@ public sealed class IndependentVerifierTests
 
     private static byte[] Canonical(JsonElement r)
     {
-        // A line without "format" is format 1; format 2 adds dialedIp and two trailing bytes.
+        // A line without "format" is format 1; format 2 adds dialedIp and two trailing bytes; format 3 adds credential after dialedIp.
         var version = r.TryGetProperty("format", out var f) ? f.GetInt32() : 1;
         var b = new List<byte> { (byte)version };
         void Int64(long v)
@@ -37,7 +37,7 @@ public sealed class IndependentVerifierTests
         Int64(r.GetProperty("seq").GetInt64());
         Int64(r.GetProperty("ts").GetInt64());
         b.Add(r.GetProperty("kind").GetString() switch { "decision" => 0, "close" => 1, "system" => 2, var k => throw new InvalidDataException(k) });
-        foreach (var name in version == 2 ? [.. Text, "dialedIp"] : Text)
+        foreach (var name in version switch { 2 => [.. Text, "dialedIp"], 3 => [.. Text, "dialedIp", "credential"], _ => Text })
         {
             var s = Encoding.UTF8.GetBytes(r.GetProperty(name).GetString()!);
             b.Add((byte)(s.Length >> 8));
@@ -52,7 +52,7 @@ public sealed class IndependentVerifierTests
             Int64(r.GetProperty(name).GetInt64());
         }
 
-        if (version == 2)
+        if (version >= 2)
         {
             b.Add(r.GetProperty("enforced").GetBoolean() ? (byte)1 : (byte)0);
             b.Add(r.GetProperty("identity").GetString() switch { "" => 0, "credential" => 1, "unauthenticated" => 2, "listener" => 3, var i => throw new InvalidDataException(i) });
@@ -285,6 +285,8 @@ public sealed class IndependentVerifierTests
         { "gap starting late", "seqs 4..9: late" },
         { "tampered", "" },
         { "time removed", "" },
+        { "credential", "" },
+        { "credential renamed", "" },
     };
 
     /// <summary>
@@ -300,8 +302,19 @@ public sealed class IndependentVerifierTests
         var entries = new List<ChronoGuard.Audit.AuditEntry> { Record(0), Record(1), Record(2) };
         entries.Add(gap.Length > 0 ? Record(10, "lost", gap, ChronoGuard.Audit.AuditKind.System) : Record(3));
         entries.Add(Record(entries[^1].Seq + 1));
+        if (name.StartsWith("credential", StringComparison.Ordinal))
+        {
+            // A format 3 record (it names a credential) between format 2 ones, as the writer mixes them.
+            entries[2] = new ChronoGuard.Audit.AuditEntry { Format = 3, Seq = 2, TimestampNs = entries[2].TimestampNs, Kind = ChronoGuard.Audit.AuditKind.Decision, Host = "api.example", Decision = "ALLOW", Reason = "allowed", Status = 200, Credential = "github-api" };
+        }
+
         var lines = Chain([.. entries]);
-        if (name == "tampered")
+        if (name == "credential renamed")
+        {
+            lines[2] = lines[2].Replace("\"credential\":\"github-api\"", "\"credential\":\"other-api\"", StringComparison.Ordinal);
+            Assert.Contains("other-api", lines[2], StringComparison.Ordinal);
+        }
+        else if (name == "tampered")
         {
             lines[2] = lines[2].Replace("\"host\":\"h2\"", "\"host\":\"h9\"", StringComparison.Ordinal);
         }
@@ -329,7 +342,7 @@ public sealed class IndependentVerifierTests
             Assert.True(production.Code == 1, production.Output);
         }
 
-        var valid = name is "plain" or "named gap";
+        var valid = name is "plain" or "named gap" or "credential";
         Assert.Equal(valid, python.StartsWith("valid: ", StringComparison.Ordinal));
     }
 }

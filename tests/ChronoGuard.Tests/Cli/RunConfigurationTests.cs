@@ -103,6 +103,7 @@ public sealed class RunConfigurationTests
               "Policy": { "Path": "", "Watch": false },
               "Audit": { "Directory": "a", "Durability": "Commit-Before-Forward", "CommitIntervalMs": 1, "QueueCapacity": 16, "HmacKeyFile": "",
                          "SegmentSizeBits": 19, "RetainSegments": 0, "MaxBytes": 0, "MaxBatch": 65536, "UnauthenticatedPerSecond": 0 },
+              "Inspection": { "caCertFile": "", "CaKeyFile": "", "UpstreamTrustFile": "", "LeafCacheSize": 1000000 },
               "Logging": { "LogLevel": { "Default": "warning", "ChronoGuard": "Debug" }, "Console": { "LogLevel": { "Default": "None" }, "FormatterName": "json" } }
             }
             """);
@@ -117,6 +118,8 @@ public sealed class RunConfigurationTests
         Assert.Equal(65536, settings.Audit.MaxBatch);
         Assert.Equal(0, settings.Audit.UnauthenticatedPerSecond);
         Assert.False(settings.Policy.Watch);
+        Assert.Equal(1_000_000, settings.Inspection.LeafCacheSize);
+        Assert.False(settings.Inspection.Enabled);
     }
 
     [Theory]

@@ -9,16 +9,18 @@ public sealed class LeafCertificatesTests
 {
     [Theory]
     [InlineData("api.example.com")]
+    [InlineData("Api.Example.COM.")]
     [InlineData("a-very-long-label-that-pushes-the-host-name.past-sixty-four-characters.example.com")]
     public async Task For_ServesALeafForTheHostThatAClientTrustingTheCaAccepts(string host)
     {
         using var ca = CertificateAuthority.Create([], 30, TimeProvider.System);
         var leaves = new LeafCertificates(ca, 16, TimeProvider.System);
-        var (seen, trusted, errors, chain) = await InspectionHandshake.RunAsync(leaves.For(host), host, ca.Certificate);
+        var sni = host.TrimEnd('.').ToLowerInvariant();
+        var (seen, trusted, errors, chain) = await InspectionHandshake.RunAsync(leaves.For(host), sni, ca.Certificate);
         Assert.True(trusted, $"errors {errors}, chain {chain}");
         Assert.Equal(ca.Certificate.SubjectName.RawData, seen.IssuerName.RawData);
-        Assert.True(seen.MatchesHostname(host, allowWildcards: false, allowCommonName: false));
-        Assert.False(seen.MatchesHostname("other." + host));
+        Assert.Equal([sni], seen.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single().EnumerateDnsNames());
+        Assert.False(seen.MatchesHostname("other." + sni));
         using var key = seen.GetECDsaPublicKey();
         Assert.Equal(256, key!.KeySize);
         Assert.Equal(["1.3.6.1.5.5.7.3.1"], seen.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Select(o => o.Value));
@@ -117,6 +119,18 @@ public sealed class LeafCertificatesTests
         Assert.Same(second, leaves.For("api.example.com"));
         Assert.Equal(2, leaves.Minted);
         Assert.Equal(ca.Certificate.NotAfter, second.TargetCertificate.NotAfter);
+
+        // Within the CA's last day the leaf cut short by it is served as it is, never minted per handshake.
+        time.Set(ca.Certificate.NotAfter.ToUniversalTime().AddMinutes(-1));
+        Assert.Same(second, leaves.For("api.example.com"));
+        Assert.Equal(2, leaves.Minted);
+
+        // Past the CA's end nothing can be minted: one line saying so.
+        time.Set(ca.Certificate.NotAfter.ToUniversalTime());
+        var expired = Assert.Throws<InspectionConfigException>(() => leaves.For("api.example.com"));
+        Assert.Equal($"the inspection CA {ca.Certificate.Subject} expired on {ca.Certificate.NotAfter.ToUniversalTime():yyyy-MM-ddTHH:mm:ssZ} (chronoguard ca init makes a new one)", expired.Message);
+        Assert.Throws<InspectionConfigException>(() => leaves.For("new.example.com"));
+        Assert.True(leaves.Count <= leaves.Capacity);
     }
 
     [Theory]

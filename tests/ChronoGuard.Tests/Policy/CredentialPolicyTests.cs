@@ -129,6 +129,7 @@ public sealed class CredentialPolicyTests : IDisposable
         { $"\"placeholder\": \"{Placeholder}\"→\"placeholder\": \"short\"", "$.credentials[0].placeholder", "8 to 256" },
         { $"\"placeholder\": \"{OtherPlaceholder}\"→\"placeholder\": \"{Placeholder}-2\"", "$.credentials[1].placeholder", "overlaps the placeholder of credential \"github-api\"" },
         { "\"name\": \"search\"→\"name\": \"github-api\"", "$.credentials[1].name", "duplicate credential name" },
+        { "\"name\": \"search\"→\"name\": \"" + new string('s', 65) + "\"", "$.credentials[1].name", "longer than 64 bytes" },
         { "\"domains\": [\"*.svc.example\"]→\"domains\": [\"*.svc.example\", \"api.example\"]", "$.credentials[1].domains[1]", "overlaps \"api.example\" of credential \"github-api\" for agent \"bot\"" },
         { "\"rateLimits\": 1→\"rateLimits\": { \"requestsPerHour\": 0 }", "$.credentials[0].rateLimits.requestsPerHour", "greater than 0" },
         { "\"bogus\": 1→\"bogus\": 1", "$.credentials[0]", "unknown key \"bogus\"" },

@@ -351,4 +351,45 @@ public sealed class InspectPolicyTests
         Assert.Equal(Reasons.TunnelLimit, second.Result.Reason);
         Assert.False(second.Inspect);
     }
+
+    /// <summary>
+    /// A reload that starts (or stops) inspecting a host closes the tunnels opened the other way:
+    /// otherwise an opaque tunnel opened before the reload would carry requests past the new path rules.
+    /// </summary>
+    [Fact]
+    public void A_reload_that_changes_whether_a_host_is_inspected_revokes_its_open_tunnels()
+    {
+        const string Before = """
+            { "version": 1, "defaultAction": "deny",
+              "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["a.example", "b.example", "c.example"], "inspect": ["b.example", "c.example"] } ] }
+            """;
+        using var engines = new PolicyEngines(Before);
+        var gate = new PolicyGate(engines.Engine, TimeProvider.System);
+        RequestDecision Connect(string host)
+        {
+            var decision = gate.Decide(new ConnectionInfo(1, null), new GateRequest
+            {
+                FrontEnd = FrontEnd.Connect,
+                Host = Encoding.ASCII.GetBytes(host),
+                Port = 443,
+                Credentials = AgentCredentials.FromHeader(PolicyFixture.Basic("bot")),
+            });
+            (decision.Host, decision.Port) = (host, 443); // what the scope sets after the decision
+            return decision;
+        }
+
+        var a = Connect("a.example");
+        var b = Connect("b.example");
+        var c = Connect("c.example");
+        Assert.Equal((false, true, true), (a.Inspect, b.Inspect, c.Inspect));
+        Assert.Null(gate.Recheck(a));
+        Assert.Null(gate.Recheck(b));
+
+        engines.Reload(Before.Replace("\"inspect\": [\"b.example\", \"c.example\"]", "\"inspect\": [\"a.example\", \"c.example\"]", StringComparison.Ordinal));
+
+        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(a)); // now inspected: reopen to be inspected
+        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(b)); // no longer inspected
+        Assert.Null(gate.Recheck(c));                         // unchanged
+    }
 }
