@@ -188,6 +188,21 @@ public sealed partial class DnsGuardTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task In_observe_mode_a_refused_name_is_answered_and_recorded_as_not_enforced()
+    {
+        using var observe = new PolicyEngines(Policy.Replace("\"version\": 1,", "\"version\": 1, \"mode\": \"observe\",", StringComparison.Ordinal));
+        var gate = new PolicyGate(observe.Engine, TimeProvider.System, _audit);
+        await using (var guard = new DnsGuard(new DnsOptions(), "bot", _upstream.EndPoint, gate, _memory))
+        {
+            guard.Start(new IPEndPoint(IPAddress.Loopback, 0));
+            Assert.Contains("127.0.0.66", Answers(await DigAsync("evil.test", "A", guard)));
+        }
+
+        var record = Assert.Single(await RecordsAsync(), r => r.Host == "evil.test");
+        Assert.Equal(("BLOCK", ProxyReasons.DnsNameRefused, false), (record.Decision, record.Reason, record.Enforced));
+    }
+
+    [Fact]
     public async Task RefuseStyle_refused_answers_REFUSED()
     {
         await using var guard = StartGuard("bot", refuseStyle: "refused");
