@@ -203,6 +203,37 @@ public sealed partial class DnsGuardTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task A_flood_of_refused_questions_is_recorded_up_to_the_limit_then_counted()
+    {
+        // One second on the gate's clock, whatever the flood takes: the limit is per source and second.
+        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 12, 5, 1, 0, 0, TimeSpan.Zero));
+        var gate = new PolicyGate(_policy.Engine, clock, _audit);
+        await using (var guard = new DnsGuard(new DnsOptions(), "bot", _upstream.EndPoint, gate, _memory, clock))
+        {
+            guard.Start(new IPEndPoint(IPAddress.Loopback, 0));
+            using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            udp.Connect(guard.LocalEndpoint);
+            var buffer = new byte[512];
+            for (var i = 0; i < 50; i++)
+            {
+                await udp.SendAsync(DnsMessages.Query((ushort)i, $"chunk{i}.evil.test", DnsWire.TypeA));
+                await udp.ReceiveAsync(buffer).WaitAsync(TimeSpan.FromSeconds(30));
+                Assert.Equal(DnsWire.RcodeNxDomain, buffer[3] & 0xF);
+            }
+
+            gate.FlushSuppressed();
+        }
+
+        await RecordsAsync(); // closes the writer
+        var all = AuditReader.ReadDirectory(_dir.File("audit")).Select(i => i.Entry!).ToList();
+        Assert.Equal(20, all.Count(r => r.Kind == AuditKind.Decision && r.Method == "DNS"));
+        var count = Assert.Single(all, r => r.Kind == AuditKind.System && r.Reason == PolicyGate.DnsSuppressedReason);
+        Assert.StartsWith("30 refused DNS questions in the second from 2026-12-05T01:00:00Z", count.Path, StringComparison.Ordinal);
+        Assert.Equal(("127.0.0.1", "chunk20.evil.test", 403), (count.SourceIp, count.Host, count.Status));
+        Assert.Equal(0, gate.Metrics.UnauthenticatedSuppressed);
+    }
+
+    [Fact]
     public async Task RefuseStyle_refused_answers_REFUSED()
     {
         await using var guard = StartGuard("bot", refuseStyle: "refused");
