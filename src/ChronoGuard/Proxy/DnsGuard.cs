@@ -150,6 +150,8 @@ internal sealed class DnsGuard : IAsyncDisposable
 
         if (DnsWire.Opcode(flags) != 0)
         {
+            // UPDATE, NOTIFY, IQUERY: never forwarded, so nothing leaves; recorded like any refusal.
+            Refuse(source, default, 0, ProxyReasons.DnsMalformed, enforced: true);
             length = DnsAnswers.WriteEmpty(query, question.QuestionEnd, DnsWire.RcodeNotImp, truncated: false, opt: false, dst);
             return DnsStep.Answered;
         }
