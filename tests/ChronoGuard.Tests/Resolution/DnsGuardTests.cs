@@ -60,9 +60,16 @@ public sealed partial class DnsGuardTests : IAsyncLifetime, IDisposable
 
     public async Task DisposeAsync()
     {
-        await _guard.DisposeAsync();
-        await _upstream.DisposeAsync();
-        _audit.Dispose();
+        // The resolver process goes whatever else fails: a test must leave no process behind.
+        try
+        {
+            await _guard.DisposeAsync();
+            _audit.Dispose();
+        }
+        finally
+        {
+            await _upstream.DisposeAsync();
+        }
     }
 
     public void Dispose()

@@ -13,7 +13,7 @@ namespace ChronoGuard.Tests.Support;
 internal sealed class FakeResolver : IAsyncDisposable
 {
     private const string Script = """
-        import socket, struct, sys, threading
+        import os, socket, struct, sys, threading
         import dns.exception, dns.flags, dns.message, dns.name, dns.rcode, dns.rdata, dns.rdataclass, dns.rdatatype, dns.rrset
 
         zone = {}
@@ -93,6 +93,11 @@ internal sealed class FakeResolver : IAsyncDisposable
                 except (EOFError, OSError):
                     pass
 
+        def orphaned():
+            sys.stdin.read()  # EOF: the test process is gone, however it ended
+            os._exit(0)
+
+        threading.Thread(target=orphaned, daemon=True).start()
         threading.Thread(target=serve_udp, daemon=True).start()
         while True:
             c, _ = tcp.accept()
@@ -155,7 +160,7 @@ internal sealed class FakeResolver : IAsyncDisposable
         var dir = new TempDir();
         var script = dir.File("fake_resolver.py");
         await File.WriteAllTextAsync(script, Script);
-        var info = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         info.ArgumentList.Add("-u");
         info.ArgumentList.Add(script);
         foreach (var line in zone)
