@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace ChronoGuard.LoadGen;
@@ -26,6 +28,8 @@ internal sealed class Options
                     (origin-form when direct). Target http://host:port/path.
           connect   one CONNECT tunnel per request, one GET with Connection: close inside it
                     (TLS inside the tunnel with --tls). Target http[s]://host:port/path.
+                    With --keep-alive: one tunnel (and TLS session) per worker, kept, with keep-alive
+                    GETs inside it one after another; a tunnel the far end closes is opened again.
           tunnel    one long-lived CONNECT tunnel per worker to an echo/discard TCP server; writes
                     --size chunks as fast as possible while reading back. Target tcp://host:port.
           connect and tunnel also run through a SOCKS5 proxy (RFC 1928 CONNECT; RFC 1929 login when
@@ -42,6 +46,15 @@ internal sealed class Options
                                  username/password login (U and T at most 255 bytes each).
           --tls                  TLS to the origin inside the tunnel (connect mode; implied by https://).
           --insecure             accept any origin certificate.
+          --ca FILE              PEM certificate(s) the origin's certificate must chain to (instead of
+                                 the system store); its name is checked as always. For a TLS-inspecting
+                                 proxy, its CA certificate.
+          --keep-alive           connect mode: many requests per tunnel (see Modes).
+          --no-connection-close  connect mode, one request per tunnel: the GET does not say
+                                 Connection: close (as curl and git send it); the client closes the
+                                 tunnel once the response has arrived.
+          --no-tls-resume        every TLS handshake is a full one: no session resumption (tickets or
+                                 IDs) from an earlier connection of this run, as a fresh process has.
           -c, --concurrency N    workers / connections (default 32).
           -d, --duration T       measured duration, e.g. 500ms, 10s, 2m (default 10s unless -n).
           -n, --requests N       stop after N measured requests (forward/connect).
@@ -70,6 +83,16 @@ internal sealed class Options
     public string? ProxyCredentials { get; private set; }
     public bool Tls { get; private set; }
     public bool Insecure { get; private set; }
+    /// <summary>PEM file whose certificates are the only trust anchors for the origin (custom root trust).</summary>
+    public string? CaFile { get; private set; }
+    /// <summary>The certificates read from <see cref="CaFile"/>.</summary>
+    public X509Certificate2Collection? CaCertificates { get; private set; }
+    /// <summary>Connect mode: one long-lived tunnel per worker carrying keep-alive requests.</summary>
+    public bool KeepAlive { get; private set; }
+    /// <summary>Connect mode without --keep-alive: the one GET omits Connection: close; the client closes after it.</summary>
+    public bool NoConnectionClose { get; private set; }
+    /// <summary>Full TLS handshakes only (SslClientAuthenticationOptions.AllowTlsResume = false).</summary>
+    public bool NoTlsResume { get; private set; }
     public int Concurrency { get; private set; } = 32;
     public TimeSpan? Duration { get; private set; }
     public long Requests { get; private set; }
@@ -164,6 +187,18 @@ internal sealed class Options
                     break;
                 case "-k" or "--insecure":
                     o.Insecure = true;
+                    break;
+                case "--ca":
+                    o.CaFile = Value();
+                    break;
+                case "--keep-alive":
+                    o.KeepAlive = true;
+                    break;
+                case "--no-connection-close":
+                    o.NoConnectionClose = true;
+                    break;
+                case "--no-tls-resume":
+                    o.NoTlsResume = true;
                     break;
                 case "-c" or "--concurrency":
                     o.Concurrency = (int)ParseCount(Value(), arg, 1, 100_000, 1000);
@@ -272,6 +307,43 @@ internal sealed class Options
             {
                 throw new FormatException("forward mode is plain HTTP; use connect mode for TLS");
             }
+        }
+        if (KeepAlive && Mode != LoadMode.Connect)
+        {
+            throw new FormatException("--keep-alive applies to connect mode only (forward mode always keeps its connection)");
+        }
+        if (NoConnectionClose && (Mode != LoadMode.Connect || KeepAlive))
+        {
+            throw new FormatException("--no-connection-close applies to connect mode with one request per tunnel (not --keep-alive)");
+        }
+        if (NoTlsResume && !Tls)
+        {
+            throw new FormatException("--no-tls-resume needs TLS to the origin (--tls or an https:// target)");
+        }
+        if (CaFile is not null)
+        {
+            if (!Tls)
+            {
+                throw new FormatException("--ca needs TLS to the origin (--tls or an https:// target)");
+            }
+            if (Insecure)
+            {
+                throw new FormatException("--ca and --insecure contradict each other: choose one");
+            }
+            var anchors = new X509Certificate2Collection();
+            try
+            {
+                anchors.ImportFromPemFile(CaFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
+            {
+                throw new FormatException($"--ca: cannot read '{CaFile}': {ex.Message}");
+            }
+            if (anchors.Count == 0)
+            {
+                throw new FormatException($"--ca: '{CaFile}' holds no PEM certificate");
+            }
+            CaCertificates = anchors;
         }
         if (Proxy is not null)
         {

@@ -47,6 +47,14 @@ internal sealed class RunReport
     public double MbPerSecondDown { get; init; }
     public double MbPerSecondUp { get; init; }
     public long? Tunnels { get; init; }
+    /// <summary>connect --keep-alive: many requests per tunnel (Tunnels counts the tunnels opened, warm-up included).</summary>
+    public bool? KeepAlive { get; init; }
+    /// <summary>The origin certificate was validated against --ca rather than the system store.</summary>
+    public string? CaFile { get; init; }
+    /// <summary>--no-connection-close: one request per tunnel without Connection: close, closed by the client.</summary>
+    public bool? NoConnectionClose { get; init; }
+    /// <summary>--no-tls-resume: every handshake was a full one.</summary>
+    public bool? NoTlsResume { get; init; }
 }
 
 [JsonSourceGenerationOptions(
@@ -132,7 +140,11 @@ internal static class Report
             BytesWritten = bytesOut,
             MbPerSecondDown = seconds <= 0 ? 0 : Math.Round(bytesIn / seconds / 1e6, 2),
             MbPerSecondUp = seconds <= 0 ? 0 : Math.Round(bytesOut / seconds / 1e6, 2),
-            Tunnels = o.Mode == LoadMode.Tunnel ? tunnels : null,
+            Tunnels = o.Mode == LoadMode.Tunnel || o.KeepAlive ? tunnels : null,
+            KeepAlive = o.KeepAlive ? true : null,
+            CaFile = o.CaFile,
+            NoTlsResume = o.NoTlsResume ? true : null,
+            NoConnectionClose = o.NoConnectionClose ? true : null,
         };
         return (report, latency);
     }
@@ -140,7 +152,7 @@ internal static class Report
     public static void PrintTable(RunReport r, TextWriter output)
     {
         var sb = new StringBuilder();
-        sb.Append(Inv, $"{r.Mode} {r.Target} via {r.Proxy ?? "direct"}{(r.Tls ? " tls" : "")}  c={r.Concurrency}");
+        sb.Append(Inv, $"{r.Mode}{(r.KeepAlive == true ? " keep-alive" : "")} {r.Target} via {r.Proxy ?? "direct"}{(r.Tls ? " tls" : "")}{(r.CaFile is null ? "" : " (origin validated against --ca)")}{(r.NoTlsResume == true ? " no-resume" : "")}{(r.NoConnectionClose == true ? " no-connection-close" : "")}  c={r.Concurrency}");
         if (r.Label is not null)
         {
             sb.Append(Inv, $"  [{r.Label}]");
@@ -149,7 +161,7 @@ internal static class Report
         Row(sb, "measured", string.Create(Inv, $"{r.DurationSeconds:F2} s (+{r.WarmupSeconds:0.##} s warm-up){(r.Interrupted ? ", interrupted" : "")}"));
         var lat = r.LatencyUs;
         var latency = string.Create(Inv, $"p50 {lat.P50}  p90 {lat.P90}  p99 {lat.P99}  p99.9 {lat.P999}  max {lat.Max}  mean {lat.Mean:F0}");
-        if (r.Tunnels is { } tunnels)
+        if (r.Tunnels is { } tunnels && r.KeepAlive != true)
         {
             Row(sb, "tunnels", tunnels.ToString(Inv));
             Row(sb, "up", string.Create(Inv, $"{r.MbPerSecondUp:F1} MB/s  ({Bytes(r.BytesWritten)} written)"));
@@ -161,6 +173,10 @@ internal static class Report
             Row(sb, "requests", string.Create(Inv, $"{r.Requests}  ({r.RequestsPerSecond:F1} req/s, {r.Ok} ok)"));
             Row(sb, "latency µs", latency);
             Row(sb, "bytes", string.Create(Inv, $"read {Bytes(r.BytesRead)}  written {Bytes(r.BytesWritten)}"));
+            if (r.KeepAlive == true)
+            {
+                Row(sb, "tunnels", string.Create(Inv, $"{r.Tunnels} opened (warm-up included)"));
+            }
         }
         Row(sb, "errors", r.Errors.ToString(Inv));
         foreach (var (kind, count) in r.ErrorsByKind)

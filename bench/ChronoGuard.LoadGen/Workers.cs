@@ -5,6 +5,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 
 namespace ChronoGuard.LoadGen;
@@ -223,7 +224,7 @@ internal sealed class RunContext
                 break;
             case LoadMode.Connect:
                 request = Encoding.ASCII.GetBytes(
-                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + "Connection: close\r\n\r\n");
+                    "GET " + o.TargetPathAndQuery + " HTTP/1.1\r\nHost: " + authority + "\r\n" + Common + (o.KeepAlive || o.NoConnectionClose ? "" : "Connection: close\r\n") + "\r\n");
                 break;
         }
         SocksMessages? socks = null;
@@ -245,7 +246,20 @@ internal sealed class RunContext
                 TargetHost = o.TargetHost,
                 ApplicationProtocols = [SslApplicationProtocol.Http11],
                 RemoteCertificateValidationCallback = (_, _, _, errors) => insecure || errors == SslPolicyErrors.None,
+                AllowTlsResume = !o.NoTlsResume,
             };
+            if (o.CaCertificates is { } anchors)
+            {
+                // Only these anchors vouch for the origin (a TLS-inspecting proxy's CA): the chain is
+                // built against them alone, and the name is still checked by SslStream.
+                var policy = new X509ChainPolicy
+                {
+                    TrustMode = X509ChainTrustMode.CustomRootTrust,
+                    RevocationMode = X509RevocationMode.NoCheck,
+                };
+                policy.CustomTrustStore.AddRange(anchors);
+                tls.CertificateChainPolicy = policy;
+            }
         }
         return new RunContext
         {
@@ -266,6 +280,7 @@ internal static class Workers
     public static Task RunAsync(RunContext ctx, WorkerStats stats) => ctx.Options.Mode switch
     {
         LoadMode.Forward => GuardAsync(ctx, stats, ForwardAsync),
+        LoadMode.Connect when ctx.Options.KeepAlive => GuardAsync(ctx, stats, ConnectKeepAliveAsync),
         LoadMode.Connect => GuardAsync(ctx, stats, ConnectModeAsync),
         _ => GuardAsync(ctx, stats, TunnelAsync),
     };
@@ -501,6 +516,168 @@ internal static class Workers
         }
         finally
         {
+            timeouts.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// connect --keep-alive: the worker's tunnel (CONNECT or SOCKS5, then TLS with --tls) is opened
+    /// once and carries keep-alive requests one after another, like forward mode's socket. Opening it
+    /// is part of the first request's sample; a tunnel the far end closed as it was reused is opened
+    /// again once, still timed from the original start.
+    /// </summary>
+    private static async Task ConnectKeepAliveAsync(RunContext ctx, WorkerStats w)
+    {
+        var reader = new ResponseReader();
+        var timeouts = CancellationTokenSource.CreateLinkedTokenSource(ctx.Stop);
+        var request = ctx.Request;
+        var connect = ctx.ConnectRequest;
+        var socks = ctx.Socks is { } messages ? new SocksHandshake(messages) : null;
+        Socket? socket = null;
+        SslStream? tls = null;
+        var reused = false;
+        long written = 0;
+        void Drop()
+        {
+            tls?.Dispose();
+            socket?.Dispose();
+            tls = null;
+            socket = null;
+        }
+        try
+        {
+            while (!ctx.Stop.IsCancellationRequested)
+            {
+                var start = Stopwatch.GetTimestamp();
+                if (!ctx.TryClaim(start))
+                {
+                    break;
+                }
+                timeouts = Arm(timeouts, ctx);
+                var ct = timeouts.Token;
+                var readBefore = reader.BytesRead + (socks?.BytesRead ?? 0);
+                var writtenBefore = written + (socks?.BytesWritten ?? 0);
+                var handshake = false;
+                try
+                {
+                    var errorIndex = -1;
+                    var status = -1;
+                    while (true)
+                    {
+                        if (socket is null)
+                        {
+                            reused = false;
+                            socket = await OpenAsync(ctx.FirstHop, ct).ConfigureAwait(false);
+                            reader.Attach(socket);
+                            if (connect is not null)
+                            {
+                                await SendAllAsync(socket, connect, ct).ConfigureAwait(false);
+                                written += connect.Length;
+                                var connectStatus = await reader.ReadHeadAsync(ct).ConfigureAwait(false);
+                                if (connectStatus < 0)
+                                {
+                                    throw new EndOfStreamException("proxy closed the connection without answering CONNECT");
+                                }
+                                if (connectStatus is < 200 or >= 300)
+                                {
+                                    errorIndex = ErrorKinds.ProxyStatus(connectStatus);
+                                }
+                                else if (reader.Buffered > 0)
+                                {
+                                    throw new InvalidDataException("proxy sent tunnel data before the client spoke");
+                                }
+                            }
+                            else if (socks is not null)
+                            {
+                                errorIndex = await socks.OpenAsync(socket, ct).ConfigureAwait(false);
+                            }
+                            if (errorIndex >= 0)
+                            {
+                                break;
+                            }
+                            if (ctx.Tls is not null)
+                            {
+                                handshake = true;
+                                tls = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+                                await tls.AuthenticateAsClientAsync(ctx.Tls, ct).ConfigureAwait(false);
+                                handshake = false;
+                                reader.Attach(tls);
+                            }
+                            w.Tunnels++;
+                        }
+                        try
+                        {
+                            if (tls is not null)
+                            {
+                                await tls.WriteAsync(request, ct).ConfigureAwait(false);
+                            }
+                            else
+                            {
+                                await SendAllAsync(socket, request, ct).ConfigureAwait(false);
+                            }
+                            written += request.Length;
+                            status = await reader.ReadHeadAsync(ct).ConfigureAwait(false);
+                        }
+                        catch (IOException) when (reused)
+                        {
+                            status = -1;
+                        }
+                        catch (SocketException) when (reused)
+                        {
+                            status = -1;
+                        }
+                        if (status >= 0)
+                        {
+                            break;
+                        }
+                        var wasReused = reused;
+                        Drop();
+                        if (!wasReused)
+                        {
+                            throw new EndOfStreamException("connection closed before any response byte");
+                        }
+                    }
+                    if (errorIndex >= 0)
+                    {
+                        // The proxy refused the tunnel: a counted answer, and the next request asks again.
+                        Drop();
+                    }
+                    else
+                    {
+                        await reader.ReadBodyAsync(ct).ConfigureAwait(false);
+                        if (status >= 400)
+                        {
+                            // Inside an inspected tunnel a refusal comes from the proxy with its own headers.
+                            errorIndex = reader.ProxyGenerated ? ErrorKinds.ProxyStatus(status) : ErrorKinds.UpstreamStatus(status);
+                        }
+                        if (reader.Close)
+                        {
+                            Drop();
+                        }
+                        else
+                        {
+                            reused = true;
+                        }
+                    }
+                    w.RecordResponse(ctx, start, Stopwatch.GetTimestamp(), errorIndex,
+                        reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - writtenBefore);
+                }
+                // Every failure is a counted error kind; none may end the worker.
+                catch (Exception ex)
+                {
+                    Drop();
+                    if (ctx.Stop.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                    w.RecordFailure(ctx, start, Stopwatch.GetTimestamp(), ErrorKinds.Classify(ex, handshake),
+                        reader.BytesRead + (socks?.BytesRead ?? 0) - readBefore, written + (socks?.BytesWritten ?? 0) - writtenBefore);
+                }
+            }
+        }
+        finally
+        {
+            Drop();
             timeouts.Dispose();
         }
     }

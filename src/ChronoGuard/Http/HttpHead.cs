@@ -69,6 +69,12 @@ internal sealed class HttpHead : IDisposable
     public bool IsHead;
     public bool ExpectContinue;
 
+    /// <summary>The first <c>Upgrade</c> value (the header itself is dropped: only an inspected exchange relays it).</summary>
+    public Seg Upgrade;
+
+    /// <summary><c>Connection</c> names <c>upgrade</c>.</summary>
+    public bool ConnectionUpgrade;
+
     // Responses.
     public int StatusCode;
     public Seg StatusLine;
@@ -129,6 +135,8 @@ internal sealed class HttpHead : IDisposable
         IsConnect = false;
         IsHead = false;
         ExpectContinue = false;
+        Upgrade = default;
+        ConnectionUpgrade = false;
         StatusCode = 0;
         StatusLine = default;
     }

@@ -28,7 +28,12 @@ internal static class HttpHeadParser
     private static readonly SearchValues<byte> Ipv6Bytes =
         SearchValues.Create(":.0123456789abcdefABCDEF"u8);
 
-    public static ParseError ParseRequest(HttpHead h)
+    /// <param name="originForm">
+    /// A request inside an inspected TLS tunnel (SPEC §7): the target must be origin-form (a path), and
+    /// the authority is the <c>Host</c> header's (required; without a port it is 443), which the caller
+    /// holds against the tunnel's host. Otherwise a proxy request: absolute-form or CONNECT.
+    /// </param>
+    public static ParseError ParseRequest(HttpHead h, bool originForm = false)
     {
         var buf = h.Buffer;
         var s = buf.AsSpan(0, h.Length);
@@ -76,7 +81,9 @@ internal static class HttpHeadParser
         h.IsConnect = method.SequenceEqual("CONNECT"u8);
         h.IsHead = method.SequenceEqual("HEAD"u8);
 
-        var err = h.IsConnect ? ParseConnectTarget(h, target, h.Target.Start) : ParseAbsoluteTarget(h, target, h.Target.Start);
+        var err = originForm ? ParseOriginTarget(h, target, h.Target.Start)
+            : h.IsConnect ? ParseConnectTarget(h, target, h.Target.Start)
+            : ParseAbsoluteTarget(h, target, h.Target.Start);
         if (err != ParseError.None)
         {
             return err;
@@ -91,6 +98,18 @@ internal static class HttpHeadParser
         if (h.HasTransferEncoding && h.VersionMinor == 0)
         {
             return ParseError.UnsupportedTransferEncoding;
+        }
+
+        if (originForm)
+        {
+            if (h.HostHeader.IsEmpty)
+            {
+                return ParseError.MissingHost;
+            }
+
+            return TryParseAuthority(h.Span(h.HostHeader), h.HostHeader.Start, portRequired: false, defaultPort: 443, out h.TargetHost, out h.TargetPort)
+                ? ParseError.None
+                : ParseError.BadTarget;
         }
 
         if (!h.IsConnect)
@@ -167,6 +186,23 @@ internal static class HttpHeadParser
         }
 
         return ParseError.None;
+    }
+
+    /// <summary>A path (and query) as an origin server receives it; CONNECT and the other forms are not requests to an origin.</summary>
+    private static ParseError ParseOriginTarget(HttpHead h, ReadOnlySpan<byte> target, int offset)
+    {
+        if (h.IsConnect || target.IsEmpty || target[0] != (byte)'/')
+        {
+            return ParseError.NotOriginForm;
+        }
+
+        if (target.IndexOf((byte)'#') >= 0)
+        {
+            return ParseError.BadTarget;
+        }
+
+        h.TargetPath = new Seg(offset, target.Length);
+        return NormalizePath(h);
     }
 
     private static ParseError ParseAbsoluteTarget(HttpHead h, ReadOnlySpan<byte> target, int offset)
@@ -566,9 +602,17 @@ internal static class HttpHeadParser
                 h.ExpectContinue = Ascii.EqualsIgnoreCase(value, "100-continue"u8);
                 break;
             case 7 when Ascii.EqualsIgnoreCase(name, "trailer"u8):
-            case 7 when Ascii.EqualsIgnoreCase(name, "upgrade"u8):
-                // Protocol upgrades over a forwarded request are not relayed; clients use CONNECT.
                 h.HeaderDropped[i] = true;
+                break;
+            case 7 when Ascii.EqualsIgnoreCase(name, "upgrade"u8):
+                // Protocol upgrades over a forwarded request are not relayed (clients use CONNECT); only
+                // an inspected exchange writes it again (RequestRewriter, ResponseRewriter.WriteUpgrade).
+                h.HeaderDropped[i] = true;
+                if (h.Upgrade.Length == 0)
+                {
+                    h.Upgrade = valueSeg;
+                }
+
                 break;
             case 10 when Ascii.EqualsIgnoreCase(name, "connection"u8):
                 h.HeaderDropped[i] = true;
@@ -677,6 +721,17 @@ internal static class HttpHeadParser
                 else if (Ascii.EqualsIgnoreCase(token, "keep-alive"u8))
                 {
                     h.ConnectionKeepAlive = true;
+                }
+                else if (recordTokens && Ascii.EqualsIgnoreCase(token, "upgrade"u8))
+                {
+                    // Recorded as a token too: the Upgrade header stays dropped unless written again.
+                    h.ConnectionUpgrade = true;
+                    if (h.ConnectionTokenCount == HttpHead.MaxConnectionTokens)
+                    {
+                        return ParseError.BadHeaderValue;
+                    }
+
+                    h.ConnectionTokens[h.ConnectionTokenCount++] = new Seg(valueStart + offset + lead, token.Length);
                 }
                 else if (recordTokens)
                 {

@@ -41,6 +41,9 @@ internal enum ParseError : byte
     /// <summary>Two User-Agent headers: rules would judge one while the origin may read the other.</summary>
     DuplicateUserAgent,
 
+    /// <summary>Inside an inspected tunnel, a target that is not a path (absolute-form, <c>*</c>, CONNECT).</summary>
+    NotOriginForm,
+
     // Chunked bodies (ChunkedScanner), each reported at the first byte that cannot belong to the body.
 
     /// <summary>No hex digit where a chunk size must start, or a byte after it that is not ';', BWS or CRLF.</summary>

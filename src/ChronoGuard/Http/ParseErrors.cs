@@ -40,6 +40,7 @@ internal static class ParseErrors
         ParseError.BadPath => "bad_path",
         ParseError.DuplicateProxyAuthorization => "duplicate_proxy_authorization",
         ParseError.DuplicateUserAgent => "duplicate_user_agent",
+        ParseError.NotOriginForm => "not_origin_form",
         ParseError.BadChunkSize => "bad_chunk_size",
         ParseError.ChunkSizeTooLarge => "chunk_size_too_large",
         ParseError.ChunkBareLf => "chunk_bare_lf",

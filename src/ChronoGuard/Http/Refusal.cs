@@ -7,4 +7,7 @@ internal readonly record struct Refusal(int Status, string Decision, string Reas
     public long RetryAfterSeconds { get; init; } = -1;
     public DateTimeOffset? RetryAt { get; init; }
     public bool ChallengeBasic { get; init; }
+
+    /// <summary>The connection goes on after this response (an inspected request refused by policy): no <c>Connection: close</c>.</summary>
+    public bool KeepOpen { get; init; }
 }

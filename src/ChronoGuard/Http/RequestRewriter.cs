@@ -2,11 +2,18 @@ namespace ChronoGuard.Http;
 
 /// <summary>
 /// Writes the head a forwarded request carries upstream: origin-form target, only end-to-end
-/// headers, one Host, and our Via. The result is at most the original head plus a fixed slack.
+/// headers, one Host, and our Via. The result is at most the original head plus a fixed slack (plus
+/// the injected header, when there is one).
 /// </summary>
 internal static class RequestRewriter
 {
-    public static int Write(HttpHead h, Span<byte> destination)
+    /// <param name="injectName">
+    /// A header whose whole value becomes <paramref name="injectValue"/> (credential injection, SPEC §7):
+    /// written once, where the request had it first (its other copies dropped), or at the end if it had
+    /// none. Headers that frame, route or belong to this hop are never replaced (<see cref="MayInject"/>).
+    /// </param>
+    /// <param name="upgrade">Relay the request's protocol upgrade (an inspected exchange, SPEC §7: <c>101</c> becomes a relay).</param>
+    public static int Write(HttpHead h, Span<byte> destination, scoped ReadOnlySpan<byte> injectName = default, scoped ReadOnlySpan<byte> injectValue = default, bool upgrade = false)
     {
         var w = new HeadWriter(destination);
         w.Append(h.Span(h.Method));
@@ -38,6 +45,7 @@ internal static class RequestRewriter
         }
 
         w.Append("\r\n"u8);
+        var inject = !injectName.IsEmpty && MayInject(injectName);
         for (var i = 0; i < h.HeaderCount; i++)
         {
             if (i == h.HostIndex || !h.IsForwarded(i))
@@ -45,12 +53,58 @@ internal static class RequestRewriter
                 continue;
             }
 
-            w.Header(h.Span(h.HeaderNames[i]), h.Span(h.HeaderValues[i]));
+            var name = h.Span(h.HeaderNames[i]);
+            if (!injectName.IsEmpty && System.Text.Ascii.EqualsIgnoreCase(name, injectName))
+            {
+                if (inject)
+                {
+                    w.Header(injectName, injectValue);
+                    inject = false;
+                }
+
+                continue;
+            }
+
+            w.Header(name, h.Span(h.HeaderValues[i]));
+        }
+
+        if (inject)
+        {
+            w.Header(injectName, injectValue);
+        }
+
+        if (upgrade)
+        {
+            w.Append("Connection: upgrade\r\n"u8);
+            w.Header("Upgrade"u8, h.Span(h.Upgrade));
         }
 
         w.Framing(h);
         w.Append("Via: 1.1 chronoguard\r\n\r\n"u8);
         return w.Length;
+    }
+
+    /// <summary>
+    /// Whether a header may carry an injected value: not one the rewriter writes itself or drops on this
+    /// hop (Host, framing, Connection and its kin, Proxy-*), whose replacement could change how the
+    /// request is routed or cut.
+    /// </summary>
+    public static bool MayInject(ReadOnlySpan<byte> name)
+    {
+        if (name.Length > 6 && System.Text.Ascii.EqualsIgnoreCase(name[..6], "proxy-"u8))
+        {
+            return false;
+        }
+
+        return !(System.Text.Ascii.EqualsIgnoreCase(name, "host"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "content-length"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "transfer-encoding"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "connection"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "keep-alive"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "te"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "trailer"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "upgrade"u8)
+            || System.Text.Ascii.EqualsIgnoreCase(name, "via"u8));
     }
 
     private static void AppendAuthority(ref HeadWriter w, HttpHead h)

@@ -40,6 +40,17 @@ internal static class ResponseRewriter
         return w.Length;
     }
 
+    /// <summary>A <c>101 Switching Protocols</c> relayed to an inspected client: its headers, and the upgrade it agreed to.</summary>
+    public static int WriteUpgrade(HttpHead response, Span<byte> destination)
+    {
+        var w = new HeadWriter(destination);
+        StatusAndHeaders(ref w, response);
+        w.Append("Connection: upgrade\r\n"u8);
+        w.Header("Upgrade"u8, response.Span(response.Upgrade));
+        w.Append("Via: 1.1 chronoguard\r\n\r\n"u8);
+        return w.Length;
+    }
+
     private static void StatusAndHeaders(ref HeadWriter w, HttpHead response)
     {
         w.Append("HTTP/1.1 "u8);

@@ -13,7 +13,8 @@ internal static class ResponseWriter
     private const int MaxReasonChars = 96;
 
     /// <summary>
-    /// Writes a complete refusal (headers and a short text body) that ends with the connection. The
+    /// Writes a complete refusal (headers and a short text body) that ends with the connection, unless
+    /// it says it keeps it (<see cref="Refusal.KeepOpen"/>). The
     /// decision and reason are in the status line too: over CONNECT, clients show only that line.
     /// </summary>
     public static int WriteRefusal(Span<byte> destination, in Refusal r)
@@ -26,7 +27,7 @@ internal static class ResponseWriter
         w.Append(phrase);
         w.Append(" (chronoguard: "u8);
         AppendDecisionAndReason(ref w, r);
-        w.Append(")\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nX-ChronoGuard-Decision: "u8);
+        w.Append(r.KeepOpen ? ")\r\nContent-Type: text/plain; charset=utf-8\r\nX-ChronoGuard-Decision: "u8 : ")\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nX-ChronoGuard-Decision: "u8);
         w.AppendVisible(r.Decision, MaxDecisionChars);
         w.Append("\r\nX-ChronoGuard-Reason: "u8);
         w.AppendVisible(r.Reason, MaxReasonChars);

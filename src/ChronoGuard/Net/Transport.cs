@@ -36,22 +36,45 @@ internal sealed class Transport : IDisposable
     /// A pipe over the stream, made on first use: head parsing and body copies read through it. With
     /// zero-byte reads an idle pipe holds no buffer (<see cref="PipeOptionsFor.Reader"/>).
     /// </summary>
-    public PipeReader Input => _input ??= PipeReader.Create(_stream, _readerOptions);
+    public PipeReader Input => Volatile.Read(ref _input) ?? CreateInput();
 
     public bool HasInput => _input is not null;
 
+    // The heartbeat may touch Input (to cancel a read) while the connection's task makes it: one wins.
+    private PipeReader CreateInput()
+    {
+        var created = PipeReader.Create(_stream, _readerOptions);
+        return Interlocked.CompareExchange(ref _input, created, null) ?? created;
+    }
+
     /// <summary>
-    /// Puts a layer under everything above (the stream it returns wraps the current one). Only before
-    /// any read through <see cref="Input"/>: bytes a pipe already buffered would be read past the layer.
+    /// Puts a layer under everything above (the stream it returns wraps the current one). When the pipe
+    /// has already read (a CONNECT head was parsed through it), what it buffered and nobody consumed,
+    /// such as a ClientHello sent right behind the head, is read first through the layer, and the next
+    /// use of <see cref="Input"/> makes a new pipe above the layer. No read may be pending.
     /// </summary>
     public void Layer(Func<Stream, Stream> wrap)
     {
-        if (_input is not null)
+        var below = _stream;
+        if (Interlocked.Exchange(ref _input, null) is { } input)
         {
-            throw new InvalidOperationException("a layer must go under the transport before its pipe reads");
+            if (input.TryRead(out var held))
+            {
+                var buffered = held.Buffer;
+                if (!buffered.IsEmpty)
+                {
+                    // Only bytes that arrived early are copied: usually none (clients wait for the 200).
+                    below = new PrefixedStream(buffered.ToArray(), below);
+                }
+
+                input.AdvanceTo(buffered.End);
+            }
+
+            // The pipe leaves the stream open (PipeOptionsFor.Reader): only the pipe ends here.
+            input.Complete();
         }
 
-        _stream = wrap(_stream);
+        _stream = wrap(below);
     }
 
     /// <summary>Sends every byte (the stream loops over partial sends).</summary>
@@ -76,6 +99,23 @@ internal sealed class Transport : IDisposable
     /// buffered. An empty <paramref name="buffer"/> waits for readability without holding a buffer.
     /// </summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct = default) => _stream.ReadAsync(buffer, ct);
+
+    /// <summary>
+    /// Whether an idle connection has nothing to read: no byte, no FIN, no reset (one poll, no read). An
+    /// idle upstream that has something (the origin closed it, or sent bytes nobody asked for) must not
+    /// carry the next request.
+    /// </summary>
+    public bool IsQuiet()
+    {
+        try
+        {
+            return !_socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
 
     /// <summary>Our side is done sending (FIN); the peer may still send. False when the connection is already gone.</summary>
     public bool ShutdownSend()

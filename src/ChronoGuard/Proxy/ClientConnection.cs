@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
 using ChronoGuard.Net;
 
@@ -19,10 +20,14 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
 {
     private const int LingerMs = 1000;
     private const long LingerMaxBytes = 1 << 20;
+    private const int MaxHeaders = 128;
+
+    private static readonly HttpHeadPool RequestHeads = new();
 
     private readonly ProxyServer _server;
     private Upstream? _upstream;
     private RequestScope? _current;
+    private HttpHead? _head;
     private int _aborted;
     private string? _revokedReason;
 
@@ -64,7 +69,13 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     public string? RevokedReason => Volatile.Read(ref _revokedReason);
 
     /// <summary>Whether a request head has started arriving and is not complete (drain waits for it).</summary>
-    protected virtual bool HeadStarted => false;
+    protected virtual bool HeadStarted => Volatile.Read(ref _head) is { Length: > 0 };
+
+    /// <summary>
+    /// The client's transport carries TLS the proxy terminated (SPEC §7): from here the client speaks
+    /// HTTP inside it, so refusals are HTTP responses whatever protocol opened the tunnel.
+    /// </summary>
+    public bool Inspecting { get; private set; }
 
     public void Execute() => _ = RunAsync();
 
@@ -95,8 +106,87 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     protected abstract Task ServeAsync();
 
     /// <summary>What the connection itself still holds when it ends (a head being read).</summary>
-    protected virtual void OnClosed()
+    protected virtual void OnClosed() => ReturnHead(TakeHead());
+
+    /// <summary>
+    /// Reads one HTTP request head: a proxy request (absolute-form or CONNECT), or with
+    /// <paramref name="originForm"/> a request inside an inspected tunnel. Incomplete means the
+    /// connection should just close (clean EOF between requests, idle or drain); a header timeout is
+    /// refused with 408 here. The head is rented when the request's first byte arrives (an idle
+    /// connection holds none) and taken with <see cref="TakeHead"/>.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    internal async ValueTask<(HeadStatus Status, ParseError Error)> ReadRequestHeadAsync(bool originForm)
     {
+        while (true)
+        {
+            var result = await Input.ReadAsync().ConfigureAwait(false);
+            var buffer = result.Buffer;
+            if (result.IsCanceled || IsAborted)
+            {
+                if (Clock.Fired == TimeoutKind.Header && !IsAborted)
+                {
+                    Input.AdvanceTo(buffer.Start, buffer.End);
+                    await RefuseAsync(new Refusal(408, "DENY", "header_timeout"), audit: true).ConfigureAwait(false);
+                }
+
+                return (HeadStatus.Incomplete, ParseError.None);
+            }
+
+            if (!buffer.IsEmpty && _head is null)
+            {
+                // The next request has begun: rent its head now (an idle connection holds none), and
+                // from here its head must arrive within HeaderTimeoutMs. A new connection's first head
+                // is timed from the accept, so a byte every HeaderTimeoutMs cannot stretch it.
+                if (Clock.Phase == ConnectionPhase.Idle)
+                {
+                    Clock.Enter(ConnectionPhase.ReadingHead);
+                }
+
+                var head = RequestHeads.Rent(Context.Options.MaxHeaderBytes, MaxHeaders);
+                Volatile.Write(ref _head, head);
+            }
+
+            if (_head is not { } current)
+            {
+                Input.AdvanceTo(buffer.End);
+                return (HeadStatus.Incomplete, ParseError.None);
+            }
+
+            var status = HeadReader.TryRead(buffer, current, out var end, out var error);
+            if (status == HeadStatus.Complete)
+            {
+                Input.AdvanceTo(end);
+                error = HttpHeadParser.ParseRequest(current, originForm);
+                return error == ParseError.None ? (HeadStatus.Complete, error) : (HeadStatus.Error, error);
+            }
+
+            if (status == HeadStatus.Error)
+            {
+                Input.AdvanceTo(buffer.Start, buffer.End);
+                return (HeadStatus.Error, error);
+            }
+
+            if (result.IsCompleted)
+            {
+                Input.AdvanceTo(buffer.End);
+                return (HeadStatus.Error, ParseError.TruncatedHead);
+            }
+
+            Input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    /// <summary>The head <see cref="ReadRequestHeadAsync"/> read; the scope made for it returns it.</summary>
+    internal HttpHead? TakeHead() => Interlocked.Exchange(ref _head, null);
+
+    /// <summary>Gives a request head back to the pool (the scope's exit calls this).</summary>
+    internal static void ReturnHead(HttpHead? head)
+    {
+        if (head is not null)
+        {
+            RequestHeads.Return(head);
+        }
     }
 
     /// <summary>
@@ -104,8 +194,14 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// scope's exit, whatever happened. The heartbeat sees the scope while it runs (recheck, revoke).
     /// </summary>
     /// <returns>True when the connection may carry another request.</returns>
-    protected async Task<bool> RunScopeAsync(RequestScope scope)
+    /// <remarks>
+    /// Scopes nest: an inspected tunnel runs each inner request through here, and while it runs the
+    /// heartbeat rechecks the inner request (its own method, path and rules); the tunnel is in flight
+    /// again when it ends.
+    /// </remarks>
+    internal async Task<bool> RunScopeAsync(RequestScope scope)
     {
+        var outer = Volatile.Read(ref _current);
         Volatile.Write(ref _current, scope);
         try
         {
@@ -119,14 +215,18 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
         }
         finally
         {
-            Volatile.Write(ref _current, null);
+            Volatile.Write(ref _current, outer);
             await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
             scope.Exit();
         }
     }
 
-    /// <summary>Sends a refusal in this protocol's words, audited here unless its record already exists, then closes gracefully.</summary>
-    public async Task RefuseAsync(Refusal refusal, bool audit)
+    /// <summary>
+    /// Sends a refusal in this protocol's words, audited here unless its record already exists, then
+    /// closes gracefully; with <paramref name="keepOpen"/> (an inspected request refused by policy,
+    /// whose connection may carry the next one) the response says so and the connection stays.
+    /// </summary>
+    public async Task RefuseAsync(Refusal refusal, bool audit, bool keepOpen = false)
     {
         if (audit)
         {
@@ -136,18 +236,54 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
 
         try
         {
-            await WriteRefusalAsync(refusal).ConfigureAwait(false);
+            if (Inspecting)
+            {
+                await WriteHttpRefusalAsync(refusal with { KeepOpen = keepOpen, ChallengeBasic = false }).ConfigureAwait(false);
+            }
+            else
+            {
+                await WriteRefusalAsync(refusal).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
             return;
         }
 
-        await LingerAsync().ConfigureAwait(false);
+        if (!keepOpen)
+        {
+            await LingerAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Writes a refusal as this protocol says it (HTTP status and headers, a SOCKS reply code).</summary>
     protected abstract ValueTask WriteRefusalAsync(Refusal refusal);
+
+    /// <summary>A refusal as an HTTP response (the proxy protocol's, and every request's inside an inspected tunnel).</summary>
+    protected async ValueTask WriteHttpRefusalAsync(Refusal refusal)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(ResponseWriter.MaxRefusalBytes);
+        try
+        {
+            var n = ResponseWriter.WriteRefusal(buffer, refusal);
+            await Transport.SendAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Puts the TLS server stream <paramref name="layer"/> makes under the client's transport (SPEC §7;
+    /// the caller then runs the handshake on it): from here requests and refusals are HTTP inside it.
+    /// Bytes the client sent before (held by the pipe) are read through the layer.
+    /// </summary>
+    internal void BeginInspection(Func<Stream, Stream> layer)
+    {
+        Transport.Layer(layer);
+        Inspecting = true;
+    }
 
     /// <summary>
     /// Tells the client its tunnel is open (HTTP <c>200 Connection established</c>, SOCKS reply
@@ -191,6 +327,9 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     }
 
     public void DropUpstream() => Interlocked.Exchange(ref _upstream, null)?.Dispose();
+
+    /// <summary>Takes the kept upstream away from this connection without closing it (to pool it); null if none.</summary>
+    public Upstream? TakeUpstream() => IsAborted ? null : Interlocked.Exchange(ref _upstream, null);
 
     /// <summary>
     /// Called from the server's heartbeat: rechecks the request in flight once bytes may flow (a tunnel,

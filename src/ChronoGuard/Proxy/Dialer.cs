@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using ChronoGuard.Inspection;
 using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
@@ -14,8 +15,13 @@ internal readonly record struct DialResult(ConnectOutcome Outcome, Upstream? Ups
 /// </summary>
 internal static class Dialer
 {
-    /// <summary>Dials the guarded addresses in order until one answers, all under ConnectTimeoutMs.</summary>
-    public static async ValueTask<DialResult> ConnectAsync(ProxyContext context, string host, int port, GuardedAddresses addresses)
+    /// <summary>
+    /// Dials the guarded addresses in order until one answers, all under ConnectTimeoutMs. With
+    /// <paramref name="tls"/> (an inspected request's upstream) the answer must also complete TLS for
+    /// <paramref name="host"/> within the same deadline (<see cref="UpstreamTls"/>); an address whose
+    /// handshake fails is not retried on the next one: the name's certificate is the same there.
+    /// </summary>
+    public static async ValueTask<DialResult> ConnectAsync(ProxyContext context, string host, int port, GuardedAddresses addresses, bool tls = false)
     {
         var started = Stopwatch.GetTimestamp();
         using var deadline = new CancellationTokenSource(TimeSpan.FromMilliseconds(context.Options.ConnectTimeoutMs), context.Time);
@@ -42,7 +48,18 @@ internal static class Dialer
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, port), deadline.Token).ConfigureAwait(false);
-                return new DialResult(ConnectOutcome.Connected, new Upstream(new Transport(socket, PipeOptionsFor.Upstream), host, port, address), address, Stopwatch.GetTimestamp() - started);
+                var upstream = new Upstream(new Transport(socket, PipeOptionsFor.Upstream), host, port, address);
+                if (tls)
+                {
+                    var handshake = await UpstreamTls.AuthenticateAsync(context.Inspection?.Trust ?? UpstreamTrust.System, upstream, deadline.Token).ConfigureAwait(false);
+                    if (handshake != ConnectOutcome.Connected)
+                    {
+                        upstream.Dispose();
+                        return new DialResult(handshake, null, address, 0);
+                    }
+                }
+
+                return new DialResult(ConnectOutcome.Connected, upstream, address, Stopwatch.GetTimestamp() - started);
             }
             catch (OperationCanceledException)
             {
@@ -73,6 +90,7 @@ internal static class Dialer
         ConnectOutcome.NameNotResolved => (502, ProxyReasons.UpstreamUnresolved),
         ConnectOutcome.Refused => (502, ProxyReasons.UpstreamRefused),
         ConnectOutcome.NoDescriptors => (503, ProxyReasons.DescriptorsExhausted),
+        ConnectOutcome.TlsInvalid => (502, ProxyReasons.UpstreamTlsInvalid),
         _ => (502, ProxyReasons.UpstreamUnreachable),
     };
 }

@@ -30,6 +30,13 @@ internal static class HttpForwarder
         /// <summary>The response was relayed but the client connection must close.</summary>
         Close,
 
+        /// <summary>
+        /// The client connection must close, the upstream may go on: for an inspected request its
+        /// upstream then waits in the pool for the agent's next tunnel (a client that closes after each
+        /// request still costs one TLS handshake per tunnel, not two).
+        /// </summary>
+        KeepUpstreamOnly,
+
         /// <summary>The upstream closed or failed before any response byte arrived.</summary>
         StaleUpstream,
 
@@ -41,6 +48,9 @@ internal static class HttpForwarder
 
         /// <summary>The request body failed on the client's side (framing, timeout, budget, reset).</summary>
         BodyFailed,
+
+        /// <summary>The origin switched protocols (inspected requests only): the connection becomes a relay.</summary>
+        Upgraded,
     }
 
     /// <returns>True when the client connection may carry another request.</returns>
@@ -53,8 +63,7 @@ internal static class HttpForwarder
         var sameAuthority = kept is not null && kept.Serves(head.Span(head.TargetHost), head.TargetPort);
         if (!scope.Decision.Allowed)
         {
-            await scope.RefuseAsync().ConfigureAwait(false);
-            return false;
+            return await scope.RefuseAsync().ConfigureAwait(false);
         }
 
         // A kept upstream is judged again: the policy may have changed since it was dialed.
@@ -102,8 +111,15 @@ internal static class HttpForwarder
             case Exchange.KeepClientOnly:
                 scope.SetCloseReason(ProxyReasons.Complete);
                 return !connection.IsAborted;
+            case Exchange.KeepUpstreamOnly:
+                scope.KeepUpstream();
+                scope.SetCloseReason(connection.IsAborted ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+                return false;
             case Exchange.BodyFailed:
                 await RefuseBodyAsync(scope, body, finalSent).ConfigureAwait(false);
+                return false;
+            case Exchange.Upgraded:
+                await TunnelRelay.RelayUpgradedAsync(scope, connection.Upstream!).ConfigureAwait(false);
                 return false;
             case Exchange.StaleUpstream or Exchange.BadResponse when !connection.IsAborted && !finalSent:
                 await scope.FailAsync(502, result == Exchange.BadResponse ? ProxyReasons.BadUpstreamResponse : ProxyReasons.UpstreamClosed).ConfigureAwait(false);
@@ -176,7 +192,11 @@ internal static class HttpForwarder
         Task<BodyResult> body = Task.FromResult(BodyResult.Done);
         try
         {
-            var n = RequestRewriter.Write(request, scratch);
+            // An inspected request may switch protocols (SPEC §7); a plain forward never relays an upgrade.
+            var upgrade = scope.FrontEnd == FrontEnd.Inspected && request.ConnectionUpgrade && request.Upgrade.Length > 0 && !hasBody;
+            var n = scope.Injects is { } credential
+                ? RequestRewriter.Write(request, scratch, credential.HeaderName, credential.HeaderValue, upgrade)
+                : RequestRewriter.Write(request, scratch, upgrade: upgrade);
             if (!await scope.SendUpstreamAsync(scratch.AsMemory(0, n)).ConfigureAwait(false))
             {
                 return (Exchange.BodyFailed, new BodyResult(BodyOutcome.BudgetSpent), false);
@@ -206,6 +226,13 @@ internal static class HttpForwarder
                 {
                     if (response.StatusCode == 101)
                     {
+                        if (upgrade && response.Upgrade.Length > 0)
+                        {
+                            var switched = ResponseRewriter.WriteUpgrade(response, scratch);
+                            await scope.SendDownstreamAsync(scratch.AsMemory(0, switched)).ConfigureAwait(false);
+                            return (Exchange.Upgraded, BodyResult.Done, true);
+                        }
+
                         await AbandonBodyAsync(scope, upstream, body).ConfigureAwait(false);
                         return (Exchange.BadResponse, BodyResult.Done, false);
                     }
@@ -267,7 +294,7 @@ internal static class HttpForwarder
             }
 
             var keepUpstream = response.KeepAlive && framed;
-            return (keepClient ? (keepUpstream ? Exchange.KeepAlive : Exchange.KeepClientOnly) : Exchange.Close, sent, true);
+            return (keepClient ? (keepUpstream ? Exchange.KeepAlive : Exchange.KeepClientOnly) : keepUpstream ? Exchange.KeepUpstreamOnly : Exchange.Close, sent, true);
         }
         catch (Exception ex) when (BodyCopier.IsIoFailure(ex))
         {

@@ -17,6 +17,7 @@ internal sealed class ProxyContext
         Gate = gate;
         Descriptors = new FileDescriptors(logger, time);
         _timestampsPerMs = Math.Max(1, time.TimestampFrequency / 1000);
+        Upstreams = new UpstreamPool(NowMs);
     }
 
     public ProxyOptions Options { get; }
@@ -35,6 +36,9 @@ internal sealed class ProxyContext
 
     /// <summary>The spare descriptor and the once-per-episode report of running out.</summary>
     public FileDescriptors Descriptors { get; }
+
+    /// <summary>Idle TLS upstreams of inspected tunnels, kept for the agent's next tunnel to the same host (SPEC §7).</summary>
+    public UpstreamPool Upstreams { get; }
 
     /// <summary>Monotonic milliseconds from <see cref="Time"/> (divided, not multiplied: no overflow).</summary>
     public long NowMs() => Time.GetTimestamp() / _timestampsPerMs;

@@ -22,6 +22,15 @@ internal static class ProxyReasons
     public const string UpstreamClosed = "upstream_closed";
     public const string BadUpstreamResponse = "bad_upstream_response";
 
+    /// <summary>An inspected request's upstream did not complete TLS with a certificate valid for the host (SPEC §7).</summary>
+    public const string UpstreamTlsInvalid = "upstream_tls_invalid";
+
+    /// <summary>The client of an inspected tunnel did not complete the TLS handshake with the proxy (it does not trust the CA, or left).</summary>
+    public const string ClientTlsFailed = "client_tls_failed";
+
+    /// <summary>The gate asked to inspect a tunnel but the proxy has no CA configured: refused, never passed opaque.</summary>
+    public const string InspectionUnavailable = "inspection_unavailable";
+
     /// <summary>DNS guard: a question for a name no policy of the agent could allow (SPEC §10).</summary>
     public const string DnsNameRefused = "dns_name_refused";
 
@@ -36,6 +45,7 @@ internal static class ProxyReasons
     [
         AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
+        UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable,
         DnsNameRefused, DnsTypeRefused, DnsMalformed,
     ];
 }

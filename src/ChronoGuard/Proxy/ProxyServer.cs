@@ -308,6 +308,8 @@ internal sealed class ProxyServer : IAsyncDisposable
         {
             pair.Value.OnHeartbeat(now, _draining, recheck);
         }
+
+        Context.Upstreams.Sweep();
     }
 
     /// <summary>
@@ -375,6 +377,7 @@ internal sealed class ProxyServer : IAsyncDisposable
             await _heartbeat.DisposeAsync().ConfigureAwait(false);
         }
 
+        Context.Upstreams.Dispose();
         Context.Descriptors.Dispose();
     }
 }

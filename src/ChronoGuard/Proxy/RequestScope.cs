@@ -23,6 +23,9 @@ internal sealed class RequestScope
     private const int MaxResponseHeaders = 256;
     private const int RewriteSlack = 1024;
 
+    /// <summary>A refused inspected request's body up to this size is read away to keep the connection; a larger one closes it.</summary>
+    private const long MaxDiscardBytes = 64 * 1024;
+
     private static readonly HttpHeadPool ResponseHeads = new();
 
     private readonly ClientConnection _connection;
@@ -75,8 +78,17 @@ internal sealed class RequestScope
     /// <summary>The origin's response head, rented on first use and returned at exit.</summary>
     public HttpHead ResponseHead => _response ??= ResponseHeads.Rent(MaxResponseHeadBytes, MaxResponseHeaders);
 
-    /// <summary>Room for a rewritten request or response head.</summary>
-    public byte[] Scratch => _scratch ??= ArrayPool<byte>.Shared.Rent(Math.Max(Context.Options.MaxHeaderBytes, MaxResponseHeadBytes) + RewriteSlack);
+    /// <summary>Room for a rewritten request or response head (with the injected header, when there is one).</summary>
+    public byte[] Scratch => _scratch ??= ArrayPool<byte>.Shared.Rent(Math.Max(Context.Options.MaxHeaderBytes, MaxResponseHeadBytes) + RewriteSlack
+        + (Injects is { } credential ? credential.HeaderName.Length + credential.HeaderValue.Length + 4 : 0));
+
+    /// <summary>
+    /// The credential whose header this request carries upstream (SPEC §7), or null. Only a request
+    /// inside an inspected tunnel: its upstream is always TLS to the tunnel's host, dialed from
+    /// guarded addresses and validated for that name (<see cref="Dialer"/>), and the gate bound the
+    /// credential to the agent, the host and the placeholder it saw.
+    /// </summary>
+    public CompiledCredential? Injects => _frontEnd == FrontEnd.Inspected ? Decision.Credential : null;
 
     /// <summary>
     /// Asks the gate, once; false when the request is refused (send it with <see cref="RefuseAsync"/>).
@@ -107,7 +119,7 @@ internal sealed class RequestScope
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ConnectOutcome> DialAsync(GuardedAddresses addresses)
     {
-        var dial = await Dialer.ConnectAsync(Context, Decision.Host, Decision.Port, addresses).ConfigureAwait(false);
+        var dial = await Dialer.ConnectAsync(Context, Decision.Host, Decision.Port, addresses, tls: _frontEnd == FrontEnd.Inspected).ConfigureAwait(false);
         Dialed(dial.Address, dial.ElapsedTicks, dial.Upstream is not null);
         if (dial.Upstream is { } upstream)
         {
@@ -208,7 +220,7 @@ internal sealed class RequestScope
             FrontEnd.Socks => "SOCKS"u8,
             _ => head is null ? default : head.Span(head.Method),
         };
-        var path = _frontEnd != FrontEnd.Http || head is null ? default : head.Span(head.TargetPath);
+        var path = _frontEnd is not (FrontEnd.Http or FrontEnd.Inspected) || head is null ? default : head.Span(head.TargetPath);
         Decision.AuditSeq = _gate.Record(_connection.Info, Decision, method, path, status);
     }
 
@@ -256,11 +268,28 @@ internal sealed class RequestScope
         return false;
     }
 
-    /// <summary>Records the refusal in <see cref="Decision"/> and sends it.</summary>
-    public Task RefuseAsync()
+    /// <summary>
+    /// Records the refusal in <see cref="Decision"/> and sends it. True when the connection goes on: a
+    /// request inside an inspected tunnel refused by policy keeps its connection (SPEC §7) once its body,
+    /// if it has a small one framed by Content-Length, is read and dropped; every other refusal (a
+    /// chunked or large body, Expect: 100-continue, another front end) ends it.
+    /// </summary>
+    public async Task<bool> RefuseAsync()
     {
         Record(Decision.Result.Status);
-        return _connection.RefuseAsync(ToRefusal(Decision.Result, Decision.AuditSeq), audit: false);
+        var keepOpen = _frontEnd == FrontEnd.Inspected && _head is { KeepAlive: true, Chunked: false, ExpectContinue: false, ContentLength: <= MaxDiscardBytes } head
+            && !_connection.IsDraining && (head.ContentLength <= 0 || await DiscardBodyAsync(head.ContentLength).ConfigureAwait(false));
+        await _connection.RefuseAsync(ToRefusal(Decision.Result, Decision.AuditSeq), audit: false, keepOpen).ConfigureAwait(false);
+        return keepOpen && !_connection.IsAborted;
+    }
+
+    /// <summary>Reads a refused request's body away, under the body timeout; false when it did not arrive whole.</summary>
+    private async ValueTask<bool> DiscardBodyAsync(long length)
+    {
+        _connection.Clock.Enter(ConnectionPhase.ReadingBody);
+        var result = await BodyCopier.CopyExactAsync(_connection.Input, default(DiscardSink), length).ConfigureAwait(false);
+        _connection.Clock.Enter(ConnectionPhase.Busy);
+        return result.IsComplete;
     }
 
     /// <summary>Records a refusal judged after the client was answered 200 (the ClientHello check): nothing more is sent.</summary>
@@ -411,7 +440,7 @@ internal sealed class RequestScope
             return;
         }
 
-        HttpConnection.ReturnHead(_head);
+        ClientConnection.ReturnHead(_head);
         _head = null;
     }
 
@@ -453,7 +482,7 @@ internal sealed class RequestScope
                 _connection.DropUpstream();
             }
 
-            HttpConnection.ReturnHead(_head);
+            ClientConnection.ReturnHead(_head);
             _head = null;
             if (_response is not null)
             {
@@ -463,7 +492,8 @@ internal sealed class RequestScope
 
             if (_scratch is not null)
             {
-                ArrayPool<byte>.Shared.Return(_scratch);
+                // A head with an injected secret in it is wiped before the array goes back to the pool.
+                ArrayPool<byte>.Shared.Return(_scratch, clearArray: Injects is not null);
                 _scratch = null;
             }
         }

@@ -70,7 +70,7 @@ internal sealed class SocksConnection : ClientConnection
         Request,
     }
 
-    protected override bool HeadStarted => Volatile.Read(ref _started) != 0;
+    protected override bool HeadStarted => Volatile.Read(ref _started) != 0 || base.HeadStarted;
 
     protected override async Task ServeAsync()
     {

@@ -43,6 +43,20 @@ internal static class TunnelRelay
             return false;
         }
 
+        if (scope.Decision.Inspect)
+        {
+            // SPEC §7: TLS is terminated and every request inside is decided on its own. Without the
+            // means to (a gate that asks for inspection on a proxy without a CA) it fails closed,
+            // never as an opaque tunnel that would pass what the path rules were meant to judge.
+            if (scope.Context.Inspection is not { } inspection)
+            {
+                await scope.FailAsync(503, ProxyReasons.InspectionUnavailable).ConfigureAwait(false);
+                return false;
+            }
+
+            return await InspectedTunnel.RunAsync(scope, addresses, inspection).ConfigureAwait(false);
+        }
+
         ReadResult hello = default;
         var early = scope.RequiresSniCheck();
         if (early)
@@ -96,6 +110,48 @@ internal static class TunnelRelay
         await Task.WhenAll(up, down).ConfigureAwait(false);
         scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
         return false;
+    }
+
+    /// <summary>
+    /// An inspected exchange the origin switched to another protocol (<c>101</c>, SPEC §7): from here
+    /// the request is a relay like a tunnel's, its bytes charged to the egress budget on the way up and
+    /// rechecked by the heartbeat, until both directions end. Bytes either side sent right behind the
+    /// heads go first.
+    /// </summary>
+    public static async Task RelayUpgradedAsync(RequestScope scope, Upstream upstream)
+    {
+        var connection = scope.Connection;
+        connection.Clock.Enter(ConnectionPhase.Tunnel);
+        try
+        {
+            var fromOrigin = upstream.Transport.Input;
+            if (fromOrigin.TryRead(out var early))
+            {
+                if (!early.Buffer.IsEmpty)
+                {
+                    await scope.SendDownstreamAsync(early.Buffer).ConfigureAwait(false);
+                }
+
+                fromOrigin.AdvanceTo(early.Buffer.End);
+            }
+
+            upstream.Transport.DropInput();
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            connection.Abort(TimeoutKind.None);
+        }
+
+        if (connection.IsAborted || !await RelayBufferedAsync(scope, upstream, default, isHeld: false).ConfigureAwait(false))
+        {
+            scope.SetCloseReason(RequestScope.CloseReasonOf(connection));
+            return;
+        }
+
+        var up = PumpAsync(scope, connection.Transport, upstream.Transport, upstream: true);
+        var down = PumpAsync(scope, upstream.Transport, connection.Transport, upstream: false);
+        await Task.WhenAll(up, down).ConfigureAwait(false);
+        scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
     }
 
     /// <summary>

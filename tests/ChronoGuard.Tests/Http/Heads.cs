@@ -21,11 +21,14 @@ internal static class Heads
 
     public static ParseError Request(string head, out HttpHead parsed) => Parse(Latin1(head), isRequest: true, out parsed);
 
+    /// <summary>A request inside an inspected tunnel (origin-form, authority from Host).</summary>
+    public static ParseError OriginRequest(string head, out HttpHead parsed) => Parse(Latin1(head), isRequest: true, out parsed, originForm: true);
+
     public static ParseError Response(string head, out HttpHead parsed) => Parse(Latin1(head), isRequest: false, out parsed);
 
     public static byte[] Latin1(string s) => Encoding.Latin1.GetBytes(s);
 
-    private static ParseError Parse(byte[] bytes, bool isRequest, out HttpHead h)
+    private static ParseError Parse(byte[] bytes, bool isRequest, out HttpHead h, bool originForm = false)
     {
         h = NewHead();
         var status = HeadReader.TryRead(new ReadOnlySequence<byte>(bytes), h, out _, out var error);
@@ -35,7 +38,7 @@ internal static class Heads
         }
 
         Assert.Equal(HeadStatus.Complete, status);
-        return isRequest ? HttpHeadParser.ParseRequest(h) : HttpHeadParser.ParseResponse(h);
+        return isRequest ? HttpHeadParser.ParseRequest(h, originForm) : HttpHeadParser.ParseResponse(h);
     }
 
     /// <summary>Everything a parse decided, as one comparable string.</summary>

@@ -21,6 +21,12 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     /// <summary>Per decision record: the authenticated agent, or the id a wrong credential claimed.</summary>
     public ConcurrentQueue<(string? Agent, string? Claimed)> Agents { get; } = new();
 
+    /// <summary>Per decision record: the credential it injects (SPEC §7), or null.</summary>
+    public ConcurrentQueue<string?> CredentialNames { get; } = new();
+
+    /// <summary>Per decision record: the method and path it names ("CONNECT", "" for a tunnel).</summary>
+    public ConcurrentQueue<(string Method, string Path)> Requests { get; } = new();
+
     /// <summary>Per decision record: how the agent was identified.</summary>
     public ConcurrentQueue<ChronoGuard.Audit.AuditIdentity> Identities { get; } = new();
 
@@ -78,6 +84,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
         Records.Enqueue((seq, status, DecisionNames.Name(decision.Result.Decision), decision.Result.Reason));
         Agents.Enqueue((decision.Agent?.Id, decision.ClaimedAgent));
+        Requests.Enqueue((System.Text.Encoding.ASCII.GetString(method), System.Text.Encoding.ASCII.GetString(path)));
+        CredentialNames.Enqueue(decision.Credential?.Name);
         Identities.Enqueue(decision.Identity);
         return seq;
     }

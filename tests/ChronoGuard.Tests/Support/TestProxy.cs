@@ -1,4 +1,5 @@
 using System.Net;
+using ChronoGuard.Inspection;
 using ChronoGuard.Proxy;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -22,11 +23,15 @@ internal sealed class TestProxy : IAsyncDisposable
     public IPEndPoint EndPointOf(int index) => Server.LocalEndPoints[index]!;
 
     /// <param name="listeners">More listeners on 127.0.0.1:0 with these protocols (agent-bound HTTP, SOCKS5).</param>
-    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null, params IConnectionFactory[] listeners)
+    /// <param name="inspection">The CA's leaves and the upstream trust, for tunnels the gate asks to inspect (SPEC §7).</param>
+    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null, InspectionContext? inspection = null, params IConnectionFactory[] listeners)
     {
         var options = new ProxyOptions { Listen = "127.0.0.1:0" };
         configure?.Invoke(options);
-        var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, time ?? TimeProvider.System, NullLogger.Instance, gate ?? AllowAllGate.Instance);
+        var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, time ?? TimeProvider.System, NullLogger.Instance, gate ?? AllowAllGate.Instance)
+        {
+            Inspection = inspection,
+        };
         var all = new List<ProxyListener> { new(options.Listen, "Proxy:Listen", new HttpConnectionFactory()) };
         foreach (var factory in listeners)
         {
