@@ -19,4 +19,10 @@ if (args.Length > 0 && args[0] == "forward-allocations")
     return;
 }
 
+if (args.Length > 0 && args[0] == "dns-throughput")
+{
+    await DnsThroughput.RunAsync(Console.Out, args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5, args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

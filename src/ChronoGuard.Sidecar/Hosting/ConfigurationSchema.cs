@@ -71,6 +71,20 @@ internal static class ConfigurationSchema
             // Each cached host holds a leaf, its key and a certificate context: a few KiB.
             SettingRule.Number("LeafCacheSize", 1, 1_000_000),
         ]),
+        ("Transparent",
+        [
+            SettingRule.Text("Agent", required: false),
+        ]),
+        ("Dns",
+        [
+            SettingRule.OptionalEndpoint("Listen"),
+            SettingRule.OptionalEndpoint("Upstream", "empty for the first nameserver of /etc/resolv.conf"),
+            SettingRule.Text("Agent", required: false),
+            SettingRule.Number("MinTtlSeconds", 0, 86_400),
+            SettingRule.Number("MaxTtlSeconds", 1, 604_800),
+            SettingRule.Choice("RefuseStyle", "nxdomain", "refused"),
+            SettingRule.Number("UpstreamTimeoutMs", 1, 60_000),
+        ]),
     ];
 
     /// <summary>Values <c>Logging:LogLevel:*</c> accepts (Microsoft.Extensions.Logging.LogLevel names).</summary>

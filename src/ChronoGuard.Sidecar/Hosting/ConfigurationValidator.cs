@@ -41,6 +41,11 @@ internal static class ConfigurationValidator
             return $"{Source(root, blamed, configFile)}: {inspection}";
         }
 
+        if (CheckDns(root, out blamed) is { } dns)
+        {
+            return $"{Source(root, blamed, configFile)}: {dns}";
+        }
+
         return null;
     }
 
@@ -69,6 +74,26 @@ internal static class ConfigurationValidator
         }
 
         return null;
+    }
+
+    /// <summary>The DNS guard needs an agent whose policies decide (SPEC §10), and a TTL floor under its ceiling.</summary>
+    private static string? CheckDns(IConfigurationRoot root, out string blamed)
+    {
+        blamed = "Dns:Listen";
+        if (string.IsNullOrEmpty(root["Dns:Listen"]))
+        {
+            return null;
+        }
+
+        if (string.IsNullOrEmpty(root["Dns:Agent"]) && string.IsNullOrEmpty(root["Transparent:Agent"]))
+        {
+            return "Dns:Listen is set but neither Dns:Agent nor Transparent:Agent names the agent whose policies decide the questions";
+        }
+
+        var min = int.TryParse(root["Dns:MinTtlSeconds"], System.Globalization.CultureInfo.InvariantCulture, out var m) ? m : new ChronoGuard.Proxy.DnsOptions().MinTtlSeconds;
+        var max = int.TryParse(root["Dns:MaxTtlSeconds"], System.Globalization.CultureInfo.InvariantCulture, out var x) ? x : new ChronoGuard.Proxy.DnsOptions().MaxTtlSeconds;
+        blamed = root["Dns:MinTtlSeconds"] is null ? "Dns:MaxTtlSeconds" : "Dns:MinTtlSeconds";
+        return min > max ? $"Dns:MinTtlSeconds ({min}) is above Dns:MaxTtlSeconds ({max})" : null;
     }
 
     private static string? CheckSection(IConfigurationSection section, IConfigurationProvider[] layers, out string? bad)

@@ -55,9 +55,9 @@ internal sealed class SettingRule
     public static SettingRule Endpoint(string key) => new(key, value =>
         Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: an IP address, [IPv6], localhost or *, then a port 0-65535)");
 
-    /// <summary>An endpoint that may be empty (the listener is off).</summary>
-    public static SettingRule OptionalEndpoint(string key) => new(key, value =>
-        value.Length == 0 || Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: empty for off, or an IP address, [IPv6], localhost or *, then a port 0-65535)");
+    /// <summary>An endpoint that may be empty (the listener is off, or <paramref name="empty"/> says what empty means).</summary>
+    public static SettingRule OptionalEndpoint(string key, string empty = "empty for off") => new(key, value =>
+        value.Length == 0 || Endpoints.TryParse(value, out _) ? null : $"'{value}' is not HOST:PORT (allowed: {empty}, or an IP address, [IPv6], localhost or *, then a port 0-65535)");
 
     /// <summary>
     /// A list of agent-bound listeners (SPEC §8): entries 0, 1, … each with exactly <c>Listen</c>

@@ -4,9 +4,11 @@ using System.Text;
 using ChronoGuard.Audit;
 using ChronoGuard.Inspection;
 using ChronoGuard.Metrics;
+using ChronoGuard.Net;
 using Microsoft.Extensions.Configuration;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
+using ChronoGuard.Resolution;
 using ChronoGuard.Sidecar.Cli;
 using ChronoGuard.Stats;
 using Microsoft.Extensions.Hosting;
@@ -29,6 +31,10 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private PolicyWatcher? _watcher;
     private AuditWriter? _audit;
     private PolicyGate? _gate;
+    private DnsGuard? _dns;
+
+    /// <summary>What the DNS guard answered, per agent (SPEC §10): a transparent front end reads it.</summary>
+    public AnswerMemory AnswerMemory { get; } = new();
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -136,6 +142,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
 
         _proxy.Start();
+        StartDns(gate);
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
         if (allowed < settings.Proxy.MaxConnections)
         {
@@ -289,6 +296,24 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         return listeners;
     }
 
+    /// <summary>The DNS guard (SPEC §10), when Dns:Listen is set: its agent must be in the policy, its upstream known.</summary>
+    private void StartDns(PolicyGate gate)
+    {
+        var options = settings.Dns;
+        if (string.IsNullOrEmpty(options.Listen))
+        {
+            return;
+        }
+
+        var (agent, agentKey) = string.IsNullOrEmpty(options.Agent) ? (settings.Transparent.Agent, "Transparent:Agent") : (options.Agent, "Dns:Agent");
+        CheckBoundAgent(_policy!.Current, agent, agentKey);
+        var upstream = string.IsNullOrEmpty(options.Upstream)
+            ? ResolvConf.FirstNameserver(ResolvConf.DefaultPath) ?? throw new StartupException($"Dns:Upstream is empty and {ResolvConf.DefaultPath} names no nameserver: set Dns:Upstream to HOST:PORT")
+            : Endpoints.Parse(options.Upstream, "Dns:Upstream");
+        _dns = new DnsGuard(options, agent, upstream, gate, AnswerMemory, time, loggers.CreateLogger("chronoguard.dns"));
+        Listen(() => _dns.Start(Endpoints.Parse(options.Listen, "Dns:Listen")), options.Listen, "Dns:Listen");
+    }
+
     private static void CheckBoundAgent(CompiledPolicy policy, string agent, string key)
     {
         if (policy.Anonymous is null && !policy.AgentsById.ContainsKey(agent))
@@ -332,6 +357,11 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             await _proxy.DrainAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
+        if (_dns is not null)
+        {
+            await _dns.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_stats is not null)
         {
             await _stats.DisposeAsync().ConfigureAwait(false);
@@ -369,6 +399,11 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         if (_stats is not null)
         {
             await _stats.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_dns is not null)
+        {
+            await _dns.DisposeAsync().ConfigureAwait(false);
         }
     }
 }

@@ -21,6 +21,10 @@ internal sealed class SidecarSettings
 
     public required InspectionOptions Inspection { get; init; }
 
+    public required TransparentOptions Transparent { get; init; }
+
+    public required DnsOptions Dns { get; init; }
+
     /// <summary>Validates, then binds; a bad value is a <see cref="StartupException"/> whose message is the one line to print.</summary>
     /// <param name="environment">The process environment (tests pass their own), checked for near misses of the prefix.</param>
     public static SidecarSettings Bind(IConfigurationRoot configuration, string? configFile = null, IDictionary? environment = null)
@@ -43,6 +47,10 @@ internal sealed class SidecarSettings
         configuration.GetSection("Audit").Bind(audit);
         var inspection = new InspectionOptions();
         configuration.GetSection("Inspection").Bind(inspection);
-        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection };
+        var transparent = new TransparentOptions();
+        configuration.GetSection("Transparent").Bind(transparent);
+        var dns = new DnsOptions();
+        configuration.GetSection("Dns").Bind(dns);
+        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection, Transparent = transparent, Dns = dns };
     }
 }

@@ -26,6 +26,9 @@ internal sealed class EffectivePolicy
 
     public int? MaxNewDomainsPerHour { get; init; }
 
+    /// <summary>Own and inherited <c>dnsTypes</c>, sorted: query types the DNS guard answers beyond the defaults (SPEC §10).</summary>
+    public ushort[] DnsTypes { get; init; } = [];
+
     /// <summary>Self first, then ancestors in topological order.</summary>
     public required string[] Lineage { get; init; }
 

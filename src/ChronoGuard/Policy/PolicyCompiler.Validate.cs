@@ -130,6 +130,14 @@ internal static partial class PolicyCompiler
             throw new PolicyProblem($"{at}.maxNewDomainsPerHour", "must be greater than 0");
         }
 
+        for (var d = 0; d < (e.DnsTypes?.Count ?? 0); d++)
+        {
+            if (!DnsTypeNames.TryParse(e.DnsTypes![d], out _))
+            {
+                throw new PolicyProblem($"{at}.dnsTypes[{d}]", $"\"{e.DnsTypes[d]}\" is not a DNS type (a name such as TXT, MX, SRV, or TYPE<number>)");
+            }
+        }
+
         input.Limits[i] = ValidateLimits(e.RateLimits, $"{at}.rateLimits");
         input.Windows[i] = e.TimeRestrictions is { } t ? CompileWindow(t, $"{at}.timeRestrictions") : null;
     }

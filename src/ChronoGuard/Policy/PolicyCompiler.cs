@@ -152,12 +152,31 @@ internal static partial class PolicyCompiler
                 PerDomainBuckets = limited >= 0 && input.Entries[limited].RateLimitScope == "agent_domain",
                 EgressBytesPerDay = Nearest(lineage, q => input.Entries[q].EgressBytesPerDay is not null) is var e and >= 0 ? input.Entries[e].EgressBytesPerDay : null,
                 MaxNewDomainsPerHour = Nearest(lineage, q => input.Entries[q].MaxNewDomainsPerHour is not null) is var f and >= 0 ? input.Entries[f].MaxNewDomainsPerHour : null,
+                DnsTypes = DnsTypes(lineage, input.Entries),
                 Lineage = Array.ConvertAll(lineage, q => input.Entries[q].Name!),
                 LineagePosition = positions,
             };
         }
 
         return policies;
+    }
+
+    /// <summary>A policy's own and inherited <c>dnsTypes</c> (a list, merged like the domain lists).</summary>
+    private static ushort[] DnsTypes(int[] lineage, PolicyEntry[] entries)
+    {
+        var types = new SortedSet<ushort>();
+        foreach (var q in lineage)
+        {
+            foreach (var name in entries[q].DnsTypes ?? [])
+            {
+                if (DnsTypeNames.TryParse(name, out var type))
+                {
+                    types.Add(type); // validated before: every name parses
+                }
+            }
+        }
+
+        return [.. types];
     }
 
     private static int Nearest(int[] lineage, Func<int, bool> has)

@@ -70,6 +70,9 @@ internal sealed class PolicyEntry
 
     public int? MaxNewDomainsPerHour { get; set; }
 
+    /// <summary>DNS query types the DNS guard answers beyond A, AAAA, CNAME, HTTPS and SVCB (SPEC §10).</summary>
+    public List<string>? DnsTypes { get; set; }
+
     public List<RuleEntry>? Rules { get; set; }
 }
 

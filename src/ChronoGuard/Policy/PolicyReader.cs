@@ -115,8 +115,9 @@ internal static class PolicyReader
                 case "rateLimitScope": p.RateLimitScope = Str(value, path); break;
                 case "egressBytesPerDay": p.EgressBytesPerDay = Long(value, path); break;
                 case "maxNewDomainsPerHour": p.MaxNewDomainsPerHour = Int(value, path, int.MinValue, int.MaxValue); break;
+                case "dnsTypes": p.DnsTypes = Strings(value, path); break;
                 case "rules": p.Rules = List(value, path, Rule); break;
-                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, rules");
+                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, dnsTypes, rules");
             }
         }
 

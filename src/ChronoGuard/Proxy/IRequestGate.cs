@@ -65,6 +65,22 @@ internal interface IRequestGate
     /// <summary>An upstream connection succeeded after <paramref name="elapsedTicks"/> (Stopwatch ticks).</summary>
     void UpstreamConnected(long elapsedTicks);
 
+    /// <summary>
+    /// The DNS guard's question (SPEC §10): null when <paramref name="agentId"/>'s policies could allow
+    /// <paramref name="name"/> and answer <paramref name="type"/>, else the refusal's reason (then
+    /// <paramref name="enforced"/> is false in observe mode: recorded, but answered). Allocation-free.
+    /// Without a policy every question is answered.
+    /// </summary>
+    string? JudgeDnsQuestion(string agentId, ReadOnlySpan<byte> name, ushort type, out bool enforced)
+    {
+        enforced = false;
+        return null;
+    }
+
+    /// <summary>Records a refused DNS question (<c>method: DNS</c>, <c>BLOCK</c>), bounded per source like
+    /// unauthenticated refusals; returns its seq (-1 when only counted or without audit).</summary>
+    long RecordDnsRefusal(in ConnectionInfo connection, string? agentId, ReadOnlySpan<byte> name, ushort type, string reason, bool enforced) => -1;
+
     /// <summary>Once per heartbeat, before <see cref="NeedsRecheck"/>: periodic bookkeeping (counts of suppressed refusals become records).</summary>
     void Tick();
 

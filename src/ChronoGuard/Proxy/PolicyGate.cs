@@ -18,6 +18,13 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
 {
     private readonly ProxyMetrics _metrics = metrics ?? new ProxyMetrics(DecisionReasons.Labels);
     private readonly UnauthenticatedLimiter? _limiter = audit is { Options.UnauthenticatedPerSecond: > 0 and var n } ? new UnauthenticatedLimiter(n) : null;
+
+    // Refused DNS questions are bounded the same way (SPEC §10) but counted apart, so a count says
+    // which kind of refusal it stands for and one flood cannot hide the other's records.
+    private readonly UnauthenticatedLimiter? _dnsLimiter = audit is { Options.UnauthenticatedPerSecond: > 0 and var d } ? new UnauthenticatedLimiter(d) : null;
+
+    /// <summary>The <c>reason</c> of the system record that carries a count of refused DNS questions.</summary>
+    public const string DnsSuppressedReason = "dns_suppressed";
     private long _seenVersion = -1;
     private long _seenMinute;
 
@@ -208,7 +215,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     public long Record(in ConnectionInfo connection, in RequestDecision decision, ReadOnlySpan<byte> method, ReadOnlySpan<byte> path, int status)
     {
         Count(decision);
-        if (audit is null || (status == 407 && Suppress(connection, decision.Host)))
+        if (audit is null || (status == 407 && Suppress(_limiter, connection, decision.Host)))
         {
             return -1;
         }
@@ -249,7 +256,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     {
         _metrics.Unauthenticated.Count(DecisionNames.TryParse(refusal.Decision, out var decision) ? decision : Decision.Deny, refusal.Reason);
         // Every refusal that reaches here came before any credential was checked: limited per source like a 407.
-        if (audit is null || Suppress(connection, null))
+        if (audit is null || Suppress(_limiter, connection, null))
         {
             return -1;
         }
@@ -327,24 +334,86 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
     }
 
+    public string? JudgeDnsQuestion(string agentId, ReadOnlySpan<byte> name, ushort type, out bool enforced)
+    {
+        var policy = engine.Current;
+        enforced = !policy.IsObserve;
+        var agent = policy.Anonymous;
+        if (agent is null && !policy.AgentsById.TryGetValue(agentId, out agent))
+        {
+            return ProxyReasons.DnsNameRefused; // a reload removed the guard's agent: nothing may be resolved for it
+        }
+
+        if (!CompiledPolicy.AllowsDnsType(agent, type))
+        {
+            return ProxyReasons.DnsTypeRefused;
+        }
+
+        return policy.CouldAllowName(agent, name, time.GetUtcNow()) ? null : ProxyReasons.DnsNameRefused;
+    }
+
+    public long RecordDnsRefusal(in ConnectionInfo connection, string? agentId, ReadOnlySpan<byte> name, ushort type, string reason, bool enforced)
+    {
+        var policy = engine.Current;
+        var counters = agentId is not null && policy.AgentsById.TryGetValue(agentId, out var agent) ? _metrics.ForAgent(agent.Runtime.Index) : _metrics.Unauthenticated;
+        counters.Count(Decision.Block, reason);
+        if (audit is null)
+        {
+            return -1;
+        }
+
+        // Bounded per source like unauthenticated refusals (SPEC §10): a query costs the client nothing.
+        var host = name.IsEmpty ? null : Encoding.ASCII.GetString(name);
+        if (Suppress(_dnsLimiter, connection, host))
+        {
+            return -1;
+        }
+
+        ref var record = ref audit.Claim(out var seq);
+        try
+        {
+            FillDecision(ref record, connection, 403, DecisionNames.Name(Decision.Block), reason);
+            record.Enforced = enforced;
+            record.Identity = AuditIdentity.Listener;
+            record.Port = 53;
+            record.Set(AuditText.Agent, agentId);
+            record.Set(AuditText.Method, "DNS"u8);
+            record.Set(AuditText.Host, name);
+            record.Set(AuditText.Path, type == 0 ? null : DnsTypeNames.Name(type));
+        }
+        finally
+        {
+            audit.Publish(seq);
+        }
+
+        return seq;
+    }
+
     /// <summary>
     /// Once per heartbeat: the counts of unauthenticated refusals from seconds that have ended become
     /// their <c>system</c> records (a source that stopped sending is recorded here, not at its next refusal).
     /// </summary>
     public void Tick()
     {
-        if (_limiter is { HasPending: true } limiter)
+        var second = Second();
+        foreach (var limiter in (ReadOnlySpan<UnauthenticatedLimiter?>)[_limiter, _dnsLimiter])
         {
-            WriteSuppressed(limiter, Second());
+            if (limiter is { HasPending: true })
+            {
+                WriteSuppressed(limiter, second);
+            }
         }
     }
 
     /// <summary>At stop, after the proxy drained and before the stop record: every count still held is recorded.</summary>
     public void FlushSuppressed()
     {
-        if (_limiter is { HasPending: true } limiter)
+        foreach (var limiter in (ReadOnlySpan<UnauthenticatedLimiter?>)[_limiter, _dnsLimiter])
         {
-            WriteSuppressed(limiter, long.MaxValue);
+            if (limiter is { HasPending: true })
+            {
+                WriteSuppressed(limiter, long.MaxValue);
+            }
         }
     }
 
@@ -395,17 +464,17 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
     /// only counted (no record of its own, so no seq to give the client). A count this call closed is
     /// recorded here.
     /// </summary>
-    private bool Suppress(in ConnectionInfo connection, string? host)
+    private bool Suppress(UnauthenticatedLimiter? limiter, in ConnectionInfo connection, string? host)
     {
-        if (_limiter is null)
+        if (limiter is null)
         {
             return false;
         }
 
-        var admitted = _limiter.TryAdmit(connection.Remote?.Address, Second(), host, out var flushed);
+        var admitted = limiter.TryAdmit(connection.Remote?.Address, Second(), host, out var flushed);
         if (flushed.Count > 0)
         {
-            WriteSuppressed(flushed);
+            WriteSuppressed(limiter, flushed);
         }
 
         if (admitted)
@@ -413,7 +482,10 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return false;
         }
 
-        _metrics.CountSuppressed();
+        if (ReferenceEquals(limiter, _limiter))
+        {
+            _metrics.CountSuppressed(); // the metric counts unauthenticated refusals; DNS ones count in the decisions
+        }
         return true;
     }
 
@@ -423,23 +495,25 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         limiter.Drain(beforeSecond, drained);
         foreach (var s in drained)
         {
-            WriteSuppressed(s);
+            WriteSuppressed(limiter, s);
         }
     }
 
     /// <summary>One chained system record for one source's counted refusals in one second.</summary>
-    private void WriteSuppressed(in SuppressedRefusals suppressed)
+    private void WriteSuppressed(UnauthenticatedLimiter limiter, in SuppressedRefusals suppressed)
     {
         var second = DateTimeOffset.FromUnixTimeSeconds(suppressed.Second).ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+        var dns = ReferenceEquals(limiter, _dnsLimiter);
+        var what = dns ? "refused DNS questions" : "unauthenticated refusals";
         var detail = suppressed.Overflow
-            ? $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond}), from sources the limiter had no room for (first {suppressed.Source})"
-            : $"{suppressed.Count} unauthenticated refusals in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={_limiter!.PerSecond})";
+            ? $"{suppressed.Count} {what} in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={limiter.PerSecond}), from sources the limiter had no room for (first {suppressed.Source})"
+            : $"{suppressed.Count} {what} in the second from {second} were counted, not recorded one by one (Audit:UnauthenticatedPerSecond={limiter.PerSecond})";
         ref var record = ref audit!.Claim(out var seq);
         try
         {
             record.Kind = AuditKind.System;
-            record.Status = 407;
-            record.Set(AuditText.Reason, UnauthenticatedLimiter.Reason);
+            record.Status = dns ? 403 : 407;
+            record.Set(AuditText.Reason, dns ? DnsSuppressedReason : UnauthenticatedLimiter.Reason);
             record.Set(AuditText.Host, suppressed.FirstHost);
             record.Set(AuditText.Path, detail);
             if (!suppressed.Overflow)

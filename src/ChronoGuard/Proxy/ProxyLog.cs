@@ -24,4 +24,13 @@ internal static partial class ProxyLog
 
     [LoggerMessage(EventId = 104, Level = LogLevel.Debug, Message = "connection {ConnectionId} failed")]
     public static partial void ConnectionFailed(ILogger logger, long connectionId, Exception exception);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "DNS guard listening on {Endpoint} (UDP and TCP) for agent {Agent}, upstream {Upstream}")]
+    public static partial void DnsListening(ILogger logger, System.Net.IPEndPoint endpoint, string agent, System.Net.IPEndPoint upstream);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Warning, Message = "DNS guard: {Transport} receive failed: {Error}")]
+    public static partial void DnsReceiveFailed(ILogger logger, string transport, string error);
+
+    [LoggerMessage(EventId = 122, Level = LogLevel.Error, Message = "DNS guard: a query failed unexpectedly")]
+    public static partial void DnsQueryFailed(ILogger logger, Exception exception);
 }

@@ -31,11 +31,21 @@ internal static class ProxyReasons
     /// <summary>The gate asked to inspect a tunnel but the proxy has no CA configured: refused, never passed opaque.</summary>
     public const string InspectionUnavailable = "inspection_unavailable";
 
+    /// <summary>DNS guard: a question for a name no policy of the agent could allow (SPEC §10).</summary>
+    public const string DnsNameRefused = "dns_name_refused";
+
+    /// <summary>DNS guard: a query type beyond A/AAAA/CNAME/HTTPS/SVCB that no policy lists in <c>dnsTypes</c>, or a class other than IN.</summary>
+    public const string DnsTypeRefused = "dns_type_refused";
+
+    /// <summary>DNS guard: a message that is not one readable question (FORMERR, or dropped when it has no header).</summary>
+    public const string DnsMalformed = "dns_malformed";
+
     /// <summary>Every reason above: the metrics' bounded reason label is built from it.</summary>
     public static readonly string[] All =
     [
         AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
         UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable,
+        DnsNameRefused, DnsTypeRefused, DnsMalformed,
     ];
 }

@@ -74,7 +74,11 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Proxy": "127.0.0.1:1" }""", "cg.json: Proxy must be an object of settings, not the value '127.0.0.1:1'")]
     [InlineData("""{ "Proxy": { "MaxConections": 5 } }""", "cg.json: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs, Listeners)")]
     [InlineData("""{ "Audit": { "Durability": "batched", "Sign": { "Key": "k" } } }""", "cg.json: Audit:Sign is not a setting (allowed in Audit: Directory, Durability, CommitIntervalMs, QueueCapacity, HmacKeyFile, SegmentSizeBits, RetainSegments, MaxBytes, MaxBatch, OnFailure, CommitTimeoutMs, SigningKeyFile, CheckpointIntervalMs, UnauthenticatedPerSecond)")]
-    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Logging)")]
+    [InlineData("""{ "Dns": { "Listen": "127.0.0.1:15053" } }""", "cg.json: Dns:Listen is set but neither Dns:Agent nor Transparent:Agent names the agent whose policies decide the questions")]
+    [InlineData("""{ "Dns": { "Listen": "127.0.0.1:15053", "Agent": "bot", "MaxTtlSeconds": 10 } }""", "cg.json: Dns:MinTtlSeconds (30) is above Dns:MaxTtlSeconds (10)")]
+    [InlineData("""{ "Dns": { "RefuseStyle": "drop" } }""", "cg.json: Dns:RefuseStyle: 'drop' is not allowed (allowed: nxdomain, refused)")]
+    [InlineData("""{ "Dns": { "Upstream": "dns.google:53" } }""", "cg.json: Dns:Upstream: 'dns.google:53' is not HOST:PORT (allowed: empty for the first nameserver of /etc/resolv.conf, or an IP address, [IPv6], localhost or *, then a port 0-65535)")]
+    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Dns, Logging)")]
     public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
     {
         using var dir = new TempDir();
@@ -122,7 +126,7 @@ public sealed class RunConfigurationTests
     [InlineData("CHRONOGUARD__Audit__Durability", "bached", "environment CHRONOGUARD__Audit__Durability: Audit:Durability: 'bached' is not allowed (allowed: batched, commit-before-forward)")]
     [InlineData("CHRONOGUARD__Proxy__IdleTimeoutMs", "0", "environment CHRONOGUARD__Proxy__IdleTimeoutMs: Proxy:IdleTimeoutMs: 0 is out of range (allowed: 1..86400000)")]
     [InlineData("CHRONOGUARD__Proxy__MaxConections", "5", "environment CHRONOGUARD__Proxy__MaxConections: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs, Listeners)")]
-    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Logging)")]
+    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Dns, Logging)")]
     [InlineData("CHRONOGUARD_AUDIT_DURABILITY", "batched", "environment CHRONOGUARD_AUDIT_DURABILITY: not read, settings are CHRONOGUARD__Section__Key (for example CHRONOGUARD__Audit__Durability)")]
     public async Task A_bad_environment_variable_stops_the_real_binary_with_one_line_naming_it(string name, string value, string expected)
     {
@@ -169,6 +173,8 @@ public sealed class RunConfigurationTests
             ["Policy"] = typeof(PolicySection),
             ["Audit"] = typeof(ChronoGuard.Audit.AuditOptions),
             ["Inspection"] = typeof(ChronoGuard.Inspection.InspectionOptions),
+            ["Transparent"] = typeof(ChronoGuard.Proxy.TransparentOptions),
+            ["Dns"] = typeof(ChronoGuard.Proxy.DnsOptions),
         };
         Assert.Equal(types.Keys.Order(), ConfigurationSchema.Sections.Select(s => s.Section).Order());
         foreach (var (section, rules) in ConfigurationSchema.Sections)
