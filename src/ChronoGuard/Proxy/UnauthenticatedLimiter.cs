@@ -22,11 +22,8 @@ internal sealed class UnauthenticatedLimiter
     /// <summary>The <c>reason</c> of the system record that carries a count.</summary>
     public const string Reason = "unauthenticated_suppressed";
 
-    // One lock per 64-byte line, so two sets taken on two cores do not share a line.
-    private const int LockStride = 16;
-
     private readonly Entry[] _entries;
-    private readonly int[] _locks;
+    private readonly SetLocks _locks;
     private readonly int _setMask;
     private readonly int _overflow;
     private readonly ulong _seed;
@@ -44,7 +41,7 @@ internal sealed class UnauthenticatedLimiter
         _setMask = sets - 1;
         _overflow = sets;
         _entries = new Entry[(sets * Ways) + 1];
-        _locks = new int[(sets + 1) * LockStride];
+        _locks = new SetLocks(sets + 1);
         // A seed per process, so which sources share a set cannot be planned from outside.
         _seed = (ulong)Random.Shared.NextInt64() | 1;
     }
@@ -64,7 +61,7 @@ internal sealed class UnauthenticatedLimiter
         flushed = default;
         var key = KeyOf(source);
         var set = (int)(Mix(key) & (ulong)_setMask);
-        Enter(set);
+        _locks.Enter(set);
         try
         {
             var first = set * Ways;
@@ -96,17 +93,17 @@ internal sealed class UnauthenticatedLimiter
         }
         finally
         {
-            Exit(set);
+            _locks.Exit(set);
         }
 
-        Enter(_overflow);
+        _locks.Enter(_overflow);
         try
         {
             return Count(ref _entries[^1], default, source, second, host, overflow: true, ref flushed);
         }
         finally
         {
-            Exit(_overflow);
+            _locks.Exit(_overflow);
         }
     }
 
@@ -123,7 +120,7 @@ internal sealed class UnauthenticatedLimiter
 
         for (var set = 0; set <= _overflow; set++)
         {
-            Enter(set);
+            _locks.Enter(set);
             try
             {
                 var first = set * Ways;
@@ -139,7 +136,7 @@ internal sealed class UnauthenticatedLimiter
             }
             finally
             {
-                Exit(set);
+                _locks.Exit(set);
             }
         }
     }
@@ -183,24 +180,6 @@ internal sealed class UnauthenticatedLimiter
         Interlocked.Decrement(ref _pending);
         return taken;
     }
-
-    private void Enter(int set)
-    {
-        ref var gate = ref _locks[set * LockStride];
-        if (Interlocked.CompareExchange(ref gate, 1, 0) == 0)
-        {
-            return;
-        }
-
-        var spin = default(SpinWait);
-        do
-        {
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-        while (Interlocked.CompareExchange(ref gate, 1, 0) != 0);
-    }
-
-    private void Exit(int set) => Volatile.Write(ref _locks[set * LockStride], 0);
 
     /// <summary>The address as 128 bits, an IPv4 address in its mapped form so both spellings are one source; 0 for none.</summary>
     private static UInt128 KeyOf(IPAddress? address)

@@ -24,11 +24,8 @@ internal sealed class AnswerMemory
     public const int Ways = 8;
     public const int DefaultCapacity = 16_384;
 
-    // One lock per 64-byte line, so two sets taken on two cores do not share a line.
-    private const int LockStride = 16;
-
     private readonly Entry[] _entries;
-    private readonly int[] _locks;
+    private readonly SetLocks _locks;
     private readonly int _setMask;
     private readonly ulong _seed;
 
@@ -42,7 +39,7 @@ internal sealed class AnswerMemory
 
         _setMask = sets - 1;
         _entries = new Entry[sets * Ways];
-        _locks = new int[sets * LockStride];
+        _locks = new SetLocks(sets);
         // A seed per process, so which addresses share a set cannot be planned from outside.
         _seed = (ulong)Random.Shared.NextInt64() | 1;
     }
@@ -57,7 +54,7 @@ internal sealed class AnswerMemory
     public void Remember(string agentId, string name, UInt128 address, long expiresMs, long nowMs)
     {
         var set = SetOf(agentId, address);
-        Enter(set);
+        _locks.Enter(set);
         try
         {
             var first = set * Ways;
@@ -92,7 +89,7 @@ internal sealed class AnswerMemory
         }
         finally
         {
-            Exit(set);
+            _locks.Exit(set);
         }
     }
 
@@ -103,7 +100,7 @@ internal sealed class AnswerMemory
         var set = SetOf(agentId, key);
         name = null!;
         long latest = long.MinValue;
-        Enter(set);
+        _locks.Enter(set);
         try
         {
             var first = set * Ways;
@@ -120,7 +117,7 @@ internal sealed class AnswerMemory
         }
         finally
         {
-            Exit(set);
+            _locks.Exit(set);
         }
 
         return name is not null;
@@ -137,7 +134,7 @@ internal sealed class AnswerMemory
 
         var key = AddressKey.Of(address);
         var set = SetOf(agentId, key);
-        Enter(set);
+        _locks.Enter(set);
         try
         {
             var first = set * Ways;
@@ -153,7 +150,7 @@ internal sealed class AnswerMemory
         }
         finally
         {
-            Exit(set);
+            _locks.Exit(set);
         }
 
         return false;
@@ -166,24 +163,6 @@ internal sealed class AnswerMemory
         h ^= (ulong)(uint)agentId.GetHashCode(StringComparison.Ordinal) * 0x165667B19E3779F9UL;
         return (int)((h ^ (h >> 29) ^ (h >> 47)) & (ulong)_setMask);
     }
-
-    private void Enter(int set)
-    {
-        ref var gate = ref _locks[set * LockStride];
-        if (Interlocked.CompareExchange(ref gate, 1, 0) == 0)
-        {
-            return;
-        }
-
-        var spin = default(SpinWait);
-        do
-        {
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-        while (Interlocked.CompareExchange(ref gate, 1, 0) != 0);
-    }
-
-    private void Exit(int set) => Volatile.Write(ref _locks[set * LockStride], 0);
 
     private struct Entry
     {
