@@ -100,14 +100,21 @@ internal sealed partial class CompiledPolicy
     }
 
     /// <summary>Whether an open tunnel may go on under this policy now; consumes nothing.</summary>
-    public TunnelVerdict Recheck(AgentPlan agent, ReadOnlySpan<byte> host, int port, DateTimeOffset now)
+    public TunnelVerdict Recheck(AgentPlan agent, ReadOnlySpan<byte> host, int port, DateTimeOffset now) =>
+        Recheck(agent, new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true), now);
+
+    /// <summary>
+    /// The same question for a request in flight, with everything the rules read (a forwarded or
+    /// inspected request's method, path and user agent): a reload that adds a path rule ends a long
+    /// response on that path, not only one whose host it stops allowing. Takes no token.
+    /// </summary>
+    public TunnelVerdict Recheck(AgentPlan agent, in RequestFacts facts, DateTimeOffset now)
     {
         if (agent.Suspended)
         {
             return TunnelVerdict.PolicyRevoked;
         }
 
-        var facts = new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true);
         var result = Evaluate(agent, facts, now, 0, consume: false, trace: null, out _);
         return result.Decision switch
         {

@@ -55,5 +55,5 @@ internal sealed class AllowAllGate : IRequestGate
 
     public bool NeedsRecheck() => false;
 
-    public string? Recheck(in RequestDecision decision) => null;
+    public string? Recheck(in RequestDecision decision, in GateRequest request) => null;
 }

@@ -339,7 +339,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     internal void OnHeartbeat(long now, bool draining, bool recheck)
     {
         if (recheck && Volatile.Read(ref _current) is { IsEstablished: true } scope
-            && Context.Gate.Recheck(scope.Decision) is { } reason)
+            && scope.Recheck() is { } reason)
         {
             Revoke(reason);
             return;

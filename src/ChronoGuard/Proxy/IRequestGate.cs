@@ -88,5 +88,7 @@ internal interface IRequestGate
     bool NeedsRecheck();
 
     /// <summary>Whether an open tunnel may go on; the close reason when not.</summary>
-    string? Recheck(in RequestDecision decision);
+    /// <param name="request">The request as described again by its scope: for a forwarded or inspected
+    /// request its method, path and user agent as well, so path rules are judged again too.</param>
+    string? Recheck(in RequestDecision decision, in GateRequest request);
 }

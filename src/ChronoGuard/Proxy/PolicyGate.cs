@@ -427,7 +427,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         return !(sameVersion & sameMinute);
     }
 
-    public string? Recheck(in RequestDecision decision)
+    public string? Recheck(in RequestDecision decision, in GateRequest request)
     {
         var policy = engine.Current;
         if (policy.IsObserve || decision.Agent is not { } old)
@@ -440,8 +440,12 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             return Reasons.PolicyRevoked;
         }
 
-        var host = Encoding.ASCII.GetBytes(decision.Host);
-        return policy.Recheck(agent, host, decision.Port, time.GetUtcNow()) switch
+        var host = request.Host;
+        var facts = new RequestFacts(host, request.Port, request.IsTunnel ? "CONNECT"u8 : request.Method, request.Path, request.UserAgent, null, request.IsTunnel);
+        var verdict = request.HasPathParameters
+            ? policy.Recheck(agent, facts with { PathWithoutParameters = request.PathWithoutParameters }, time.GetUtcNow())
+            : policy.Recheck(agent, facts, time.GetUtcNow());
+        return verdict switch
         {
             TunnelVerdict.PolicyRevoked => Reasons.PolicyRevoked,
             TunnelVerdict.WindowClosed => Reasons.WindowClosed,

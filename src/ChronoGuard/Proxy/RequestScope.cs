@@ -46,6 +46,9 @@ internal sealed class RequestScope
     private int _closeStatus;
     private bool _failedAfterRecord;
 
+    // 0: free; 1: the heartbeat is rechecking (and reading the head); 2: exited, no more rechecks.
+    private int _rechecking;
+
     /// <summary>The decision; a field so front ends and the gate read it in place.</summary>
     public RequestDecision Decision;
 
@@ -433,6 +436,57 @@ internal sealed class RequestScope
     public void KeepUpstream() => _keepUpstream = true;
 
     /// <summary>A tunnel no longer needs its head; giving it back early keeps an open tunnel small.</summary>
+    /// <summary>
+    /// Judges the request again under the current policy (the heartbeat, after a reload or a new
+    /// minute): the close reason when it may not go on. A forwarded or inspected request is described
+    /// with its method, path and user agent, so a new path rule ends a long response on that path. The
+    /// heartbeat runs on the timer's thread while this request may be exiting on its own: the
+    /// <c>_rechecking</c> handshake with <see cref="Exit"/> keeps the head from going back to its pool
+    /// (and to another request) while it is read here.
+    /// </summary>
+    public string? Recheck()
+    {
+        if (Interlocked.CompareExchange(ref _rechecking, 1, 0) != 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            if (!IsTunnel && _head is { } head)
+            {
+                return _gate.Recheck(Decision, new GateRequest
+                {
+                    FrontEnd = _frontEnd,
+                    Host = head.Span(head.TargetHost),
+                    Port = head.TargetPort,
+                    Method = head.Span(head.Method),
+                    Path = head.Path,
+                    PathWithoutParameters = head.PathWithoutParameters,
+                    HasPathParameters = head.WithoutParametersLength >= 0,
+                    UserAgent = head.Span(head.UserAgent),
+                });
+            }
+
+            // Once per heartbeat that needs it, not per request: the host's bytes are made here.
+            return _gate.Recheck(Decision, new GateRequest { FrontEnd = _frontEnd, Host = Encoding.ASCII.GetBytes(Decision.Host), Port = Decision.Port });
+        }
+        finally
+        {
+            Volatile.Write(ref _rechecking, 0);
+        }
+    }
+
+    /// <summary>Waits out a recheck in progress (a few microseconds at most) and refuses later ones.</summary>
+    private void EndRechecks()
+    {
+        var spin = default(SpinWait);
+        while (Interlocked.CompareExchange(ref _rechecking, 2, 0) is not (0 or 2))
+        {
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
     public void ReleaseHead()
     {
         if (!_recorded)
@@ -482,6 +536,7 @@ internal sealed class RequestScope
                 _connection.DropUpstream();
             }
 
+            EndRechecks();
             ClientConnection.ReturnHead(_head);
             _head = null;
             if (_response is not null)

@@ -379,17 +379,20 @@ public sealed class InspectPolicyTests
             return decision;
         }
 
+        // What the scope describes at a tunnel's recheck: its host and port.
+        static GateRequest Tunnel(in RequestDecision d) => new() { FrontEnd = FrontEnd.Connect, Host = Encoding.ASCII.GetBytes(d.Host), Port = d.Port };
+
         var a = Connect("a.example");
         var b = Connect("b.example");
         var c = Connect("c.example");
         Assert.Equal((false, true, true), (a.Inspect, b.Inspect, c.Inspect));
-        Assert.Null(gate.Recheck(a));
-        Assert.Null(gate.Recheck(b));
+        Assert.Null(gate.Recheck(a, Tunnel(a)));
+        Assert.Null(gate.Recheck(b, Tunnel(b)));
 
         engines.Reload(Before.Replace("\"inspect\": [\"b.example\", \"c.example\"]", "\"inspect\": [\"a.example\", \"c.example\"]", StringComparison.Ordinal));
 
-        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(a)); // now inspected: reopen to be inspected
-        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(b)); // no longer inspected
-        Assert.Null(gate.Recheck(c));                         // unchanged
+        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(a, Tunnel(a))); // now inspected: reopen to be inspected
+        Assert.Equal(Reasons.PolicyRevoked, gate.Recheck(b, Tunnel(b))); // no longer inspected
+        Assert.Null(gate.Recheck(c, Tunnel(c)));                         // unchanged
     }
 }

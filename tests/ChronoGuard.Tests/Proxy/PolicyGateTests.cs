@@ -181,6 +181,58 @@ public sealed class PolicyGateTests
         Assert.Equal(("allowed.test", "policy_revoked"), gate.Closes.Select(c => (c.Host, c.Reason)).Single());
     }
 
+    /// <summary>
+    /// The recheck judges a request in flight with its method and path, not only its host: a reload that
+    /// adds a path rule ends a long response on that path, and leaves one on another path of the same
+    /// host alone (it used to end neither).
+    /// </summary>
+    [Fact]
+    public async Task Reload_with_a_new_path_rule_closes_a_streaming_response_on_that_path_only()
+    {
+        var more = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var events = new TcpOrigin(async s =>
+        {
+            var buffer = new byte[4096];
+            await s.ReceiveAsync(buffer);
+            await s.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"u8.ToArray());
+            await more.Task;
+            await s.SendAsync("5\r\nagain\r\n"u8.ToArray());
+            while (await s.ReceiveAsync(buffer) > 0)
+            {
+            }
+        });
+        var (engine, path, dir) = Engine(PolicyJson(events.Port));
+        using var _d = dir;
+        var gate = RecordingPolicyGate(engine);
+        await using var proxy = TestProxy.Start(gate: gate, resolver: new MapResolver { ["allowed.test"] = IPAddress.Loopback });
+
+        async Task<RawClient> StreamAsync(string target)
+        {
+            var client = await RawClient.ConnectAsync(proxy.EndPoint);
+            await client.SendAsync($"GET http://allowed.test:{events.Port}{target} HTTP/1.1\r\nHost: allowed.test:{events.Port}\r\nProxy-Authorization: {Encoding.ASCII.GetString(PolicyFixture.Basic("bot"))}\r\n\r\n");
+            Assert.Equal(200, (await client.ReadHeadAsync()).Status);
+            Assert.Equal("5\r\nhello\r\n", Encoding.ASCII.GetString(await client.ReadExactlyAsync(10)));
+            return client;
+        }
+
+        using var denied = await StreamAsync("/events/a;v=1?x=1");
+        using var other = await StreamAsync("/news");
+
+        const string Rule = ", \"rules\": [ { \"name\": \"no-events\", \"action\": \"deny\", \"when\": [ { \"field\": \"path\", \"op\": \"starts_with\", \"value\": \"/events\" } ] } ]";
+        File.WriteAllText(path, PolicyJson(events.Port).Replace("\"blockedDomains\": [\"blocked.test\"]", "\"blockedDomains\": [\"blocked.test\"]" + Rule, StringComparison.Ordinal).Replace("$TOKEN", PolicyFixture.TokenSha, StringComparison.Ordinal));
+        var reload = engine.Reload();
+        Assert.True(reload.Ok, reload.ToString());
+
+        Assert.Empty(await denied.ReadToEndAsync(timeoutMs: 10_000));
+        await gate.FirstClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(("allowed.test", "policy_revoked"), gate.Closes.Select(c => (c.Host, c.Reason)).Single());
+
+        // The other path's stream was judged by the same heartbeat and kept: it still relays.
+        more.SetResult();
+        Assert.Equal("5\r\nagain\r\n", Encoding.ASCII.GetString(await other.ReadExactlyAsync(10)));
+        Assert.Single(gate.Closes);
+    }
+
     [Fact]
     public async Task A_tunnel_opened_inside_its_time_window_is_closed_when_the_window_closes()
     {

@@ -70,5 +70,5 @@ internal sealed class InspectingGate(IRequestGate inner, params string[] inspect
 
     public bool NeedsRecheck() => inner.NeedsRecheck();
 
-    public string? Recheck(in RequestDecision decision) => inner.Recheck(decision);
+    public string? Recheck(in RequestDecision decision, in GateRequest request) => inner.Recheck(decision, request);
 }

@@ -146,5 +146,5 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public bool NeedsRecheck() => _inner.NeedsRecheck();
 
-    public string? Recheck(in RequestDecision decision) => _inner.Recheck(decision);
+    public string? Recheck(in RequestDecision decision, in GateRequest request) => _inner.Recheck(decision, request);
 }
