@@ -195,6 +195,30 @@ public sealed class InspectedPolicyTests : IDisposable
     }
 
     [Fact]
+    public async Task A_reload_that_adds_a_path_rule_closes_an_inner_event_stream_on_that_path()
+    {
+        await using var rig = await InspectionRig.StartAsync();
+        await using var run = Start(rig);
+        await using var client = await TlsTunnelClient.OpenAsync(run.Proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate, extraHead: PolicyEngines.Credentials());
+        await client.SendAsync($"GET /sse HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        var seen = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!seen.ToString().Contains("data: one", StringComparison.Ordinal))
+        {
+            var n = await client.Tls.ReadAsync(buffer);
+            Assert.True(n > 0, "the stream ended before its first event");
+            seen.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        // The host stays allowed and inspected; only the path is refused now.
+        run.Policy.Reload(Json(rig.Port).Replace("\"^/admin(/|$)\"", "\"^/(admin|sse)(/|$)\"", StringComparison.Ordinal));
+
+        Assert.True(await client.ClosedAsync(timeoutMs: 15_000));
+        await run.Records.WaitForClosesAsync(2);
+        Assert.Contains(run.Records.Closes, c => c.Reason == Reasons.PolicyRevoked && c.BytesDown > 0);
+    }
+
+    [Fact]
     public async Task Upstream_connections_are_shared_by_one_agent_tunnels_and_never_across_agents()
     {
         await using var rig = await InspectionRig.StartAsync();
