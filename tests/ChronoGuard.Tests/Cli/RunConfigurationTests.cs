@@ -78,6 +78,14 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Dns": { "Listen": "127.0.0.1:15053", "Agent": "bot", "MaxTtlSeconds": 10 } }""", "cg.json: Dns:MinTtlSeconds (30) is above Dns:MaxTtlSeconds (10)")]
     [InlineData("""{ "Dns": { "RefuseStyle": "drop" } }""", "cg.json: Dns:RefuseStyle: 'drop' is not allowed (allowed: nxdomain, refused)")]
     [InlineData("""{ "Dns": { "Upstream": "dns.google:53" } }""", "cg.json: Dns:Upstream: 'dns.google:53' is not HOST:PORT (allowed: empty for the first nameserver of /etc/resolv.conf, or an IP address, [IPv6], localhost or *, then a port 0-65535)")]
+    [InlineData("""{ "Transparent": { "Listen": "127.0.0.1:15001" } }""", "cg.json: Transparent:Listen is set but Transparent:Agent is empty (redirected connections cannot log in: name the agent they belong to)")]
+    [InlineData("""{ "Transparent": { "Listen6": "[::1]:15001" } }""", "cg.json: Transparent:Listen6 is set but Transparent:Agent is empty (redirected connections cannot log in: name the agent they belong to)")]
+    [InlineData("""{ "Transparent": { "FirstBytesMs": 0 } }""", "cg.json: Transparent:FirstBytesMs: 0 is out of range (allowed: 1..60000)")]
+    [InlineData("""{ "Transparent": { "ExcludeCidrs": [ "127.0.0.1" ] } }""", "cg.json: Transparent:ExcludeCidrs:0: '127.0.0.1' is not a CIDR block (allowed: ADDRESS/PREFIX with no host bits set, such as 127.0.0.0/8 or ::1/128)")]
+    [InlineData("""{ "Transparent": { "ExcludeCidrs": [ "10.0.0.1/8" ] } }""", "cg.json: Transparent:ExcludeCidrs:0: '10.0.0.1/8' is not a CIDR block (allowed: ADDRESS/PREFIX with no host bits set, such as 127.0.0.0/8 or ::1/128)")]
+    [InlineData("""{ "Transparent": { "ExcludeCidrs": "127.0.0.0/8" } }""", "cg.json: Transparent:ExcludeCidrs: '127.0.0.0/8' is not a list (allowed: a list of CIDR blocks such as [\"127.0.0.0/8\", \"::1/128\"]; in the environment, Transparent__ExcludeCidrs__0=127.0.0.0/8)")]
+    [InlineData("""{ "Transparent": { "Listeners": [ { "Listen": "127.0.0.1:15002", "Agent": "bot" } ] } }""", "cg.json: Transparent:Listeners:0: needs Listen, Agent and Uid")]
+    [InlineData("""{ "Transparent": { "Listeners": [ { "Listen": "127.0.0.1:15002", "Agent": "bot", "Uid": -1 } ] } }""", "cg.json: Transparent:Listeners:0:Uid: -1 is out of range (allowed: 0..2147483647)")]
     [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Dns, Logging)")]
     public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
     {
