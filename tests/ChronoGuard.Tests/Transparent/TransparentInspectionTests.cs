@@ -61,7 +61,7 @@ public sealed class TransparentInspectionTests : IDisposable
 
         audit.Dispose();
         var decisions = AuditReader.ReadDirectory(_dir.File("audit")).Select(i => i.Entry!).Where(e => e.Kind == AuditKind.Decision).ToList();
-        Assert.Equal(["CONNECT ", "GET /quiet/user", "POST /quiet/user"], decisions.Select(e => e.Method + " " + e.Path));
+        Assert.Equal(["TRANSPARENT ", "GET /quiet/user", "POST /quiet/user"], decisions.Select(e => e.Method + " " + e.Path));
         Assert.All(decisions, e => Assert.Equal((AuditIdentity.Transparent, "bot", (byte)3), (e.Identity, e.Agent, e.Format)));
         Assert.Equal(["", "api-key", ""], decisions.Select(e => e.Credential));
         // The tunnel and the forwarded request name the original destination; the refused one dialed nothing.

@@ -42,7 +42,7 @@ public sealed class TransparentListenerTests
 
         Assert.Equal((200, "ALLOW"), (Single(rig).Record.Status, Single(rig).Record.Decision));
         Assert.Equal(("allowed.test", origin.Port, "127.0.0.1"), Assert.Single(rig.Gate.Destinations));
-        Assert.Equal(("CONNECT", string.Empty), Assert.Single(rig.Gate.Requests));
+        Assert.Equal(("TRANSPARENT", string.Empty), Assert.Single(rig.Gate.Requests));
         Assert.Equal(AuditIdentity.Transparent, Assert.Single(rig.Gate.Identities));
         Assert.Equal("bot", Assert.Single(rig.Gate.Agents).Agent);
     }
