@@ -77,7 +77,8 @@ internal static class CommandLine
                 return Ok;
             case "--help" or "-h" or "help":
                 // "help policy check" is "policy check --help".
-                return await HelpAsync(args.Length == 1 ? "help" : string.Join(' ', args[1..]), stdout, stderr).ConfigureAwait(false);
+                var about = string.Join(' ', args[1..].Where(a => a is not ("-h" or "--help")));
+                return await HelpAsync(about.Length == 0 ? "help" : about, stdout, stderr).ConfigureAwait(false);
         }
 
         var row = Array.Find(CommandHelp.Commands, c => c.Command == command);

@@ -34,7 +34,7 @@ internal static class RunArguments
             var key = name == "--config" ? null : Array.Find(Flags, f => f.Flag == name).Key;
             if (key is null && name != "--config")
             {
-                return $"run: unknown option '{name}' (see chronoguard run --help)";
+                return $"run: {CommandLine.Unrecognised(name, Flags.Select(f => f.Flag).Append("--config"))} (see chronoguard run --help)";
             }
 
             if (value is null)
