@@ -199,7 +199,7 @@ internal static class CommandHelp
         var bestDistance = int.MaxValue;
         foreach (var name in names)
         {
-            var d = Distance(typed.ToLowerInvariant(), name);
+            var d = Distance(typed.ToLowerInvariant(), name.ToLowerInvariant());
             if (d < bestDistance)
             {
                 (best, bestDistance) = (name, d);

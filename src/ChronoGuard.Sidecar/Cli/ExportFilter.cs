@@ -78,7 +78,7 @@ internal sealed class ExportFilter
             if (!DecisionNames.TryParse(names[i], out var d))
             {
                 var all = Enumerable.Range(0, DecisionNames.Count).Select(k => DecisionNames.Name((Decision)k)).ToArray();
-                var near = CommandHelp.Nearest(names[i].ToUpperInvariant(), all);
+                var near = CommandHelp.Nearest(names[i], all);
                 throw new ArgumentException($"{option}: '{names[i]}' is not a decision{(near is null ? string.Empty : $" (did you mean {near}?)")}; decisions are {string.Join(", ", all)}");
             }
 
