@@ -312,5 +312,10 @@ public sealed class MetricsTests
         Assert.Equal(1, reloaded.Value("chronoguard_policy_info", ("sha256", Sha(path)), ("mode", "observe")));
         Assert.Single(reloaded["chronoguard_policy_info"].Samples);
         Assert.True(reloaded.Value("chronoguard_policy_last_reload_success_timestamp_seconds") * 1000 >= beforeReload - 1);
+
+        // Prometheus' own linter accepts the whole page (names, types, help, info-style gauges).
+        await ExternalTools.EnsureAsync("promtool");
+        var (code, lint) = await ExternalTools.RunAsync("promtool", ["check", "metrics"], TimeSpan.FromSeconds(60), await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.True(code == 0 && lint.Trim().Length == 0, $"promtool check metrics: exit {code}: {lint}");
     }
 }
