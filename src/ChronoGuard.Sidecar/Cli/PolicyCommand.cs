@@ -11,6 +11,11 @@ internal static class PolicyCommand
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        if (args.Length > 0 && args[0] == "suggest")
+        {
+            return PolicySuggestCommand.Run(args[1..], stdout, stderr);
+        }
+
         if (args.Length < 2 || args[0] is not ("check" or "explain"))
         {
             stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
