@@ -71,6 +71,16 @@ public sealed class PresetTests
     }
 
     [Fact]
+    public void The_presets_page_lists_each_preset_with_its_version_and_patterns()
+    {
+        var page = File.ReadAllText(Path.Combine(PresetDir, "../../../../docs/presets.md"));
+        foreach (var preset in PolicyPresets.All.Values)
+        {
+            Assert.Contains($"| `{preset.Name}` | {preset.Version} | {preset.Description} | {string.Join(", ", preset.Domains.Select(d => $"`{d}`"))} | {string.Join("<br>", preset.Sources)} |", page, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void An_unknown_preset_is_one_load_error_naming_it_and_its_path()
     {
         var error = PolicyFixture.LoadError("""
