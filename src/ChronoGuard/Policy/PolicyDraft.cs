@@ -66,37 +66,37 @@ internal sealed class PolicyDraft
             return;
         }
 
+        var where = $"{Clean(e.Host)}:{e.Port} (agent {Clean(e.Agent)})";
         var literal = IPAddress.TryParse(e.Host, out var hostAddress);
-        string? pattern = null;
-        if (literal && hostAddress!.AddressFamily == AddressFamily.InterNetworkV6)
+
+        // The address the guard judged: the one dialed or refused, or the literal itself.
+        var judged = IPAddress.TryParse(e.DialedIp, out var dialed) ? dialed : hostAddress;
+        var guard = judged is null ? null : DefaultGuard.Check(judged);
+        if (guard == Reasons.MetadataDestination)
         {
-            Note(_refused, $"{Clean(e.Host)}:{e.Port} (agent {Clean(e.Agent)}): an IPv6 literal cannot be a domain pattern; allow it with network.allowedCidrs and reach it by name", outcome);
-        }
-        else if (DomainNames.TryNormalizeEntry(port == 0 ? e.Host : string.Create(CultureInfo.InvariantCulture, $"{e.Host}:{port}"), out var normalized) is null
-            && !normalized.StartsWith("*.", StringComparison.Ordinal))
-        {
-            pattern = normalized;
+            // Neither the name nor the address: a name that leads there is the problem, not the policy.
+            Note(_refused, $"{where}: {judged} is a cloud metadata address; not suggested (an agent reaching it can take the host's credentials)", outcome);
+            return;
         }
 
-        if (pattern is not null)
+        if (literal && hostAddress!.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            Note(_refused, $"{where}: an IPv6 literal cannot be a domain pattern; reach it by a name (its address is in allowedCidrs if the guard needs it)", outcome);
+        }
+        else if (DomainNames.TryNormalizeEntry(port == 0 ? e.Host : string.Create(CultureInfo.InvariantCulture, $"{e.Host}:{port}"), out var pattern) is not null
+            || pattern.StartsWith("*.", StringComparison.Ordinal))
+        {
+            Note(_refused, $"{where}: not a domain name a pattern can hold", outcome);
+        }
+        else
         {
             var hosts = _agents.TryGetValue(e.Agent, out var h) ? h : _agents[e.Agent] = new(StringComparer.Ordinal);
             Note(hosts, pattern, dns ? outcome + " (DNS query)" : outcome);
         }
 
-        // The address the guard judged: the one dialed or refused, or the literal itself.
-        var judged = IPAddress.TryParse(e.DialedIp, out var dialed) ? dialed : hostAddress;
-        if (judged is not null && DefaultGuard.Check(judged) is { } reason)
+        if (guard is not null)
         {
-            var what = $"{Clean(e.Host)}:{e.Port} (agent {Clean(e.Agent)})";
-            if (reason == Reasons.MetadataDestination)
-            {
-                Note(_refused, $"{judged} for {what}: a cloud metadata address; not suggested (an agent reaching it can take the host's credentials)", outcome);
-            }
-            else
-            {
-                Note(_cidrs, judged.AddressFamily == AddressFamily.InterNetwork ? $"{judged}/32" : $"{judged}/128", what).Label ??= reason;
-            }
+            Note(_cidrs, judged!.AddressFamily == AddressFamily.InterNetwork ? $"{judged}/32" : $"{judged}/128", where).Label ??= guard;
         }
     }
 
@@ -233,21 +233,25 @@ internal sealed class PolicyDraft
             var exact = names.Where(n => !IPAddress.TryParse(n.Name, out _)).ToDictionary(n => n.Name, n => n.Comment, StringComparer.Ordinal);
             var literals = names.Where(n => IPAddress.TryParse(n.Name, out _)).ToList();
             var wild = new SortedDictionary<string, List<string>>(StringComparer.Ordinal); // base → folded names
-            for (var changed = true; changed;)
+            while (true)
             {
-                changed = false;
-                var groups = exact.Keys.Where(n => !Covered(n, wild.Keys)).Select(n => (Base: n, Folded: (List<string>)[n]))
+                // Candidates: names not yet under a wildcard, and the wildcards, grouped by parent.
+                var groups = exact.Keys.Where(n => !Covered(n, wild)).Select(n => (Base: n, Folded: (List<string>)[n]))
                     .Concat(wild.Select(w => (Base: w.Key, Folded: w.Value)))
                     .Where(g => g.Base.Contains('.', StringComparison.Ordinal))
                     .GroupBy(g => g.Base[(g.Base.IndexOf('.', StringComparison.Ordinal) + 1)..], StringComparer.Ordinal)
-                    .OrderByDescending(g => g.Key.Count(c => c == '.'));
-                foreach (var g in groups)
+                    .Where(g => g.Select(m => m.Base).Distinct(StringComparer.Ordinal).Count() >= FoldSiblings && !PublicSuffixes.IsPublicSuffix(g.Key) && !wild.ContainsKey(g.Key))
+                    .ToList();
+                if (groups.Count == 0)
                 {
-                    if (g.Select(m => m.Base).Distinct(StringComparer.Ordinal).Count() < FoldSiblings || PublicSuffixes.IsPublicSuffix(g.Key) || wild.ContainsKey(g.Key))
-                    {
-                        continue;
-                    }
+                    break;
+                }
 
+                // The deepest parents first, all of one depth at once (they are disjoint): a new
+                // wildcard may then be a sibling one level up, so regroup after each depth.
+                var depth = groups.Max(g => g.Key.Count(c => c == '.'));
+                foreach (var g in groups.Where(g => g.Key.Count(c => c == '.') == depth))
+                {
                     var folded = new List<string>();
                     foreach (var member in g)
                     {
@@ -255,13 +259,18 @@ internal sealed class PolicyDraft
                         wild.Remove(member.Base);
                     }
 
+                    // A deeper wildcard that was no sibling (its parent too few to fold) is now covered as well.
+                    foreach (var inner in wild.Keys.Where(k => Covered(k, g.Key)).ToList())
+                    {
+                        folded.AddRange(wild[inner]);
+                        wild.Remove(inner);
+                    }
+
                     wild[g.Key] = folded;
-                    changed = true;
-                    break; // regroup: the new wildcard may be a sibling one level up
                 }
             }
 
-            foreach (var (name, comment) in exact.Where(e => !Covered(e.Key, wild.Keys)).OrderBy(e => e.Key, StringComparer.Ordinal))
+            foreach (var (name, comment) in exact.Where(e => !Covered(e.Key, wild)).OrderBy(e => e.Key, StringComparer.Ordinal))
             {
                 result.Add((name + port, comment));
             }
@@ -283,11 +292,12 @@ internal sealed class PolicyDraft
         return result;
     }
 
-    private static bool Covered(string name, IEnumerable<string> wildcardParents)
+    /// <summary>Some wildcard parent is a proper suffix of <paramref name="name"/> (whole labels).</summary>
+    private static bool Covered(string name, SortedDictionary<string, List<string>> wildcardParents)
     {
-        foreach (var parent in wildcardParents)
+        for (var dot = name.IndexOf('.', StringComparison.Ordinal); dot >= 0; dot = name.IndexOf('.', dot + 1))
         {
-            if (name.Length > parent.Length + 1 && name.EndsWith(parent, StringComparison.Ordinal) && name[name.Length - parent.Length - 1] == '.')
+            if (wildcardParents.ContainsKey(name[(dot + 1)..]))
             {
                 return true;
             }
@@ -295,6 +305,9 @@ internal sealed class PolicyDraft
 
         return false;
     }
+
+    private static bool Covered(string name, string parent) =>
+        name.Length > parent.Length + 1 && name.EndsWith(parent, StringComparison.Ordinal) && name[name.Length - parent.Length - 1] == '.';
 
     private static string More(Seen seen) => seen.Truncated ? ", ..." : string.Empty;
 

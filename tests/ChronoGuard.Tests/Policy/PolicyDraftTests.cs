@@ -22,6 +22,7 @@ public sealed class PolicyDraftTests
             "x.com", "y.com", "z.com", // one label
             "a.r1.cdn.example.org", "b.r1.cdn.example.org", "c.r1.cdn.example.org", "r2.cdn.example.org", "r3.cdn.example.org",
             "cdn.example.org", // the parent itself: a wildcard does not cover it
+            "a.x.y.deep.example", "b.x.y.deep.example", "c.x.y.deep.example", "p1.deep.example", "p2.deep.example", "p3.deep.example", // *.x.y absorbed by *.deep
         ];
         foreach (var h in hosts)
         {
@@ -36,11 +37,13 @@ public sealed class PolicyDraftTests
         var policy = Compile(draft);
         Assert.Equal(
             [
-                "*.cdn.example.org", "a.co.uk", "a.svc.example.net:8443", "a.two.example.com", "b.co.uk", "b.svc.example.net:8443", "b.two.example.com",
+                "*.cdn.example.org", "*.deep.example", "a.co.uk", "a.svc.example.net:8443", "a.two.example.com", "b.co.uk", "b.svc.example.net:8443", "b.two.example.com",
                 "c.co.uk", "c.svc.example.net", "cdn.example.org", "one.github.io", "three.github.io", "two.github.io", "x.com", "y.com", "z.com",
             ],
             policy.MergedList(policy.Policies[0], blocked: false).Order(StringComparer.Ordinal));
-        Assert.Contains("\"*.cdn.example.org\", // 5 names folded: a.r1.cdn.example.org, b.r1.cdn.example.org, c.r1.cdn.example.org, r2.cdn.example.org, r3.cdn.example.org", draft.Render("test"), StringComparison.Ordinal);
+        var text = draft.Render("test");
+        Assert.Contains("\"*.cdn.example.org\", // 5 names folded: a.r1.cdn.example.org, b.r1.cdn.example.org, c.r1.cdn.example.org, r2.cdn.example.org, r3.cdn.example.org", text, StringComparison.Ordinal);
+        Assert.Contains("\"*.deep.example\", // 6 names folded: a.x.y.deep.example, b.x.y.deep.example, c.x.y.deep.example, p1.deep.example, p2.deep.example, p3.deep.example", text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -63,10 +66,11 @@ public sealed class PolicyDraftTests
         var text = draft.Render("test");
         var policy = Compile(draft);
         Assert.Equal(
-            ["denied.test", "lan.test", "limited.test", "meta.test", "odd-port.test:5432", "public.test", "resolver.test", "v6.internal.example"],
+            ["denied.test", "lan.test", "limited.test", "odd-port.test:5432", "public.test", "resolver.test", "v6.internal.example"],
             policy.MergedList(policy.Policies[0], blocked: false).Order(StringComparer.Ordinal));
         Assert.Equal(["10.0.0.7/32", "fd00::5/128"], policy.Network.AllowedCidrs.Select(c => c.ToString()));
-        Assert.Contains("//   169.254.169.254 for meta.test:80 (agent bot): a cloud metadata address; not suggested", text, StringComparison.Ordinal);
+        Assert.Contains("//   meta.test:80 (agent bot): 169.254.169.254 is a cloud metadata address; not suggested", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("169.254.169.254/32", text, StringComparison.Ordinal);
         Assert.Contains("//   pastebin.com:443 (agent bot): BLOCK domain_blocked", text, StringComparison.Ordinal);
         Assert.Contains("//   upload.test:443 (agent bot): POLICY_VIOLATION rule_deny", text, StringComparison.Ordinal);
         Assert.Contains("//   fronted.test:443 (agent bot): BLOCK sni_mismatch", text, StringComparison.Ordinal);
