@@ -6,7 +6,7 @@ using ChronoGuard.Policy;
 
 namespace ChronoGuard.Sidecar.Cli;
 
-/// <summary><c>chronoguard policy check|explain</c>.</summary>
+/// <summary><c>chronoguard policy check|explain</c>; <c>suggest</c> is <see cref="PolicySuggestCommand"/>.</summary>
 internal static class PolicyCommand
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -18,7 +18,7 @@ internal static class PolicyCommand
 
         if (args.Length < 2 || args[0] is not ("check" or "explain"))
         {
-            stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
+            stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601] | policy suggest --audit-dir DIR [--since T] [--agent A]");
             return CommandLine.UsageError;
         }
 
