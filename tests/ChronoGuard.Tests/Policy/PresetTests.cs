@@ -117,6 +117,11 @@ public sealed class PresetTests
               "policies": [ { "name": "base", "presets": ["npm", "github"] },
                             { "name": "team", "extends": ["base"], "allowedDomains": ["api.example.org"] } ] }
             """);
+        var check = new StringWriter();
+        Assert.Equal(0, PolicyCommand.Run(["check", file], check, TextWriter.Null));
+        Assert.Contains($"presets: policy base: github v{PolicyPresets.All["github"].Version} ({PolicyPresets.All["github"].Domains.Length} patterns), npm v{PolicyPresets.All["npm"].Version} (1 pattern)", check.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("policy team:", check.ToString(), StringComparison.Ordinal);
+
         var npm = new StringWriter();
         Assert.Equal(0, PolicyCommand.Run(["explain", file, "--target", "registry.npmjs.org:443"], npm, TextWriter.Null));
         Assert.Contains("domain: matches registry.npmjs.org (preset npm)", npm.ToString(), StringComparison.Ordinal);
