@@ -5,8 +5,9 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using ChronoGuard.Audit;
+using ChronoGuard.Policy;
 
-namespace ChronoGuard.Policy;
+namespace ChronoGuard.Sidecar.Cli;
 
 /// <summary>
 /// <c>policy suggest</c> (SPEC §9): decision records in, a policy draft out (JSON with comments) that

@@ -1,7 +1,9 @@
 using ChronoGuard.Audit;
 using ChronoGuard.Policy;
+using ChronoGuard.Sidecar.Cli;
+using ChronoGuard.Tests.Policy;
 
-namespace ChronoGuard.Tests.Policy;
+namespace ChronoGuard.Tests.Cli;
 
 /// <summary>
 /// What <c>policy suggest</c> makes of each kind of record: which refusals a draft may lift and which
