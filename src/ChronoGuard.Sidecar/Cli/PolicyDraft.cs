@@ -289,8 +289,60 @@ internal sealed class PolicyDraft
             }
         }
 
+        result = MergePorts(result);
         result.Sort((a, b) => StringComparer.Ordinal.Compare(a.Pattern.TrimStart('*', '.'), b.Pattern.TrimStart('*', '.')));
         return result;
+    }
+
+    /// <summary>At most this many port-scoped patterns per name, so a scan of many ports still gives a draft that loads.</summary>
+    public const int MaxPortsPerName = 16;
+
+    /// <summary>
+    /// A name seen on more than <see cref="MaxPortsPerName"/> ports gets ranges of adjacent ports, and,
+    /// when that is still too many, one range from the lowest to the highest (said in the comment: it
+    /// admits the ports between too). The compiler bounds the patterns one host can match.
+    /// </summary>
+    private static List<(string Pattern, string Comment)> MergePorts(List<(string Pattern, string Comment)> entries)
+    {
+        var byName = entries.Where(e => e.Pattern.Contains(':', StringComparison.Ordinal))
+            .GroupBy(e => e.Pattern[..e.Pattern.IndexOf(':', StringComparison.Ordinal)], StringComparer.Ordinal)
+            .Where(g => g.Count() > MaxPortsPerName)
+            .ToList();
+        if (byName.Count == 0)
+        {
+            return entries;
+        }
+
+        var merged = entries.Where(e => !byName.Exists(g => e.Pattern.StartsWith(g.Key + ":", StringComparison.Ordinal))).ToList();
+        foreach (var g in byName)
+        {
+            var ports = g.Select(e => int.Parse(e.Pattern.AsSpan(g.Key.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture)).Order().ToList();
+            var ranges = new List<(int Lo, int Hi)>();
+            foreach (var port in ports)
+            {
+                if (ranges.Count > 0 && ranges[^1].Hi + 1 == port)
+                {
+                    ranges[^1] = (ranges[^1].Lo, port);
+                }
+                else
+                {
+                    ranges.Add((port, port));
+                }
+            }
+
+            if (ranges.Count > MaxPortsPerName)
+            {
+                merged.Add((string.Create(CultureInfo.InvariantCulture, $"{g.Key}:{ports[0]}-{ports[^1]}"), $"{ports.Count} ports seen from {ports[0]} to {ports[^1]}: this range admits the ports between them too; narrow it"));
+                continue;
+            }
+
+            foreach (var (lo, hi) in ranges)
+            {
+                merged.Add((lo == hi ? string.Create(CultureInfo.InvariantCulture, $"{g.Key}:{lo}") : string.Create(CultureInfo.InvariantCulture, $"{g.Key}:{lo}-{hi}"), $"{ports.Count(p => p >= lo && p <= hi)} ports seen, adjacent"));
+            }
+        }
+
+        return merged;
     }
 
     /// <summary>Some wildcard parent is a proper suffix of <paramref name="name"/> (whole labels).</summary>

@@ -80,6 +80,26 @@ public sealed class PolicyDraftTests
     }
 
     [Fact]
+    public void A_name_seen_on_many_ports_gets_ranges_so_the_draft_still_loads()
+    {
+        var adjacent = new PolicyDraft();
+        var scattered = new PolicyDraft();
+        for (var p = 0; p < 200; p++)
+        {
+            adjacent.Add(Record("scan.test", 9000 + p));
+            adjacent.Add(Record("scan.test", 10_000 + p));
+            scattered.Add(Record("scan.test", 20_000 + (2 * p)));
+        }
+
+        adjacent.Add(Record("few.test", 8443));
+        var policy = Compile(adjacent);
+        Assert.Equal(["few.test:8443", "scan.test:10000-10199", "scan.test:9000-9199"], policy.MergedList(policy.Policies[0], blocked: false).Order(StringComparer.Ordinal));
+        var wide = Compile(scattered);
+        Assert.Equal(["scan.test:20000-20398"], wide.MergedList(wide.Policies[0], blocked: false));
+        Assert.Contains("200 ports seen from 20000 to 20398: this range admits the ports between them too", scattered.Render("test"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Agents_get_a_policy_each_and_log_text_cannot_break_out_of_a_comment()
     {
         var draft = new PolicyDraft();
