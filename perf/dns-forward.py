@@ -5,10 +5,10 @@ from its cache, measured with one client on loopback.
 Starts a dnspython resolver on 127.0.0.1 (answers every name with one A record), the sidecar from
 its Release build with Dns:Listen and Dns:Upstream pointed at that resolver, then asks N distinct
 names of the resolver directly and N others through the guard (each a forward: never cached), in
-alternating order, and prints the medians and their difference; then N times one cached name.
+alternating order, and prints p50/p90/p99 of each and their difference; then N times one cached name.
 Needs Debian's python3-dnspython (/usr/bin/python3). Usage: perf/dns-forward.py [N]
 """
-import os, socket, statistics, subprocess, sys, tempfile, threading, time
+import os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 import dns.message, dns.rrset
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
@@ -61,11 +61,19 @@ try:
     for i in range(N):
         direct.append(ask(upstream.getsockname(), 'd%d.bench.test' % i))
         guarded.append(ask(guard, 'g%d.bench.test' % i))
-    d, g = statistics.median(direct), statistics.median(guarded)
-    print('forwarded question, %d each: direct median %.0f us, through the guard %.0f us: the guard adds %.0f us (p90 %.0f vs %.0f us)'
-          % (N, d, g, g - d, statistics.quantiles(direct, n=10)[8], statistics.quantiles(guarded, n=10)[8]))
+    def pct(xs, q):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+    print('forwarded question, %d sequential each (alternating), one client, latency in us:' % N)
+    print('  %-22s %8s %8s %8s' % ('', 'p50', 'p90', 'p99'))
+    print('  %-22s %8.0f %8.0f %8.0f' % ('upstream directly', pct(direct, .5), pct(direct, .9), pct(direct, .99)))
+    print('  %-22s %8.0f %8.0f %8.0f' % ('through the guard', pct(guarded, .5), pct(guarded, .9), pct(guarded, .99)))
+    print('  %-22s %8.0f %8.0f %8.0f' % ('added by the guard', pct(guarded, .5) - pct(direct, .5), pct(guarded, .9) - pct(direct, .9), pct(guarded, .99) - pct(direct, .99)))
+    pairs = [g - d for d, g in zip(direct, guarded)]
+    print('  %-22s %8.0f %8.0f %8.0f' % ('paired difference', pct(pairs, .5), pct(pairs, .9), pct(pairs, .99)))
     cached = [ask(guard, 'cached.bench.test') for _ in range(N)]
     print('cached answer through the guard: median %.0f us (one Python client, its own cost included)' % statistics.median(cached))
 finally:
     sidecar.terminate()
     sidecar.wait()
+    shutil.rmtree(work, ignore_errors=True)
