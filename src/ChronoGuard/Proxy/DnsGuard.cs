@@ -258,29 +258,49 @@ internal sealed class DnsGuard : IAsyncDisposable
             return DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span);
         }
 
-        var response = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
-        var rebuilt = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+        // While the question waits it holds only a UDP-sized buffer (1,024 waiting: 4 MiB); an upstream
+        // that sends more than it was offered (DnsAnswers.UdpPayload) over UDP gets the client SERVFAIL.
+        var response = ArrayPool<byte>.Shared.Rent(UdpCeiling);
+        byte[]? whole = null;
         try
         {
             var got = cancellationToken.IsCancellationRequested ? -1 : await AskUdp(query.Span, question.Type, response).ConfigureAwait(false);
+            var answer = response;
             if (got >= 4 && DnsWire.Truncated(DnsWire.Flags(response)))
             {
-                got = await AskTcpAsync(query, question.Type, response, cancellationToken).ConfigureAwait(false);
+                whole = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+                got = await AskTcpAsync(query, question.Type, whole, cancellationToken).ConfigureAwait(false);
+                answer = whole;
             }
 
-            var length = got < 0 ? -1 : Rebuild(response.AsSpan(0, got), query.Span, question.Type, rebuilt);
-            if (length < 0)
-            {
-                return DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span);
-            }
-
-            return DnsAnswers.Serve(rebuilt.AsSpan(0, length), default, null, query.Span, question.QuestionEnd, question.Opt, question.UdpLimit, dst.Span);
+            return got < 0 ? DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span)
+                : AnswerFromUpstream(answer.AsSpan(0, got), query.Span, question, dst.Span);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(response);
-            ArrayPool<byte>.Shared.Return(rebuilt);
+            if (whole is not null)
+            {
+                ArrayPool<byte>.Shared.Return(whole);
+            }
+
             Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    /// <summary>The upstream's answer rebuilt, cached and remembered, and the client's copy written into <paramref name="dst"/> (SERVFAIL when it is no answer to give).</summary>
+    private int AnswerFromUpstream(ReadOnlySpan<byte> response, ReadOnlySpan<byte> query, DnsQuestion question, Span<byte> dst)
+    {
+        var rebuilt = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+        try
+        {
+            var length = Rebuild(response, query, question.Type, rebuilt);
+            return length < 0 ? DnsAnswers.WriteEmpty(query, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst)
+                : DnsAnswers.Serve(rebuilt.AsSpan(0, length), default, null, query, question.QuestionEnd, question.Opt, question.UdpLimit, dst);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rebuilt);
         }
     }
 

@@ -88,8 +88,8 @@ internal sealed class DnsUpstream : IDisposable
 
     /// <summary>
     /// Sends (<paramref name="name"/>, <paramref name="type"/>) upstream; the result is the length of
-    /// its answer, copied into <paramref name="response"/> (which must hold <see cref="DnsWire.MaxMessage"/>
-    /// bytes), or -1: no answer in time, the socket failed, every slot is taken, or the exchange is disposed.
+    /// its answer, copied into <paramref name="response"/>, or -1: no answer in time, an answer longer
+    /// than <paramref name="response"/>, the socket failed, every slot is taken, or the exchange is disposed.
     /// </summary>
     public ValueTask<int> AskAsync(ReadOnlySpan<byte> name, ushort type, byte[] response)
     {
@@ -147,7 +147,7 @@ internal sealed class DnsUpstream : IDisposable
         return new ValueTask<int>(question, version);
     }
 
-    /// <summary>Gives up every waiting question (-1), closes the sockets and waits for their threads.</summary>
+    /// <summary>Gives up every waiting question (-1), closes the sockets and waits for their threads (but the one it runs on, if any).</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -423,7 +423,11 @@ internal sealed class DnsUpstream : IDisposable
         }
 
         Interlocked.CompareExchange(ref _byId[question.Id], 0, question.Index + 1);
-        if (length > 0)
+        if (length > question.Response!.Length)
+        {
+            length = -1;
+        }
+        else if (length > 0)
         {
             answer.CopyTo(question.Response);
         }

@@ -22,7 +22,9 @@ internal sealed class DnsUpstreamSocket
     public DnsUpstreamSocket(IPEndPoint upstream, int index)
     {
         Index = index;
-        Socket = new Socket(upstream.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        // A burst of answers (a quarter of the guard's 1,024 questions in flight) must not overflow the
+        // default receive buffer while this socket's thread is not running; the kernel caps it at rmem_max.
+        Socket = new Socket(upstream.AddressFamily, SocketType.Dgram, ProtocolType.Udp) { ReceiveBufferSize = 1 << 20 };
         try
         {
             Socket.Connect(upstream);
