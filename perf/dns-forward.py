@@ -13,7 +13,7 @@
 
 Needs Debian's python3-dnspython (/usr/bin/python3), `dotnet build -c Release src/ChronoGuard.Sidecar`
 and, for --throughput, `dotnet build -c Release bench/ChronoGuard.Benchmarks`.
-Usage: perf/dns-forward.py [N] [--guard-cpu C] [--throughput SECONDS] [--clients K] [--client-cpu C]
+Usage: perf/dns-forward.py [N] [--guard-cpu C] [--throughput SECONDS] [--clients K] [--client-cpu C] [--rt] [--client python|csharp] [--sidecar DLL]
 """
 import argparse, multiprocessing, os, shutil, socket, subprocess, sys, tempfile, threading, time
 import dns.message, dns.rrset
@@ -24,10 +24,15 @@ parser.add_argument('--guard-cpu', type=int)
 parser.add_argument('--throughput', type=int, default=0)
 parser.add_argument('--clients', type=int, default=2)
 parser.add_argument('--client-cpu', type=int, default=1)
+parser.add_argument('--rt', action='store_true', help='run the sidecar and the throughput client under chrt -f 10 (root): on a machine others load, the nearest to a core of its own')
+parser.add_argument('--client', choices=['python', 'csharp'], default='python', help='csharp: the client and the resolver of `ChronoGuard.Benchmarks dns-forward-latency` (blocking sockets, no interpreter in the way) instead of dnspython; not with --throughput')
+parser.add_argument('--sidecar', help='chronoguard.dll to measure (default: this tree\'s Release build), e.g. an older build for a before/after')
 args = parser.parse_args()
+if args.client == 'csharp' and args.throughput:
+    parser.error('--client csharp measures the latency only')
 N = args.n
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-dll = os.path.join(repo, 'src/ChronoGuard.Sidecar/bin/Release/net10.0/chronoguard.dll')
+dll = args.sidecar or os.path.join(repo, 'src/ChronoGuard.Sidecar/bin/Release/net10.0/chronoguard.dll')
 bench = os.path.join(repo, 'bench/ChronoGuard.Benchmarks/bin/Release/net10.0/ChronoGuard.Benchmarks.dll')
 
 def serve(sock):
@@ -42,9 +47,13 @@ def serve(sock):
 # and the two paths would not wait on it alike.
 upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 upstream.bind(('127.0.0.1', 0))
-resolver = multiprocessing.Process(target=serve, args=(upstream,), daemon=True)
-resolver.start()
 upstream_address = upstream.getsockname()
+if args.client == 'csharp':
+    upstream.close()  # the port is the C# resolver's to bind
+    resolver = None
+else:
+    resolver = multiprocessing.Process(target=serve, args=(upstream,), daemon=True)
+    resolver.start()
 
 work = tempfile.mkdtemp(prefix='cg-dns-perf-')
 policy = os.path.join(work, 'policy.json')
@@ -53,7 +62,8 @@ with open(policy, 'w') as f:
             ' "policies": [ { "name": "p", "allowedDomains": ["*.bench.test", "api.example.com"] } ] }' % ('0' * 64))
 env = dict(os.environ, CHRONOGUARD__Dns__Listen='127.0.0.1:0', CHRONOGUARD__Dns__Upstream='127.0.0.1:%d' % upstream_address[1],
            CHRONOGUARD__Dns__Agent='bot', CHRONOGUARD__Policy__Watch='false')
-pin = ['taskset', '-c', str(args.guard_cpu)] if args.guard_cpu is not None else []
+rt = ['chrt', '-f', '10'] if args.rt else []
+pin = rt + (['taskset', '-c', str(args.guard_cpu)] if args.guard_cpu is not None else [])
 sidecar = subprocess.Popen(pin + ['dotnet', dll, 'run', '--listen', '127.0.0.1:0', '--stats', '127.0.0.1:0', '--audit-dir', os.path.join(work, 'audit'), '--policy', policy],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 guard = None
@@ -84,6 +94,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 try:
+    if args.client == 'csharp':
+        print(subprocess.run(['dotnet', bench, 'dns-forward-latency', str(N), '%s:%d' % guard, str(upstream_address[1])],
+                             capture_output=True, text=True, check=True).stdout.strip())
+        sys.exit(0)
     for i in range(500):  # warm-up: JIT, sockets
         ask(upstream_address, 'w%d.bench.test' % i)
         ask(guard, 'w%d.bench.test' % i)
@@ -91,8 +105,8 @@ try:
     for i in range(N):
         direct.append(ask(upstream_address, 'd%d.bench.test' % i))
         guarded.append(ask(guard, 'g%d.bench.test' % i))
-    print('forwarded question, %d sequential each (alternating), one client, latency in us%s:'
-          % (N, '' if args.guard_cpu is None else ', sidecar on CPU %d' % args.guard_cpu))
+    print('forwarded question, %d sequential each (alternating), one client, latency in us%s%s:'
+          % (N, '' if args.guard_cpu is None else ', sidecar on CPU %d' % args.guard_cpu, ', sidecar under chrt -f 10' if args.rt else ''))
     print('  %-22s %8s %8s %8s' % ('', 'p50', 'p90', 'p99'))
     print('  %-22s %8.0f %8.0f %8.0f' % ('upstream directly', pct(direct, .5), pct(direct, .9), pct(direct, .99)))
     print('  %-22s %8.0f %8.0f %8.0f' % ('through the guard', pct(guarded, .5), pct(guarded, .9), pct(guarded, .99)))
@@ -105,7 +119,7 @@ try:
     if args.throughput:
         ask(guard, 'api.example.com')  # now cached
         before = cpu_seconds(sidecar.pid)
-        out = subprocess.run(['taskset', '-c', str(args.client_cpu), 'dotnet', bench, 'dns-throughput', str(args.throughput), str(args.clients), '%s:%d' % guard],
+        out = subprocess.run(rt + ['taskset', '-c', str(args.client_cpu), 'dotnet', bench, 'dns-throughput', str(args.throughput), str(args.clients), '%s:%d' % guard],
                              capture_output=True, text=True, check=True).stdout.strip()
         used = cpu_seconds(sidecar.pid) - before
         answered = int(out.split('answers: ')[1].split(' ')[0])
@@ -115,5 +129,6 @@ try:
 finally:
     sidecar.terminate()
     sidecar.wait()
-    resolver.terminate()
+    if resolver is not None:
+        resolver.terminate()
     shutil.rmtree(work, ignore_errors=True)

@@ -25,4 +25,10 @@ if (args.Length > 0 && args[0] == "dns-throughput")
     return;
 }
 
+if (args.Length > 3 && args[0] == "dns-forward-latency")
+{
+    DnsForwardLatency.Run(Console.Out, int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), System.Net.IPEndPoint.Parse(args[2]), int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
