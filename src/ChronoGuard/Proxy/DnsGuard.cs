@@ -258,7 +258,7 @@ internal sealed class DnsGuard : IAsyncDisposable
             return DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span);
         }
 
-        // While the question waits it holds only a UDP-sized buffer (1,024 waiting: 4 MiB); an upstream
+        // While the question waits it holds only a UDP-sized buffer here (1,024 waiting: 4 MiB); an upstream
         // that sends more than it was offered (DnsAnswers.UdpPayload) over UDP gets the client SERVFAIL.
         var response = ArrayPool<byte>.Shared.Rent(UdpCeiling);
         byte[]? whole = null;

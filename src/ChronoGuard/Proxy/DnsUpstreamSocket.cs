@@ -12,11 +12,12 @@ namespace ChronoGuard.Proxy;
 /// </summary>
 internal sealed class DnsUpstreamSocket
 {
-    /// <summary>In <see cref="_carrying"/>: closed, takes no question.</summary>
-    private const int Closed = int.MinValue;
+    /// <summary>In <see cref="_carrying"/>: closed, takes no question (half of int's range below 0, so counting never wraps it back).</summary>
+    private const int Closed = int.MinValue / 2;
 
     private int _carrying;
     private int _retired;
+    private int _closed;
     private int _sent;
 
     public DnsUpstreamSocket(IPEndPoint upstream, int index)
@@ -43,7 +44,8 @@ internal sealed class DnsUpstreamSocket
 
     public Thread? Thread { get; set; }
 
-    public bool IsClosed => Volatile.Read(ref _carrying) < 0;
+    /// <summary>Its receive thread ends when it sees this (after the <c>recv</c> that shutting it down returns).</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     public bool IsRetired => Volatile.Read(ref _retired) != 0;
 
@@ -55,7 +57,7 @@ internal sealed class DnsUpstreamSocket
     /// <summary>Takes one more question; false when the socket is already closed (ask the one that replaced it).</summary>
     public bool TryCarry()
     {
-        if (Interlocked.Increment(ref _carrying) > 0)
+        if (Interlocked.Increment(ref _carrying) > 0 && !IsClosed)
         {
             return true;
         }
@@ -98,6 +100,7 @@ internal sealed class DnsUpstreamSocket
 
     private void Shut()
     {
+        Interlocked.Exchange(ref _closed, 1);
         try
         {
             // Closing a socket does not wake a thread blocked in recv on Linux; shutting its reading side does (recv returns 0).
