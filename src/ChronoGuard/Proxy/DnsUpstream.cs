@@ -121,9 +121,10 @@ internal sealed class DnsUpstream : IDisposable
         question.QuestionEnd = end + 4;
         question.Response = response;
         question.Deadline = _time.GetTimestamp() + _timeoutTicks;
-        var socket = Carry(random[2] % _sockets.Length);
+        var socket = question.AskLength < 0 ? null : Carry(random[2] % _sockets.Length);
         if (socket is null)
         {
+            // Disposed meanwhile (or a name the query cannot hold, which the guard's reader never gives).
             Interlocked.Exchange(ref _byId[id], 0);
             question.Response = null;
             Volatile.Write(ref question.State, question.State & ~DnsUpstreamQuestion.PhaseMask);

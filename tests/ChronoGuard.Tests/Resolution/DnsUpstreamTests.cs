@@ -246,6 +246,23 @@ public sealed class DnsUpstreamTests : IDisposable
         Assert.Equal(-1, await answer.AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
     }
 
+    [Fact]
+    public async Task A_name_the_query_cannot_hold_is_given_up_at_once_and_frees_its_slot()
+    {
+        using var exchange = Exchange(capacity: 1);
+        var tooLong = exchange.AskAsync(Encoding.ASCII.GetBytes(string.Join('.', Enumerable.Repeat(new string('a', 63), 5))), DnsWire.TypeA, new byte[512]);
+        Assert.True(tooLong.IsCompleted);
+        Assert.Equal(-1, await tooLong);
+
+        // The only slot is free again: the next question is sent and answered.
+        var response = new byte[512];
+        var answer = exchange.AskAsync("fits.test"u8, DnsWire.TypeA, response);
+        var asked = await _upstream.NextAsync();
+        _upstream.Send(asked.From, ScriptedUpstream.AnswerTo(asked, Genuine));
+        var length = await answer.AsTask().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(Genuine, response[(length - 4)..length]);
+    }
+
     private DnsUpstream Exchange(int sockets = 1, int capacity = DnsGuard.MaxForwardsInFlight, int questionsPerSocket = DnsUpstream.DefaultQuestionsPerSocket) =>
         new(_upstream.EndPoint, capacity, TimeoutMs, _clock, NullLogger.Instance, sockets, questionsPerSocket);
 }
