@@ -25,9 +25,6 @@ internal sealed class PolicyDraft
     /// <summary>The placeholder token hash: no token hashes to it, so the agent cannot authenticate until it is replaced.</summary>
     public const string TokenPlaceholder = "0000000000000000000000000000000000000000000000000000000000000000";
 
-    // The guard as a draft's network section leaves it: no private destination, no extra range.
-    private static readonly NetworkGuard DefaultGuard = new(allowPrivate: false, [], [80, 443], requireSniMatch: true);
-
     private readonly SortedDictionary<string, SortedDictionary<string, Seen>> _agents = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, Seen> _cidrs = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, Seen> _refused = new(StringComparer.Ordinal);
@@ -70,9 +67,10 @@ internal sealed class PolicyDraft
         var where = $"{Clean(e.Host)}:{e.Port} (agent {Clean(e.Agent)})";
         var literal = IPAddress.TryParse(e.Host, out var hostAddress);
 
-        // The address the guard judged: the one dialed or refused, or the literal itself.
+        // The address the guard judged: the one dialed or refused, or the literal itself, judged by the
+        // guard a draft's network section leaves in place (no private destination, no extra range).
         var judged = IPAddress.TryParse(e.DialedIp, out var dialed) ? dialed : hostAddress;
-        var guard = judged is null ? null : DefaultGuard.Check(judged);
+        var guard = judged is null ? null : NetworkGuard.Default.Check(judged);
         if (guard == Reasons.MetadataDestination)
         {
             // Neither the name nor the address: a name that leads there is the problem, not the policy.

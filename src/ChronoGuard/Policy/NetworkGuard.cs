@@ -72,8 +72,15 @@ internal sealed class NetworkGuard
         }
     }
 
-    /// <summary>Everything allowed: observe mode with no policy file.</summary>
-    public static NetworkGuard Open { get; } = new(allowPrivate: true, [], allowedPorts: null, requireSniMatch: false);
+    /// <summary>The ports a policy file without <c>network.allowedPorts</c> allows.</summary>
+    public static IReadOnlyList<int> DefaultPorts { get; } = [80, 443];
+
+    /// <summary>
+    /// The guard of a policy file without a <c>network</c> section, and of a run without a policy file:
+    /// observe mode there records what this guard would refuse (SPEC §3), so that the first enforce
+    /// policy, with the same defaults, refuses nothing the observe run recorded as allowed.
+    /// </summary>
+    public static NetworkGuard Default { get; } = new(allowPrivate: false, [], DefaultPorts, requireSniMatch: true);
 
     public bool AllowPrivate { get; }
 

@@ -234,8 +234,13 @@ internal static partial class PolicyCompiler
 
     private static NetworkGuard ValidateNetwork(NetworkEntry? n)
     {
+        if (n is null)
+        {
+            return NetworkGuard.Default;
+        }
+
         var cidrs = new List<IPNetwork>();
-        var list = n?.AllowedCidrs ?? [];
+        var list = n.AllowedCidrs ?? [];
         for (var i = 0; i < list.Count; i++)
         {
             if (!IPNetwork.TryParse(list[i], out var net))
@@ -247,7 +252,7 @@ internal static partial class PolicyCompiler
         }
 
         // The reader has already bounded each port to 1..65535.
-        return new NetworkGuard(n?.AllowPrivateDestinations ?? false, cidrs, n?.AllowedPorts ?? [80, 443], n?.RequireSniMatch ?? true);
+        return new NetworkGuard(n.AllowPrivateDestinations, cidrs, n.AllowedPorts ?? NetworkGuard.DefaultPorts, n.RequireSniMatch ?? true);
     }
 
     /// <summary>

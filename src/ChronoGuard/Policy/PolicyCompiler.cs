@@ -367,7 +367,12 @@ internal static partial class PolicyCompiler
         return agents;
     }
 
-    /// <summary>The built-in policy when no file is configured: observe mode, one anonymous agent, everything allowed.</summary>
+    /// <summary>
+    /// The built-in policy when no file is configured: observe mode, one anonymous agent, every domain
+    /// allowed, and the network guard of a file without a <c>network</c> section. Observe mode forwards
+    /// whatever the guard says, so only the records change: they say what the first enforce policy
+    /// would refuse (a private address, a port outside 80 and 443, a ClientHello naming another host).
+    /// </summary>
     public static CompiledPolicy Observe(AgentRegistry registry, int maxTunnelsPerAgent)
     {
         var anonymous = new AgentPlan
@@ -382,7 +387,7 @@ internal static partial class PolicyCompiler
         {
             IsObserve = true,
             DefaultAllow = true,
-            Network = NetworkGuard.Open,
+            Network = NetworkGuard.Default,
             Automaton = DomainAutomaton.Build([]),
             Patterns = [],
             PortScoped = [],

@@ -117,13 +117,41 @@ internal sealed class RequestScope
 
     /// <summary>
     /// A refusal the front end gives a decided request (a loop, a name that does not bind to its
-    /// address): it becomes the decision. In observe mode it is let through and recorded as not
-    /// enforced, unless <paramref name="always"/> (a refusal that must hold even there).
+    /// address). In observe mode it is let through and recorded as not enforced, unless
+    /// <paramref name="always"/> (a refusal that must hold even there, and then is the decision). Else
+    /// it becomes the decision only if nothing refused the request before (<see cref="Refused"/>).
     /// </summary>
     public void Overrule(in DecisionResult refusal, bool always)
     {
-        Decision.Result = refusal;
-        Decision.Allowed = !always && Decision.Allowed && Decision.Policy is { IsObserve: true };
+        if (always)
+        {
+            Decision.Result = refusal;
+            Decision.Allowed = false;
+            return;
+        }
+
+        Refused(refusal);
+        Decision.Allowed = Decision.Allowed && Decision.Policy is { IsObserve: true };
+    }
+
+    /// <summary>
+    /// A refusal that says more exactly why the gate's own refusal holds (a nameless redirected
+    /// destination nothing allows is <c>unresolved_destination</c>, not <c>default_deny</c>): it takes
+    /// that refusal's place, in every mode, and lets through exactly what it let through.
+    /// </summary>
+    public void Restate(in DecisionResult refusal) => Decision.Result = refusal;
+
+    /// <summary>
+    /// A later check refused the request: the record keeps the first refusal (SPEC §4's order), since
+    /// enforce stops there and never runs the later check. So in observe mode, where every check runs,
+    /// a guard, TLS or binding refusal never hides the <c>domain_blocked</c> before it.
+    /// </summary>
+    private void Refused(in DecisionResult refusal)
+    {
+        if (Decision.Result.IsAllow)
+        {
+            Decision.Result = refusal;
+        }
     }
 
     /// <summary>
@@ -146,10 +174,11 @@ internal sealed class RequestScope
     /// <summary>
     /// The network guard over every resolved address, as one verdict (SPEC §4): the addresses that
     /// pass are moved to the front and only they are dialed, and the decision stands as it was; only
-    /// when none passes does the guard's refusal become the decision (with the first refused address),
-    /// and then observe mode dials them all. Judging an address never changes the decision by itself,
-    /// so a name that also resolves to a refused address is recorded as what happened: the dial to the
-    /// allowed one. Returns how many addresses to dial (0: refused).
+    /// when none passes does the guard's refusal become the decision (with the first refused address;
+    /// unless an earlier step refused already, observe mode having let that through), and then observe
+    /// mode dials them all. Judging an address never changes the decision by itself, so a name that
+    /// also resolves to a refused address is recorded as what happened: the dial to the allowed one.
+    /// Returns how many addresses to dial (0: refused).
     /// </summary>
     public int JudgeAddresses(IPAddress[] addresses)
     {
@@ -177,10 +206,12 @@ internal sealed class RequestScope
             return passed;
         }
 
-        Decision.Result = refusal;
+        // The guard's verdict on the address dialed replaces its verdict on the first only when the
+        // guard's refusal is the decision.
+        _guardRefused = observed && Decision.Result.IsAllow;
+        Refused(refusal);
         Decision.Dialed = refused;
         Decision.Allowed = observed;
-        _guardRefused = observed;
         return observed ? addresses.Length : 0;
     }
 
@@ -202,7 +233,7 @@ internal sealed class RequestScope
         var verdict = _gate.CheckClientHello(Decision, firstBytes, end, out var judged);
         if (verdict != SniVerdict.NeedMore && !judged.IsAllow)
         {
-            Decision.Result = judged;
+            Refused(judged);
             Decision.Allowed = verdict == SniVerdict.Pass;
         }
 
@@ -332,7 +363,17 @@ internal sealed class RequestScope
     public Task FailAsync(int status, string reason, bool answer = true)
     {
         _closeReason ??= reason;
-        if (!_recorded)
+        if (!_recorded && !Decision.Result.IsAllow)
+        {
+            // A refusal observe mode let through, then the dial failed: the record keeps the refusal
+            // (what enforce would have done) with the status the client got, and the close record
+            // tells the failure.
+            Decision.Result.Status = status;
+            Record(status);
+            _failedAfterRecord = true;
+            _closeStatus = answer ? status : 0;
+        }
+        else if (!_recorded)
         {
             Decision.Result.Status = status;
             Decision.Result.Reason = reason;

@@ -323,7 +323,7 @@ internal sealed class TransparentConnection : ClientConnection
         scope.Decision.Dialed = (_destination ?? Transport.LocalEndPoint)!.Address;
         if (nameless && scope.Decision.Result.Reason == Reasons.DefaultDeny)
         {
-            scope.Overrule(DecisionResult.Refuse(Decision.Block, 403, ProxyReasons.UnresolvedDestination), always: false);
+            scope.Restate(DecisionResult.Refuse(Decision.Block, 403, ProxyReasons.UnresolvedDestination));
         }
     }
 
