@@ -103,7 +103,7 @@ internal static class CommandHelp
         usage: chronoguard policy check|explain|suggest ...
 
           policy check    FILE     compile a policy file; exit 0 valid, 1 invalid (one line naming the line and JSON path)
-          policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
+          policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601] [--resolve | --resolver IP:PORT]
                                    walk the decision step by step; exit 0 allowed, 1 refused
           policy suggest  --audit-dir DIR [--since T] [--agent A]
                                    a policy draft allowing what an audit log shows was asked for
@@ -119,15 +119,21 @@ internal static class CommandHelp
         """;
 
     private const string PolicyExplain = """
-        usage: chronoguard policy explain FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
+        usage: chronoguard policy explain FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601] [--resolve | --resolver IP:PORT]
 
-        Decides one request as the proxy would and prints each step. Exit 0 allowed, 1 refused, 2 usage.
+        Decides one request as the proxy would and prints each step. Exit 0 allowed, 1 refused (or, with
+        --resolve, no address to dial), 2 usage or no answer from the resolver.
 
           --agent A          the agent (may be left out when the policy has one agent)
           --target HOST:PORT the CONNECT target, or the host and port of a plain-HTTP request
           --method M         an HTTP method (plain HTTP or inside an inspected tunnel; default CONNECT)
           --path P           the request path, as the agent sends it
           --at T             decide at this ISO-8601 time (default now; time windows and grants)
+          --resolve          resolve a host name with the system resolver (what run uses) and judge every
+                             address with the network guard as the proxy does: refused when none passes,
+                             else only those that pass are dialed. Without it a name's addresses are not
+                             judged, and an ALLOW says so
+          --resolver IP:PORT resolve with this DNS server instead (A and AAAA; port 53 by default)
         """;
 
     private const string Ca = """

@@ -1,15 +1,21 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
 
 namespace ChronoGuard.Sidecar.Cli;
 
 /// <summary><c>chronoguard policy check|explain</c>; <c>suggest</c> is <see cref="PolicySuggestCommand"/>.</summary>
 internal static class PolicyCommand
 {
-    private static readonly string[] ExplainOptions = ["--agent", "--target", "--method", "--path", "--at"];
+    private static readonly string[] ExplainOptions = ["--agent", "--target", "--method", "--path", "--at", "--resolve", "--resolver"];
+
+    /// <summary>How long <c>--resolve</c> waits for an answer: the proxy's own default (Proxy:ConnectTimeoutMs).</summary>
+    private static readonly TimeSpan ResolveTimeout = TimeSpan.FromMilliseconds(new ProxyOptions().ConnectTimeoutMs);
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -22,7 +28,7 @@ internal static class PolicyCommand
         {
             stderr.WriteLine(args.Length > 0 && args[0] == "check"
                 ? "policy check: usage: chronoguard policy check FILE"
-                : "policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601] | policy suggest --audit-dir DIR [--since T] [--agent A]");
+                : "policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601] [--resolve | --resolver IP:PORT] | policy suggest --audit-dir DIR [--since T] [--agent A]");
             return CommandLine.UsageError;
         }
 
@@ -68,12 +74,21 @@ internal static class PolicyCommand
     private static int Explain(CompiledPolicy policy, string[] args, TextWriter stdout, TextWriter stderr)
     {
         string? agentId = null, target = null, method = null, path = null, at = null;
+        IDnsResolver? resolver = null;
+        var resolverName = "the system resolver";
         for (var i = 0; i < args.Length; i++)
         {
             if (Array.IndexOf(ExplainOptions, args[i]) < 0)
             {
                 stderr.WriteLine("policy explain: " + CommandLine.Unrecognised(args[i], ExplainOptions));
                 return CommandLine.UsageError;
+            }
+
+            if (args[i] == "--resolve")
+            {
+                // The resolver run uses (getaddrinfo): on the sidecar's host, the answers the proxy gets.
+                resolver ??= SystemDnsResolver.Instance;
+                continue;
             }
 
             if (i + 1 >= args.Length)
@@ -89,6 +104,17 @@ internal static class PolicyCommand
                 case "--method": method = args[++i]; break;
                 case "--path": path = args[++i]; break;
                 case "--at": at = args[++i]; break;
+                case "--resolver":
+                    if (!IPEndPoint.TryParse(args[++i], out var server) || server.Address.Equals(IPAddress.Any) || server.Address.Equals(IPAddress.IPv6Any))
+                    {
+                        stderr.WriteLine($"policy explain: --resolver '{args[i]}' is not an IP:PORT (a DNS server's address, e.g. 10.96.0.10:53)");
+                        return CommandLine.UsageError;
+                    }
+
+                    server.Port = server.Port == 0 ? 53 : server.Port;
+                    resolver = new DnsServerResolver(server);
+                    resolverName = $"the DNS server {server}";
+                    break;
                 default:
                     stderr.WriteLine($"policy explain: unknown option '{args[i]}'");
                     return CommandLine.UsageError;
@@ -153,6 +179,7 @@ internal static class PolicyCommand
 
         trace.Step($"agent {agent.Id}: {(agent.Suspended ? "suspended" : "active")}, policies in order: {string.Join(", ", agent.Order.Select(p => $"{p.Name} ({p.Priority}, lineage {string.Join(" < ", p.Lineage)})"))}");
         DecisionResult result;
+        var addresses = string.Empty;
         var host = targetBytes.AsSpan(hostSeg.Start, hostSeg.Length);
         var inner = method is not (null or "CONNECT") && policy.Inspects(agent, host, port);
         if (agent.Suspended)
@@ -191,15 +218,102 @@ internal static class PolicyCommand
                 result = ExplainCredential(policy, agent, facts.Host, port, inner, connect, now, result, trace, stdout);
             }
 
-            if (result.IsAllow && !CompiledPolicy.TryParseLiteral(facts.Host, out _))
+            // An IP literal was judged by the guard inside the decision; a name only at its resolved addresses.
+            var name = Encoding.ASCII.GetString(host);
+            if (!CompiledPolicy.TryParseLiteral(facts.Host, out _))
             {
-                trace.Step("network guard: the resolved address is checked when the proxy dials (explain does not resolve names)");
+                if (result.IsAllow && resolver is null)
+                {
+                    trace.Step($"network guard: not judged: explain did not resolve {name}; the proxy refuses the request if no address of it passes the guard (add --resolve to judge them)");
+                    addresses = "; addresses not judged (no --resolve)";
+                }
+                else if (result.IsAllow)
+                {
+                    if (JudgeAddresses(policy, name, resolver!, resolverName, trace, stderr, ref result, out addresses) is { } failed)
+                    {
+                        return failed;
+                    }
+                }
+                else if (resolver is not null)
+                {
+                    trace.Step($"resolve: {name} not resolved: the proxy resolves a name only for a request that could be allowed");
+                }
             }
         }
 
         var retry = result.RetryAt is { } r ? $", retry at {r.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}" : result.RetryAfterSeconds >= 0 ? $", retry after {result.RetryAfterSeconds} s" : string.Empty;
-        stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{(result.Credential is null ? string.Empty : ", credential " + result.Credential.Name)}{retry})");
-        return result.IsAllow ? CommandLine.Ok : CommandLine.CheckFailed;
+        stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{(result.Credential is null ? string.Empty : ", credential " + result.Credential.Name)}{retry}){addresses}");
+        return result.IsAllow && result.Status == 200 ? CommandLine.Ok : CommandLine.CheckFailed;
+    }
+
+    /// <summary>
+    /// The network guard over every address the name resolves to, as the proxy judges them (SPEC §4):
+    /// when some pass, only those are dialed and the decision stands; when none does, the first
+    /// refused address's verdict is the decision; a name without an address is the proxy's 502.
+    /// Returns an exit code when nothing could be asked (an I/O error), else null.
+    /// </summary>
+    private static int? JudgeAddresses(CompiledPolicy policy, string name, IDnsResolver resolver, string resolverName, ConsoleTrace trace, TextWriter stderr, ref DecisionResult result, out string note)
+    {
+        note = string.Empty;
+        IPAddress[] resolved;
+        using (var deadline = new CancellationTokenSource(ResolveTimeout))
+        {
+            try
+            {
+                // One blocking wait in a command-line tool with no synchronization context.
+                resolved = resolver.ResolveAsync(name, deadline.Token).AsTask().GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                stderr.WriteLine($"policy explain: {resolverName} gave no answer for {name} within {ResolveTimeout.TotalSeconds:F0} s");
+                return CommandLine.UsageError;
+            }
+            catch (SocketException ex)
+            {
+                stderr.WriteLine($"policy explain: {resolverName} could not be asked about {name}: {ex.Message}");
+                return CommandLine.UsageError;
+            }
+        }
+
+        if (resolved.Length == 0)
+        {
+            trace.Step($"resolve: {name} has no address ({resolverName}): the proxy answers 502 {ProxyReasons.UpstreamUnresolved}");
+            result.Status = 502;
+            result.Reason = ProxyReasons.UpstreamUnresolved;
+            return null;
+        }
+
+        trace.Step($"resolve: {name} -> {string.Join(", ", (IEnumerable<IPAddress>)resolved)} ({resolverName})");
+        var passed = new List<IPAddress>();
+        var refused = new List<IPAddress>();
+        DecisionResult? firstRefusal = null;
+        foreach (var address in resolved)
+        {
+            var judged = policy.CheckResolved(address, trace);
+            if (judged.IsAllow)
+            {
+                passed.Add(address);
+            }
+            else
+            {
+                refused.Add(address);
+                firstRefusal ??= judged;
+            }
+        }
+
+        if (passed.Count > 0)
+        {
+            trace.Step(refused.Count == 0
+                ? $"network guard: every address passes; the proxy dials {passed[0]} first"
+                : $"network guard: {passed.Count} of {resolved.Length} addresses pass; the proxy dials only those ({passed[0]} first), never {string.Join(", ", refused)}");
+            note = $"; dials {string.Join(", ", passed)}";
+            return null;
+        }
+
+        trace.Step($"network guard: no address of {name} passes: the request is refused, and its record names {refused[0]}");
+        result = firstRefusal!.Value;
+        note = $"; address {refused[0]}";
+        return null;
     }
 
     /// <summary>The CONNECT that carries an inspected request: its own decision, traced, and one line saying so.</summary>

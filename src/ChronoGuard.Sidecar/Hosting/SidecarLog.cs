@@ -13,7 +13,7 @@ internal static partial class SidecarLog
     [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "transparent capture: the pod's rules must redirect no connection of user {Uid} (this process) and none to {ExcludeCidrs} (Transparent:ExcludeCidrs)")]
     public static partial void TransparentRules(ILogger logger, uint uid, string excludeCidrs);
 
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "no policy file configured: OBSERVE MODE, every request is allowed and audited (set Policy:Path or --policy to enforce)")]
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "no policy file configured: OBSERVE MODE, every request is forwarded and audited, recorded as the default network guard would judge it (ports 80 and 443, no private addresses; enforced:false where it would refuse); set Policy:Path or --policy to enforce")]
     public static partial void ObserveMode(ILogger logger);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "SIGTERM: draining")]

@@ -58,7 +58,7 @@ public sealed class ExplainHostileInputTests
                 Assert.Equal((1, "decision: DENY (400 bad_path)"), (code, last));
                 break;
             default:
-                Assert.Equal((0, "decision: ALLOW (200 default_allow)"), (code, last));
+                Assert.Equal((0, "decision: ALLOW (200 default_allow); addresses not judged (no --resolve)"), (code, last));
                 break;
         }
     }

@@ -57,7 +57,7 @@ public sealed class InspectionPolicyCommandTests : IDisposable
         Assert.Contains("rule read-only (p) reads the inner request: left to the inner requests", text, StringComparison.Ordinal);
         Assert.Contains("inside the inspected tunnel: GET /repos/a/b", text, StringComparison.Ordinal);
         Assert.Contains("credential: github-api would be injected (Authorization replaced; secret from file:", text, StringComparison.Ordinal);
-        Assert.EndsWith("decision: ALLOW (200 allowed, policy p, credential github-api)", text.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith("decision: ALLOW (200 allowed, policy p, credential github-api); addresses not judged (no --resolve)", text.TrimEnd(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public sealed class InspectionPolicyCommandTests : IDisposable
         Assert.Equal(0, opaque.Code);
         Assert.DoesNotContain("tunnel:", opaque.Out, StringComparison.Ordinal);
         Assert.Equal(0, connect.Code);
-        Assert.EndsWith("decision: ALLOW (200 allowed, policy p)", connect.Out.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith("decision: ALLOW (200 allowed, policy p); addresses not judged (no --resolve)", connect.Out.TrimEnd(), StringComparison.Ordinal);
         Assert.Equal(2, missingAgent.Code);
         Assert.Contains("--agent is required (the policy has 2 agents)", missingAgent.Err, StringComparison.Ordinal);
     }

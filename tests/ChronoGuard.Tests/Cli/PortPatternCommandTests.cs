@@ -52,7 +52,7 @@ public sealed class PortPatternCommandTests
         Assert.Equal(0, code);
         Assert.Contains("network: port 22 is not in allowedPorts; admitted by the allowed pattern github.com:22", output, StringComparison.Ordinal);
         Assert.Contains("domain: matches github.com:22, github.com; github.com:2222 matches the name, not port 22", output, StringComparison.Ordinal);
-        Assert.EndsWith("decision: ALLOW (200 allowed, policy team)", output.TrimEnd(), StringComparison.Ordinal);
+        Assert.EndsWith("decision: ALLOW (200 allowed, policy team); addresses not judged (no --resolve)", output.TrimEnd(), StringComparison.Ordinal);
 
         (code, output) = Explain("a.example.org:8100");
         Assert.Equal(0, code);
