@@ -261,7 +261,10 @@ public sealed class MetricsTests
         using var metrics = await http.GetAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Equal("text/plain; version=0.0.4; charset=utf-8", metrics.Content.Headers.ContentType!.ToString());
         var families = PrometheusText.Parse(await metrics.Content.ReadAsStringAsync());
-        Assert.Equal(1, families.Sum("chronoguard_decisions_total", ("agent", "anonymous"), ("decision", "ALLOW")));
+
+        // Without a policy file the request is forwarded, and counted as what enforce would decide:
+        // the default guard refuses a loopback address on a port outside 80 and 443.
+        Assert.Equal(1, families.Sum("chronoguard_decisions_total", ("agent", "anonymous"), ("decision", "BLOCK")));
         Assert.True(families.Value("chronoguard_audit_records_total") >= 0);
         foreach (var name in new[] { "chronoguard_connections_active", "chronoguard_bytes_total", "chronoguard_audit_queue_depth", "chronoguard_audit_commit_duration_seconds", "chronoguard_policy_reloads_total" })
         {
@@ -269,7 +272,7 @@ public sealed class MetricsTests
         }
 
         using var stats = JsonDocument.Parse(await http.GetStringAsync(new Uri("/stats", UriKind.Relative)));
-        Assert.Equal(1, stats.RootElement.GetProperty("decisionsByAgent").GetProperty("anonymous").GetProperty("ALLOW").GetInt64());
+        Assert.Equal(1, stats.RootElement.GetProperty("decisionsByAgent").GetProperty("anonymous").GetProperty("BLOCK").GetInt64());
         Assert.True(stats.RootElement.GetProperty("audit").GetProperty("healthy").GetBoolean());
 
         Assert.Equal(0, await ChronoGuard.Sidecar.Cli.HealthcheckCommand.RunAsync(["--stats", sidecar.StatsEndPoint.ToString()], TextWriter.Null, TextWriter.Null));
