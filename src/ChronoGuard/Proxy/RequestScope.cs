@@ -226,7 +226,13 @@ internal sealed class RequestScope
     /// </summary>
     public bool AwaitsServer { get; init; }
 
-    public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision) && !(AwaitsServer && Decision.Port != 443);
+    /// <summary>
+    /// Whether the tunnel waits for the client's ClientHello before dialing. Not when observe mode let a
+    /// refusal through: the first refusal is the record's (<see cref="Refused"/>), so the check could
+    /// change nothing, and a client waiting for the server to speak (SMTP through CONNECT, on a port a
+    /// policy-less run records as <c>port_not_allowed</c>) is not held until the header timeout.
+    /// </summary>
+    public bool RequiresSniCheck() => Decision.Result.IsAllow && _gate.RequiresSniCheck(Decision) && !(AwaitsServer && Decision.Port != 443);
 
     public SniVerdict CheckClientHello(in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end)
     {

@@ -193,6 +193,39 @@ public sealed class ObserveTellsEnforceTests
         Assert.Equal((expected, enforced, "anonymous", "127.0.0.1"), ($"{record.Decision} {record.Reason}", record.Enforced, record.Agent, record.DialedIp));
     }
 
+    /// <summary>
+    /// A protocol where the server speaks first (SMTP) through CONNECT to a name, without a policy file:
+    /// the port is already recorded as refused, so no ClientHello check could change the record, and the
+    /// tunnel is dialed at once instead of waiting for client bytes that never come (the header timeout
+    /// is set far beyond the read's, so waiting would fail the read).
+    /// </summary>
+    [Fact]
+    public async Task Without_a_policy_file_a_server_first_tunnel_is_not_held_for_a_client_hello()
+    {
+        await using var smtp = new TcpOrigin(async s =>
+        {
+            await s.SendAsync("220 smtp.test ready\r\n"u8.ToArray());
+            await s.ReceiveAsync(new byte[1]);
+        });
+        var resolver = new MapResolver { ["smtp.test"] = IPAddress.Loopback };
+        using var dir = new TempDir();
+        var auditDir = dir.File("audit");
+        using (var writer = AuditWriter.Open(new AuditOptions { Directory = auditDir }, TimeProvider.System))
+        {
+            var gate = new PolicyGate(new PolicyEngine(null, 512, TimeProvider.System), TimeProvider.System, writer);
+            await using var proxy = TestProxy.Start(o => o.HeaderTimeoutMs = 600_000, gate: gate, resolver: resolver);
+            using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+            await client.SendAsync($"CONNECT smtp.test:{smtp.Port} HTTP/1.1\r\nHost: smtp.test:{smtp.Port}\r\n\r\n");
+            Assert.Equal(200, (await client.ReadHeadAsync()).Status);
+            Assert.Equal("220 smtp.test ready\r\n", System.Text.Encoding.ASCII.GetString(await client.ReadExactlyAsync(21)));
+            client.Dispose();
+            await proxy.Server.DrainAsync();
+        }
+
+        var record = Assert.Single(AuditReader.ReadDirectory(auditDir).Select(i => i.Entry!), e => e.Kind == AuditKind.Decision);
+        Assert.Equal(("BLOCK", Reasons.PortNotAllowed, false, "127.0.0.1"), (record.Decision, record.Reason, record.Enforced, record.DialedIp));
+    }
+
     /// <summary>What the built-in policy still allows: a public address on 80 or 443 (judged, never dialed here).</summary>
     [Fact]
     public void Without_a_policy_file_a_public_destination_on_an_allowed_port_is_allowed()
