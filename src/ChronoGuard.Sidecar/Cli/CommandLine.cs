@@ -136,7 +136,7 @@ internal static class CommandLine
                 return AuditKeygenCommand.Run(rest, stdout, stderr);
             case "ca init":
                 return CaCommand.Run(args[1..], stdout, stderr);
-            case "policy check" or "policy explain":
+            case "policy check" or "policy explain" or "policy suggest":
                 return PolicyCommand.Run(args[1..], stdout, stderr);
             case "healthcheck":
                 return await HealthcheckCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);

@@ -84,7 +84,7 @@ public sealed class CommandLineConventionTests
     [InlineData("policy frobnicate", "policy: unknown subcommand 'frobnicate' (see chronoguard policy --help)")]
     [InlineData("policy check FILE extra", "policy check: unexpected argument 'extra' (check takes one FILE)")]
     [InlineData("policy check", "policy check: usage: chronoguard policy check FILE")]
-    [InlineData("policy", "policy: usage: chronoguard policy check|explain ...")]
+    [InlineData("policy", "policy: usage: chronoguard policy check|explain|suggest ...")]
     [InlineData("policy explain FILE --target a.com:443 extra", "policy explain: unexpected argument 'extra'")]
     [InlineData("policy explain FILE --taget a.com:443", "policy explain: unknown option '--taget' (did you mean --target?)")]
     [InlineData("expot --audit-dir x", "chronoguard: unknown command 'expot' (did you mean 'export'? see chronoguard --help)")]
