@@ -150,7 +150,8 @@ done
 # One iptables-restore per family, into chains of our own (declaring a chain under --noflush
 # empties it, so a second run replaces rather than adds), then one jump from OUTPUT, added only
 # when it is not there yet. The nat chain decides where a new connection goes; the filter chain,
-# seeing the rewritten destination, lets through what was redirected or excluded and drops the rest.
+# seeing the rewritten destination, lets through what was redirected or excluded, refuses any other
+# TCP connect and drops everything else (a local sender gets EPERM for a dropped datagram).
 
 iptables_rules() { # family: 4 or 6
   fam=$1
@@ -192,6 +193,13 @@ iptables_rules() { # family: 4 or 6
     for t in router-solicitation neighbour-solicitation neighbour-advertisement; do
       echo "-A $chain -p ipv6-icmp --icmpv6-type $t -j RETURN"
     done
+  fi
+  # A refused TCP connect fails at once (host unreachable) instead of hanging until its timeout:
+  # a client trying IPv6 first falls back to IPv4 straight away.
+  if [ "$fam" = 4 ]; then
+    echo "-A $chain -p tcp -j REJECT --reject-with icmp-admin-prohibited"
+  else
+    echo "-A $chain -p tcp -j REJECT --reject-with icmp6-adm-prohibited"
   fi
   echo "-A $chain -j DROP"
   echo 'COMMIT'
@@ -268,6 +276,7 @@ nft_plan() {
   [ -z "$ex4" ] || echo "    meta l4proto tcp ip daddr $(nft_set $ex4) return"
   [ -z "$ex6" ] || echo "    meta l4proto tcp ip6 daddr $(nft_set $ex6) return"
   echo '    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } return'
+  echo '    meta l4proto tcp reject with icmpx admin-prohibited'
   echo '    drop'
   echo '  }'
   echo '}'
