@@ -103,6 +103,30 @@ public sealed class InitScriptNamespaceTests
         Assert.Contains("redirect to :15001", await ns.MustRunAsync("nft", "list", "table", "inet", "chronoguard"), StringComparison.Ordinal);
     }
 
+    [NamespaceFact]
+    public async Task The_pod_manifests_settings_give_the_rules_the_sidecar_there_listens_for()
+    {
+        await ExternalTools.EnsureAsync("iptables", "nft");
+        var manifest = await File.ReadAllLinesAsync(Path.Combine(ExternalTools.RepoRoot, "deploy", "kubernetes", "transparent-pod.yaml"));
+        var data = manifest.SkipWhile(l => l != "data:").Skip(1).TakeWhile(l => l != "---")
+            .Where(l => l.StartsWith("  CHRONOGUARD", StringComparison.Ordinal))
+            .Select(l => l.Trim().Split(':', 2))
+            .ToDictionary(kv => kv[0], kv => kv[1].Split('#')[0].Trim().Trim('"'));
+        Assert.Contains("runAsUser: " + data["CHRONOGUARD_SIDECAR_UID"], string.Join('\n', manifest), StringComparison.Ordinal);
+
+        var (code, plan) = await ExternalTools.RunAsync("env", [.. data.Select(kv => $"{kv.Key}={kv.Value}"), "sh", Script, "--backend", "iptables", "--dry-run"], TimeSpan.FromSeconds(30));
+        Assert.True(code == 0, plan);
+        var v4 = plan[..plan.IndexOf("ip6tables-restore", StringComparison.Ordinal)];
+        var v6 = plan[plan.IndexOf("ip6tables-restore", StringComparison.Ordinal)..];
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -m owner --uid-owner 1654 -j RETURN", v4, StringComparison.Ordinal);
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053", v4, StringComparison.Ordinal);
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -p tcp -d 127.0.0.0/8 -j RETURN", v4, StringComparison.Ordinal);
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -p tcp -j REDIRECT --to-ports 15001", v4, StringComparison.Ordinal);
+        Assert.DoesNotContain("REDIRECT", v6, StringComparison.Ordinal); // no Listen6: IPv6 is refused, not captured
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -p tcp -d ::1/128 -j RETURN", v6, StringComparison.Ordinal);
+        Assert.Contains("-A CHRONOGUARD_OUTPUT -j DROP", v6, StringComparison.Ordinal);
+    }
+
     private static string Script => Path.Combine(ExternalTools.RepoRoot, "deploy", "init", "chronoguard-init.sh");
 
     /// <summary>Every CHRONOGUARD line iptables-save and ip6tables-save print (empty: none of the script's rules).</summary>
