@@ -37,7 +37,9 @@ internal sealed class CaptureRig : IAsyncDisposable
 
     /// <param name="policies">The <c>policies</c> array of the policy file (agent "bot" has every policy named "p").</param>
     /// <param name="zone">The fake resolver's zone (<c>name|TYPE|ttl|rdata</c>).</param>
-    public static async Task<CaptureRig> StartAsync(string policies, bool transparent, params string[] zone)
+    /// <param name="settings">More CHRONOGUARD__* settings for the sidecar.</param>
+    /// <param name="initArgs">More flags for the init script (e.g. <c>--backend nft</c>).</param>
+    public static async Task<CaptureRig> StartAsync(string policies, bool transparent, string[] zone, IReadOnlyDictionary<string, string>? settings = null, params string[] initArgs)
     {
         var ns = await NetNamespace.CreateAsync();
         FakeResolver? upstream = null;
@@ -45,17 +47,18 @@ internal sealed class CaptureRig : IAsyncDisposable
         try
         {
             await ns.UseResolverAsync(Resolver.Address.ToString());
-            await ns.InstallRulesAsync(
+            await ns.InstallRulesAsync([
                 "--sidecar-uid", SidecarUid.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "--transparent-port", TransparentPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "--dns-port", DnsPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "--exclude-cidrs", "127.0.0.1/32");
+                "--exclude-cidrs", "127.0.0.1/32",
+                .. initArgs]);
             upstream = await FakeResolver.StartAsync(Resolver, ns.Enter, zone);
 
             work = new TempDir();
             var policy = work.File("policy.json");
             await File.WriteAllTextAsync(policy, $$"""
-                { "version": 1, "network": { "allowPrivateDestinations": true, "allowedPorts": [22, 80, 443] },
+                { "version": 1, "network": { "allowPrivateDestinations": true, "allowedPorts": [80, 443] },
                   "agents": [ { "id": "bot", "tokenSha256": "{{Policy.PolicyFixture.TokenSha}}", "policies": ["p"] } ],
                   "policies": {{policies}} }
                 """);
@@ -76,6 +79,11 @@ internal sealed class CaptureRig : IAsyncDisposable
             {
                 environment["CHRONOGUARD__Transparent__Listen"] = $"127.0.0.1:{TransparentPort}";
                 environment["CHRONOGUARD__Transparent__ExcludeCidrs__0"] = "127.0.0.1/32";
+            }
+
+            foreach (var (k, v) in settings ?? new Dictionary<string, string>())
+            {
+                environment[k] = v;
             }
 
             var uid = SidecarUid.ToString(System.Globalization.CultureInfo.InvariantCulture);

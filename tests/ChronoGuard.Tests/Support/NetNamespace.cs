@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -32,6 +33,9 @@ internal sealed partial class NetNamespace : IAsyncDisposable
     public TempDir Dir { get; }
 
     public int KeeperPid => _keeper.Id;
+
+    private static readonly string[] WithoutProxy =
+        ["env", .. new[] { "http_proxy", "https_proxy", "all_proxy", "no_proxy", "NODE_USE_ENV_PROXY" }.SelectMany(v => new[] { "-u", v, "-u", v.ToUpperInvariant() })];
 
     /// <summary>The command prefix that runs a program inside the namespace.</summary>
     public IReadOnlyList<string> Enter => ["nsenter", $"--target={_keeper.Id}", "--net", "--mount", "--"];
@@ -93,9 +97,18 @@ internal sealed partial class NetNamespace : IAsyncDisposable
         return await MustRunAsync("sh", [Path.Combine(ExternalTools.RepoRoot, "deploy", "init", "chronoguard-init.sh"), .. args]);
     }
 
-    /// <summary>Runs a program inside the namespace to its end.</summary>
+    /// <summary>Runs a program inside the namespace to its end, with no proxy variables: what it reaches, it reaches by itself.</summary>
     public Task<(int Code, string Output)> RunAsync(string program, IEnumerable<string> args, TimeSpan? timeout = null, string? stdin = null) =>
-        ExternalTools.RunAsync("nsenter", [.. Enter.Skip(1), program, .. args], timeout ?? TimeSpan.FromSeconds(30), stdin);
+        ExternalTools.RunAsync("nsenter", [.. Enter.Skip(1), .. WithoutProxy, program, .. args], timeout ?? TimeSpan.FromSeconds(30), stdin);
+
+    /// <summary>A listening TCP socket inside the namespace (an origin on 127.0.0.2…).</summary>
+    public Socket Listen(IPEndPoint endPoint)
+    {
+        var socket = Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(endPoint);
+        socket.Listen(64);
+        return socket;
+    }
 
     public async Task<string> MustRunAsync(string program, params string[] args)
     {
@@ -111,7 +124,7 @@ internal sealed partial class NetNamespace : IAsyncDisposable
     public Process Start(string program, IEnumerable<string> args, Action<string>? onLine = null, IDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(Enter[0]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in Enter.Skip(1).Append(program).Concat(args))
+        foreach (var a in Enter.Skip(1).Concat(WithoutProxy).Append(program).Concat(args))
         {
             info.ArgumentList.Add(a);
         }
