@@ -73,7 +73,12 @@ internal static class ConfigurationSchema
         ]),
         ("Transparent",
         [
+            SettingRule.OptionalEndpoint("Listen"),
+            SettingRule.OptionalEndpoint("Listen6"),
             SettingRule.Text("Agent", required: false),
+            SettingRule.Number("FirstBytesMs", 1, 60_000),
+            SettingRule.CidrList("ExcludeCidrs"),
+            SettingRule.Listeners("Listeners", withUid: true),
         ]),
         ("Dns",
         [

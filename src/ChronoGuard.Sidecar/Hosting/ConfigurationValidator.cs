@@ -46,6 +46,11 @@ internal static class ConfigurationValidator
             return $"{Source(root, blamed, configFile)}: {dns}";
         }
 
+        if (CheckTransparent(root, out blamed) is { } transparent)
+        {
+            return $"{Source(root, blamed, configFile)}: {transparent}";
+        }
+
         return null;
     }
 
@@ -73,6 +78,22 @@ internal static class ConfigurationValidator
             return "Inspection:UpstreamTrustFile is set but inspection is off (set Inspection:CaCertFile and Inspection:CaKeyFile)";
         }
 
+        return null;
+    }
+
+    /// <summary>A transparent listener serves one agent (SPEC §10): redirected clients cannot log in.</summary>
+    private static string? CheckTransparent(IConfigurationRoot root, out string blamed)
+    {
+        foreach (var key in (string[])["Transparent:Listen", "Transparent:Listen6"])
+        {
+            blamed = key;
+            if (!string.IsNullOrEmpty(root[key]) && string.IsNullOrEmpty(root["Transparent:Agent"]))
+            {
+                return $"{key} is set but Transparent:Agent is empty (redirected connections cannot log in: name the agent they belong to)";
+            }
+        }
+
+        blamed = "Transparent:Listen";
         return null;
     }
 

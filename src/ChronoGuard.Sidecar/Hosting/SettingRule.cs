@@ -61,51 +61,92 @@ internal sealed class SettingRule
 
     /// <summary>
     /// A list of agent-bound listeners (SPEC §8): entries 0, 1, … each with exactly <c>Listen</c>
-    /// (HOST:PORT) and <c>Agent</c> (an agent id, checked against the policy at start).
+    /// (HOST:PORT) and <c>Agent</c> (an agent id, checked against the policy at start), and with
+    /// <paramref name="withUid"/> (transparent listeners, SPEC §10) <c>Uid</c>, the user the rules redirect.
     /// </summary>
-    public static SettingRule Listeners(string key) => new(key, _ => $"must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects", node =>
+    public static SettingRule Listeners(string key, bool withUid = false)
+    {
+        var shape = withUid ? "{ \"Listen\": HOST:PORT, \"Agent\": id, \"Uid\": user id }" : "{ \"Listen\": HOST:PORT, \"Agent\": id }";
+        var fields = withUid ? "Listen, Agent, Uid" : "Listen, Agent";
+        var all = withUid ? 7 : 3;
+        return new(key, _ => $"must be a list of {shape} objects", node =>
+        {
+            if (!string.IsNullOrEmpty(node.Value))
+            {
+                return $"{node.Path}: must be a list of {shape} objects";
+            }
+
+            var listen = Endpoint("Listen");
+            var uid = Number("Uid", 0, int.MaxValue);
+            foreach (var entry in node.GetChildren())
+            {
+                if (!int.TryParse(entry.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _) || entry.Value is not null)
+                {
+                    return $"{entry.Path}: must be a list of {shape} objects";
+                }
+
+                var seen = 0;
+                foreach (var field in entry.GetChildren())
+                {
+                    if (string.Equals(field.Key, "Listen", StringComparison.OrdinalIgnoreCase))
+                    {
+                        seen |= 1;
+                        if (listen.Check(field.Value ?? string.Empty) is { } problem)
+                        {
+                            return $"{field.Path}: {problem}";
+                        }
+                    }
+                    else if (string.Equals(field.Key, "Agent", StringComparison.OrdinalIgnoreCase))
+                    {
+                        seen |= 2;
+                        if (string.IsNullOrWhiteSpace(field.Value))
+                        {
+                            return $"{field.Path}: is empty (an agent id from the policy file is required)";
+                        }
+                    }
+                    else if (withUid && string.Equals(field.Key, "Uid", StringComparison.OrdinalIgnoreCase))
+                    {
+                        seen |= 4;
+                        if (uid.Check(field.Value ?? string.Empty) is { } problem)
+                        {
+                            return $"{field.Path}: {problem}";
+                        }
+                    }
+                    else
+                    {
+                        return $"{field.Path} is not a setting (allowed in a listener: {fields})";
+                    }
+                }
+
+                if (seen != all)
+                {
+                    return $"{entry.Path}: needs {(withUid ? "Listen, Agent and Uid" : "both Listen and Agent")}";
+                }
+            }
+
+            return null;
+        });
+    }
+
+    /// <summary>A list of CIDR blocks (<c>10.0.0.0/8</c>, <c>::1/128</c>): entries 0, 1, … each one block.</summary>
+    public static SettingRule CidrList(string key) => new(key, value =>
+        value.Length == 0 ? null : $"'{value}' is not a list (allowed: a list of CIDR blocks such as [\"127.0.0.0/8\", \"::1/128\"])", node =>
     {
         if (!string.IsNullOrEmpty(node.Value))
         {
-            return $"{node.Path}: must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects";
+            return $"{node.Path}: '{node.Value}' is not a list (allowed: a list of CIDR blocks such as [\"127.0.0.0/8\", \"::1/128\"]; in the environment, {node.Path.Replace(":", "__", StringComparison.Ordinal)}__0=127.0.0.0/8)";
         }
 
-        var listen = Endpoint("Listen");
         foreach (var entry in node.GetChildren())
         {
-            if (!int.TryParse(entry.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _) || entry.Value is not null)
+            if (!int.TryParse(entry.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _) || entry.Value is null)
             {
-                return $"{entry.Path}: must be a list of {{ \"Listen\": HOST:PORT, \"Agent\": id }} objects";
+                return $"{entry.Path}: must be a CIDR block such as 127.0.0.0/8";
             }
 
-            var seen = 0;
-            foreach (var field in entry.GetChildren())
+            if (!System.Net.IPNetwork.TryParse(entry.Value, out _))
             {
-                if (string.Equals(field.Key, "Listen", StringComparison.OrdinalIgnoreCase))
-                {
-                    seen |= 1;
-                    if (listen.Check(field.Value ?? string.Empty) is { } problem)
-                    {
-                        return $"{field.Path}: {problem}";
-                    }
-                }
-                else if (string.Equals(field.Key, "Agent", StringComparison.OrdinalIgnoreCase))
-                {
-                    seen |= 2;
-                    if (string.IsNullOrWhiteSpace(field.Value))
-                    {
-                        return $"{field.Path}: is empty (an agent id from the policy file is required)";
-                    }
-                }
-                else
-                {
-                    return $"{field.Path} is not a setting (allowed in a listener: Listen, Agent)";
-                }
-            }
-
-            if (seen != 3)
-            {
-                return $"{entry.Path}: needs both Listen and Agent";
+                return $"{entry.Path}: '{entry.Value}' is not a CIDR block (allowed: ADDRESS/PREFIX with no host bits set, such as 127.0.0.0/8 or ::1/128)";
             }
         }
 

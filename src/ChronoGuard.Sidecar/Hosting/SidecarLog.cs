@@ -10,6 +10,9 @@ internal static partial class SidecarLog
     [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "{Setting} listening on {Endpoint} ({Protocol}, {Identity})")]
     public static partial void ListenerStarted(ILogger logger, string setting, string endpoint, string protocol, string identity);
 
+    [LoggerMessage(EventId = 43, Level = LogLevel.Information, Message = "transparent capture: the pod's rules must redirect no connection of user {Uid} (this process) and none to {ExcludeCidrs} (Transparent:ExcludeCidrs)")]
+    public static partial void TransparentRules(ILogger logger, uint uid, string excludeCidrs);
+
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "no policy file configured: OBSERVE MODE, every request is allowed and audited (set Policy:Path or --policy to enforce)")]
     public static partial void ObserveMode(ILogger logger);
 

@@ -36,6 +36,9 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     /// <summary>What the DNS guard answered, per agent (SPEC §10): a transparent front end reads it.</summary>
     public AnswerMemory AnswerMemory { get; } = new();
 
+    /// <summary>Every address the sidecar listens on: a redirected connection to one of them is refused (SPEC §10).</summary>
+    private readonly OwnEndpoints _own = new();
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
         // Before anything is opened: a soft limit left at 1024 would hold the proxy to ~500 connections.
@@ -102,7 +105,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         }
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
         var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate) { Inspection = inspection };
-        _proxy = new ProxyServer(context, Listeners(settings, _policy.Current));
+        _proxy = new ProxyServer(context, Listeners(settings, _policy.Current, AnswerMemory, _own));
         var open = FileDescriptors.OpenNow();
         var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
         if (allowed < settings.Proxy.MaxConnections)
@@ -139,11 +142,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             var listener = _proxy.Listeners[i];
             var index = i;
             Listen(() => _proxy.Open(index), listener.Listen, listener.Setting);
+            _own.Add(_proxy.LocalEndPoints[index]);
         }
 
-        _proxy.Start();
         StartDns(gate);
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
+        _own.Add(_stats.LocalEndPoint);
+        // Accepting begins once every listener is known, so no redirected connection can reach one unrefused.
+        _proxy.Start();
         if (allowed < settings.Proxy.MaxConnections)
         {
             // Said once, and only once the sidecar runs: a start that fails says its one line and nothing else.
@@ -190,6 +196,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             SidecarLog.InspectionOn(_logger, ca.Certificate.Subject, fingerprint, notAfter, scope, inspection.Leaves.Capacity, trust);
         }
 
+        var transparentSaid = false;
         for (var i = 1; i < _proxy.Listeners.Count; i++)
         {
             var listener = _proxy.Listeners[i];
@@ -197,11 +204,19 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             {
                 SocksConnectionFactory socks => ("SOCKS5", socks.ListenerAgent),
                 HttpConnectionFactory http => ("HTTP proxy", http.ListenerAgent),
+                TransparentConnectionFactory transparent => ("transparent capture", transparent.Agent),
                 _ => ("proxy", null),
             };
             var endpoint = _proxy.LocalEndPoints[i]!.ToString();
             var identity = agent is null ? "agents log in" : "every client is agent " + agent;
             SidecarLog.ListenerStarted(_logger, listener.Setting, endpoint, protocol, identity);
+            if (listener.Factory is TransparentConnectionFactory && !transparentSaid && _logger.IsEnabled(LogLevel.Information))
+            {
+                transparentSaid = true;
+                var uid = ProcessUser.EffectiveUid();
+                var excluded = string.Join(", ", settings.Transparent.ExcludedCidrs);
+                SidecarLog.TransparentRules(_logger, uid, excluded);
+            }
         }
         return Task.CompletedTask;
     }
@@ -271,7 +286,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     /// Every listener and its protocol: the proxy port, then the agent-bound ones (SPEC §8), whose agent
     /// must be in the policy at start (a reload that drops it makes the listener refuse, 407).
     /// </summary>
-    private static List<ProxyListener> Listeners(SidecarSettings settings, CompiledPolicy policy)
+    private static List<ProxyListener> Listeners(SidecarSettings settings, CompiledPolicy policy, AnswerMemory answers, OwnEndpoints own)
     {
         var listeners = new List<ProxyListener> { new(settings.Proxy.Listen, "Proxy:Listen", new HttpConnectionFactory()) };
         for (var i = 0; i < settings.Proxy.Listeners.Count; i++)
@@ -293,6 +308,23 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             listeners.Add(new ProxyListener(bound.Listen, $"Socks:Listeners:{i}:Listen", new SocksConnectionFactory(bound.Agent)));
         }
 
+        var transparent = settings.Transparent;
+        foreach (var (listen, key) in new[] { (transparent.Listen, "Transparent:Listen"), (transparent.Listen6, "Transparent:Listen6") })
+        {
+            if (!string.IsNullOrEmpty(listen))
+            {
+                CheckBoundAgent(policy, transparent.Agent, "Transparent:Agent");
+                listeners.Add(new ProxyListener(listen, key, new TransparentConnectionFactory(transparent.Agent, answers, own, transparent.FirstBytesMs)));
+            }
+        }
+
+        for (var i = 0; i < transparent.Listeners.Count; i++)
+        {
+            var bound = transparent.Listeners[i];
+            CheckBoundAgent(policy, bound.Agent, $"Transparent:Listeners:{i}:Agent");
+            listeners.Add(new ProxyListener(bound.Listen, $"Transparent:Listeners:{i}:Listen", new TransparentConnectionFactory(bound.Agent, answers, own, transparent.FirstBytesMs)));
+        }
+
         return listeners;
     }
 
@@ -312,6 +344,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             : Endpoints.Parse(options.Upstream, "Dns:Upstream");
         _dns = new DnsGuard(options, agent, upstream, gate, AnswerMemory, time, loggers.CreateLogger("chronoguard.dns"));
         Listen(() => _dns.Start(Endpoints.Parse(options.Listen, "Dns:Listen")), options.Listen, "Dns:Listen");
+        _own.Add(_dns.LocalEndpoint);
     }
 
     private static void CheckBoundAgent(CompiledPolicy policy, string agent, string key)

@@ -32,7 +32,8 @@ internal static class AuditCodec
     /// <summary>Encodes a ring record in the current format (the writer thread: no allocation).</summary>
     public static int Encode(in AuditRecord r, Span<byte> destination)
     {
-        var v3 = !r.Get(AuditText.Credential).IsEmpty;
+        // Format 3 carries what format 2 cannot say: a credential's name, or the transparent identity.
+        var v3 = !r.Get(AuditText.Credential).IsEmpty || r.Identity == AuditIdentity.Transparent;
         var p = Header(destination, v3 ? FormatVersion3 : FormatVersion, r.Seq, r.TimestampNs, r.Kind);
         var texts = v3 ? AuditRecord.TextCount : TextCountV2;
         for (var f = 0; f < texts; f++)
@@ -141,7 +142,7 @@ internal static class AuditCodec
         {
             var e = c[p + 40];
             var i = c[p + 41];
-            if (e > 1 || i > (byte)AuditIdentity.Listener)
+            if (e > 1 || i > (byte)(version >= FormatVersion3 ? AuditIdentity.Transparent : AuditIdentity.Listener))
             {
                 problem = e > 1 ? $"enforced byte is {e}, not 0 or 1" : $"unknown identity {i}";
                 return null;

@@ -99,6 +99,7 @@ internal sealed class AuditEntry
         AuditIdentity.Credential => "credential",
         AuditIdentity.Unauthenticated => "unauthenticated",
         AuditIdentity.Listener => "listener",
+        AuditIdentity.Transparent => "transparent",
         _ => string.Empty,
     };
 }

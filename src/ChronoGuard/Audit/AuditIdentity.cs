@@ -15,6 +15,9 @@ internal enum AuditIdentity : byte
     /// <summary>No valid credentials: the agent field, when set, is only what the client claimed.</summary>
     Unauthenticated = 2,
 
-    /// <summary>Reserved: the agent a listener is bound to (SPEC §8).</summary>
+    /// <summary>The agent a listener is bound to (SPEC §8).</summary>
     Listener = 3,
+
+    /// <summary>The agent of a transparent listener: the connection was redirected to it by the pod's rules (SPEC §10; format 3).</summary>
+    Transparent = 4,
 }

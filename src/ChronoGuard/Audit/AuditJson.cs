@@ -472,6 +472,7 @@ internal static class AuditJson
                 "credential" => AuditIdentity.Credential,
                 "unauthenticated" => AuditIdentity.Unauthenticated,
                 "listener" => AuditIdentity.Listener,
+                "transparent" when format >= AuditCodec.FormatVersion3 => AuditIdentity.Transparent,
                 _ => (AuditIdentity)255,
             };
             if ((byte)identity == 255)

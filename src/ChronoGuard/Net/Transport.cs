@@ -132,6 +132,19 @@ internal sealed class Transport : IDisposable
     }
 
     /// <summary>From any thread: every pending read and send on this transport fails at once.</summary>
+    /// <summary>The close that follows sends a reset, as a refused connection would (SO_LINGER with a zero timeout).</summary>
+    public void ResetOnClose()
+    {
+        try
+        {
+            _socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already gone: nothing left to reset.
+        }
+    }
+
     public void Abort()
     {
         _input?.CancelPendingRead();

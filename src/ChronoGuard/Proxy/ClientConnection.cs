@@ -68,6 +68,19 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// <summary>Why the heartbeat revoked this connection's request, when it did.</summary>
     public string? RevokedReason => Volatile.Read(ref _revokedReason);
 
+    /// <summary>
+    /// Where a redirected client was going (SPEC §10): its requests are dialed there and nowhere else.
+    /// Null for front ends whose client names its destination (the proxy port, SOCKS).
+    /// </summary>
+    public virtual IPEndPoint? OriginalDestination => null;
+
+    /// <summary>
+    /// The addresses a decided request of this connection may dial, judged by the guard: the decided
+    /// host resolved once (<see cref="GuardedAddresses.ResolveAsync"/>), unless the front end knows
+    /// the destination already and binds the name to it.
+    /// </summary>
+    public virtual ValueTask<(ConnectOutcome Outcome, GuardedAddresses Addresses)> ResolveAsync(RequestScope scope) => GuardedAddresses.ResolveAsync(scope);
+
     /// <summary>Whether a request head has started arriving and is not complete (drain waits for it).</summary>
     protected virtual bool HeadStarted => Volatile.Read(ref _head) is { Length: > 0 };
 

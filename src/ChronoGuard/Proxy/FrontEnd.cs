@@ -20,4 +20,12 @@ internal enum FrontEnd : byte
     /// and path; its host is the tunnel's (SNI = CONNECT host = <c>Host</c>, checked by the front end).
     /// </summary>
     Inspected,
+
+    /// <summary>
+    /// A connection the init container's rules redirected to the transparent listener (SPEC §10) that
+    /// is relayed as a tunnel (TLS, SSH, anything that is not plain HTTP): the policy sees
+    /// <c>CONNECT</c> to the name its bytes or the DNS guard gave, on the original destination's port.
+    /// A plain-HTTP request on such a connection is <see cref="Http"/>, with its own method and path.
+    /// </summary>
+    Transparent,
 }

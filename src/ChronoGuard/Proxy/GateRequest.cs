@@ -34,10 +34,16 @@ internal readonly ref struct GateRequest
     public string? ListenerAgent { get; init; }
 
     /// <summary>
+    /// The connection was redirected to a transparent listener (SPEC §10): the agent is its listener's,
+    /// and the record says <c>identity: transparent</c>.
+    /// </summary>
+    public bool Redirected { get; init; }
+
+    /// <summary>
     /// The request head as received (request line and header fields) where the protocol has one; empty
     /// otherwise. Credential placeholders are looked for here (SPEC §7: every header and the target).
     /// </summary>
     public ReadOnlySpan<byte> RawHead { get; init; }
 
-    public bool IsTunnel => FrontEnd is FrontEnd.Connect or FrontEnd.Socks;
+    public bool IsTunnel => FrontEnd.IsTunnel();
 }

@@ -4,8 +4,9 @@ using System.Net.Sockets;
 namespace ChronoGuard.Proxy;
 
 /// <summary>
-/// The addresses a request may dial, and the only thing <see cref="Dialer"/> dials. Its one maker,
-/// <see cref="ResolveAsync"/>, resolves the decided host once and has the guard judge every address
+/// The addresses a request may dial, and the only thing <see cref="Dialer"/> dials. Its makers,
+/// <see cref="ResolveAsync"/> (the decided host resolved once) and <see cref="Judge"/> (the original
+/// destination of a redirected connection), have the guard judge every address
 /// (<see cref="RequestScope.JudgeAddresses"/>): no front end can hand the dialer an address the guard
 /// did not see, and no second lookup exists for a rebinding resolver to answer differently.
 /// </summary>
@@ -23,6 +24,17 @@ internal readonly struct GuardedAddresses
     public int Count { get; }
 
     public IPAddress this[int index] => (uint)index < (uint)Count ? _addresses![index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+    /// <summary>
+    /// The one address a front end already knows the request goes to (a redirected connection's
+    /// original destination, bound to the decided name by that front end), judged by the guard.
+    /// </summary>
+    public static (ConnectOutcome Outcome, GuardedAddresses Addresses) Judge(RequestScope scope, IPAddress destination)
+    {
+        IPAddress[] addresses = [destination];
+        var passed = scope.JudgeAddresses(addresses);
+        return passed == 0 ? (ConnectOutcome.NotAllowed, default) : (ConnectOutcome.Connected, new GuardedAddresses(addresses, passed));
+    }
 
     /// <summary>
     /// Resolves the decided host (an IP literal is its own answer) under ConnectTimeoutMs and judges

@@ -152,7 +152,8 @@ internal static class InspectedTunnel
                 inner.Decision.Identity = tunnel.Decision.Identity;
             }
 
-            if (inner.Decision.Allowed && connection.Upstream is null && context.Upstreams.TryTake(agent, tunnel.Decision.Host, tunnel.Decision.Port) is { } pooled)
+            // A redirected connection dials only its original destination: no pooled upstream elsewhere.
+            if (inner.Decision.Allowed && connection.Upstream is null && connection.OriginalDestination is null && context.Upstreams.TryTake(agent, tunnel.Decision.Host, tunnel.Decision.Port) is { } pooled)
             {
                 connection.SetUpstream(pooled);
             }

@@ -140,7 +140,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
                 return AuthOutcome.Invalid;
             }
 
-            identity = AuditIdentity.Listener;
+            identity = request.Redirected ? AuditIdentity.Transparent : AuditIdentity.Listener;
             return agent.Suspended ? AuthOutcome.Suspended : AuthOutcome.Ok;
         }
 

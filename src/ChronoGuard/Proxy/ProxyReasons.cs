@@ -40,6 +40,15 @@ internal static class ProxyReasons
     /// <summary>DNS guard: a message that is not one readable question (FORMERR, or dropped when it has no header).</summary>
     public const string DnsMalformed = "dns_malformed";
 
+    /// <summary>Transparent capture: the name a redirected client gave (SNI, Host) does not resolve to the address it was going to (SPEC §10).</summary>
+    public const string NameAddressMismatch = "name_address_mismatch";
+
+    /// <summary>Transparent capture: no name for the destination address (none in the bytes, none answered by the DNS guard), and no policy names the address.</summary>
+    public const string UnresolvedDestination = "unresolved_destination";
+
+    /// <summary>Transparent capture: the redirected connection was going to one of the sidecar's own listeners (or was not redirected): a loop.</summary>
+    public const string OwnListener = "own_listener";
+
     /// <summary>Every reason above: the metrics' bounded reason label is built from it.</summary>
     public static readonly string[] All =
     [
@@ -47,5 +56,6 @@ internal static class ProxyReasons
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
         UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable,
         DnsNameRefused, DnsTypeRefused, DnsMalformed,
+        NameAddressMismatch, UnresolvedDestination, OwnListener,
     ];
 }

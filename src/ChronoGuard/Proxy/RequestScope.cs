@@ -68,7 +68,7 @@ internal sealed class RequestScope
 
     public FrontEnd FrontEnd => _frontEnd;
 
-    public bool IsTunnel => _frontEnd is FrontEnd.Connect or FrontEnd.Socks;
+    public bool IsTunnel => _frontEnd.IsTunnel();
 
     /// <summary>Whether bytes may flow now (from <see cref="Established"/> on): what the heartbeat's recheck looks at, whatever the phase.</summary>
     public bool IsEstablished => Volatile.Read(ref _establishedMs) >= 0;
@@ -112,8 +112,19 @@ internal sealed class RequestScope
         return Decision.Allowed;
     }
 
-    /// <summary>Resolves the decided host and has the guard judge every address (see <see cref="GuardedAddresses"/>).</summary>
-    public ValueTask<(ConnectOutcome Outcome, GuardedAddresses Addresses)> ResolveAsync() => GuardedAddresses.ResolveAsync(this);
+    /// <summary>The addresses this request may dial, as its connection finds them and the guard judges them (see <see cref="GuardedAddresses"/>).</summary>
+    public ValueTask<(ConnectOutcome Outcome, GuardedAddresses Addresses)> ResolveAsync() => _connection.ResolveAsync(this);
+
+    /// <summary>
+    /// A refusal the front end gives a decided request (a loop, a name that does not bind to its
+    /// address): it becomes the decision. In observe mode it is let through and recorded as not
+    /// enforced, unless <paramref name="always"/> (a refusal that must hold even there).
+    /// </summary>
+    public void Overrule(in DecisionResult refusal, bool always)
+    {
+        Decision.Result = refusal;
+        Decision.Allowed = !always && Decision.Allowed && Decision.Policy is { IsObserve: true };
+    }
 
     /// <summary>
     /// Dials the guarded addresses; on success the upstream becomes the connection's (dropped by
@@ -176,7 +187,15 @@ internal sealed class RequestScope
     /// <summary>Whether the guard passes an address already connected (a kept upstream): the decision is not touched.</summary>
     public bool MayReuse(IPAddress address) => _gate.AcceptAddress(Decision, address, out var judged) && judged.IsAllow;
 
-    public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision);
+    /// <summary>
+    /// The client has said nothing and waits for the server to speak first (SMTP, MySQL; SPEC §10): the
+    /// tunnel is dialed without waiting for a ClientHello, except on 443, where every client is TLS and
+    /// speaks first. (Such a client's later bytes are not judged as a ClientHello: its address is still
+    /// the one the name was bound to.)
+    /// </summary>
+    public bool AwaitsServer { get; init; }
+
+    public bool RequiresSniCheck() => _gate.RequiresSniCheck(Decision) && !(AwaitsServer && Decision.Port != 443);
 
     public SniVerdict CheckClientHello(in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end)
     {
@@ -219,7 +238,7 @@ internal sealed class RequestScope
         var head = _head;
         var method = _frontEnd switch
         {
-            FrontEnd.Connect => "CONNECT"u8,
+            FrontEnd.Connect or FrontEnd.Transparent => "CONNECT"u8,
             FrontEnd.Socks => "SOCKS"u8,
             _ => head is null ? default : head.Span(head.Method),
         };

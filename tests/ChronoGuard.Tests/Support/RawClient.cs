@@ -24,6 +24,16 @@ internal sealed class RawClient : IDisposable
         return new RawClient(s);
     }
 
+    /// <summary>Connects from a port known before the connect (told to <paramref name="bound"/>): a test standing in for the kernel maps it.</summary>
+    public static async Task<RawClient> ConnectAsync(IPEndPoint endpoint, Action<IPEndPoint> bound)
+    {
+        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        bound((IPEndPoint)s.LocalEndPoint!);
+        await s.ConnectAsync(endpoint);
+        return new RawClient(s);
+    }
+
     public Task SendAsync(string ascii) => SendAsync(Encoding.ASCII.GetBytes(ascii));
 
     public async Task SendAsync(byte[] data)

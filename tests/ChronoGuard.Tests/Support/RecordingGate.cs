@@ -30,6 +30,9 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
     /// <summary>Per decision record: how the agent was identified.</summary>
     public ConcurrentQueue<ChronoGuard.Audit.AuditIdentity> Identities { get; } = new();
 
+    /// <summary>Each decision record's host, port and dialed address ("" when none).</summary>
+    public ConcurrentQueue<(string Host, int Port, string Dialed)> Destinations { get; } = new();
+
     public ConcurrentQueue<(string Host, long BytesUp, long BytesDown, string Reason, bool Established, int Status)> Closes { get; } = new();
 
     private readonly ConcurrentQueue<(int Count, TaskCompletionSource Done)> _closeWaiters = new();
@@ -87,6 +90,7 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
         Requests.Enqueue((System.Text.Encoding.ASCII.GetString(method), System.Text.Encoding.ASCII.GetString(path)));
         CredentialNames.Enqueue(decision.Credential?.Name);
         Identities.Enqueue(decision.Identity);
+        Destinations.Enqueue((decision.Host, decision.Port, decision.Dialed?.ToString() ?? string.Empty));
         return seq;
     }
 
