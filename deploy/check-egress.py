@@ -78,7 +78,8 @@ def check_tcp(family, host, port, timeout, what, may_drop):
         fields[k.strip().lower()] = v.strip()
     status = head.split("\r\n", 1)[0]
     if "x-chronoguard-decision" in fields:
-        report(True, what, f"taken by the sidecar: {status} {fields['x-chronoguard-decision']} {fields.get('x-chronoguard-reason', '')}".rstrip())
+        code = status.split(" ")[1] if status.count(" ") else status
+        report(True, what, f"taken by the sidecar: {code} {fields['x-chronoguard-decision']} {fields.get('x-chronoguard-reason', '')}".rstrip())
     else:
         report(False, what, f"answered without the sidecar: {status or 'no HTTP answer'}")
 

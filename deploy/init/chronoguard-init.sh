@@ -150,7 +150,7 @@ done
 # One iptables-restore per family, into chains of our own (declaring a chain under --noflush
 # empties it, so a second run replaces rather than adds), then one jump from OUTPUT, added only
 # when it is not there yet. The nat chain decides where a new connection goes; the filter chain,
-# seeing the rewritten destination, lets through what was redirected or excluded, refuses any other
+# seeing the rewritten destination, lets through what goes to the sidecar's ports or is excluded, refuses any other
 # TCP connect and drops everything else (a local sender gets EPERM for a dropped datagram).
 
 iptables_rules() { # family: 4 or 6
@@ -182,10 +182,12 @@ iptables_rules() { # family: 4 or 6
   echo "-A $chain -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN"
   ports=$tp
   for l in $listeners; do [ "$fam" = 6 ] || ports="$ports ${l#*=}"; done
-  for p in $ports; do echo "-A $chain -p tcp -d $lo --dport $p -m conntrack --ctstate DNAT -j RETURN"; done
+  # The sidecar's ports, redirected to or not (a REDIRECT onto the same address and port is no NAT
+  # to conntrack): the listener refuses its own address itself (own_listener), and records it.
+  for p in $ports; do echo "-A $chain -p tcp -d $lo --dport $p -j RETURN"; done
   if [ -n "$dp" ]; then
-    echo "-A $chain -p udp -d $lo --dport $dp -m conntrack --ctstate DNAT -j RETURN"
-    echo "-A $chain -p tcp -d $lo --dport $dp -m conntrack --ctstate DNAT -j RETURN"
+    echo "-A $chain -p udp -d $lo --dport $dp -j RETURN"
+    echo "-A $chain -p tcp -d $lo --dport $dp -j RETURN"
   fi
   for c in $ex; do echo "-A $chain -p tcp -d $c -j RETURN"; done
   if [ "$fam" = 6 ]; then
@@ -267,11 +269,11 @@ nft_plan() {
   echo '    ct state established,related return'
   ports=$tport
   for l in $listeners; do ports="$ports ${l#*=}"; done
-  [ -z "$(echo $ports)" ] || echo "    ct status dnat ip daddr 127.0.0.1 tcp dport $(nft_set $ports) return"
-  [ -z "$t6port" ] || echo "    ct status dnat ip6 daddr ::1 tcp dport $t6port return"
+  [ -z "$(echo $ports)" ] || echo "    ip daddr 127.0.0.1 tcp dport $(nft_set $ports) return"
+  [ -z "$t6port" ] || echo "    ip6 daddr ::1 tcp dport $t6port return"
   if [ -n "$dnsport" ]; then
-    echo "    ct status dnat ip daddr 127.0.0.1 udp dport $dnsport return"
-    echo "    ct status dnat ip daddr 127.0.0.1 tcp dport $dnsport return"
+    echo "    ip daddr 127.0.0.1 udp dport $dnsport return"
+    echo "    ip daddr 127.0.0.1 tcp dport $dnsport return"
   fi
   [ -z "$ex4" ] || echo "    meta l4proto tcp ip daddr $(nft_set $ex4) return"
   [ -z "$ex6" ] || echo "    meta l4proto tcp ip6 daddr $(nft_set $ex6) return"

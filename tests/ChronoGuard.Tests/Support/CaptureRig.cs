@@ -92,7 +92,7 @@ internal sealed class CaptureRig : IAsyncDisposable
             await sidecar.WaitForOutputAsync(l => l.Contains("DNS guard listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             if (transparent)
             {
-                await sidecar.WaitForOutputAsync(l => l.Contains("transparent listener on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+                await sidecar.WaitForOutputAsync(l => l.Contains($"Transparent:Listen listening on 127.0.0.1:{TransparentPort}", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             }
 
             return new CaptureRig(ns, upstream, work, sidecar);
