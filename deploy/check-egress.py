@@ -58,7 +58,8 @@ def check_tcp(family, host, port, timeout, what, may_drop):
         return
     data = b""
     try:
-        s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        authority = f"[{host}]" if ":" in host else host
+        s.sendall(f"GET / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n".encode())
         while len(data) < 8192:
             part = s.recv(8192)
             if not part:

@@ -39,7 +39,8 @@ internal sealed class CaptureRig : IAsyncDisposable
     /// <param name="zone">The fake resolver's zone (<c>name|TYPE|ttl|rdata</c>).</param>
     /// <param name="settings">More CHRONOGUARD__* settings for the sidecar.</param>
     /// <param name="initArgs">More flags for the init script (e.g. <c>--backend nft</c>).</param>
-    public static async Task<CaptureRig> StartAsync(string policies, bool transparent, string[] zone, IReadOnlyDictionary<string, string>? settings = null, params string[] initArgs)
+    /// <param name="agents">The <c>agents</c> array, when not just "bot" with the policy named "p".</param>
+    public static async Task<CaptureRig> StartAsync(string policies, bool transparent, string[] zone, IReadOnlyDictionary<string, string>? settings = null, string? agents = null, params string[] initArgs)
     {
         var ns = await NetNamespace.CreateAsync();
         FakeResolver? upstream = null;
@@ -59,7 +60,7 @@ internal sealed class CaptureRig : IAsyncDisposable
             var policy = work.File("policy.json");
             await File.WriteAllTextAsync(policy, $$"""
                 { "version": 1, "network": { "allowPrivateDestinations": true, "allowedPorts": [80, 443] },
-                  "agents": [ { "id": "bot", "tokenSha256": "{{Policy.PolicyFixture.TokenSha}}", "policies": ["p"] } ],
+                  "agents": {{agents ?? $$"""[ { "id": "bot", "tokenSha256": "{{Policy.PolicyFixture.TokenSha}}", "policies": ["p"] } ]"""}},
                   "policies": {{policies}} }
                 """);
             // The sidecar's user writes its audit there and runs with it as HOME.

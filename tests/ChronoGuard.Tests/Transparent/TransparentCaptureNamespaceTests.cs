@@ -217,7 +217,7 @@ public sealed class TransparentCaptureNamespaceTests
 
     private static async Task EgressCheckAsync(string backend)
     {
-        await using var rig = await CaptureRig.StartAsync(Policies, transparent: true, Zone, null, "--backend", backend);
+        await using var rig = await CaptureRig.StartAsync(Policies, transparent: true, Zone, null, null, "--backend", backend);
         await rig.Namespace.MustRunAsync("ip", "addr", "add", "fd00::9/128", "dev", "lo");
         string[] check = [Path.Combine(ExternalTools.RepoRoot, "deploy", "check-egress.py"), "--ipv4", "127.0.0.9", "--ipv6", "fd00::9", "--dns", "127.0.0.9"];
 
@@ -238,6 +238,60 @@ public sealed class TransparentCaptureNamespaceTests
         Assert.Equal([("GET", "127.0.0.9", "default_deny")], Transparent(records).Select(r => (r.Method, r.Host, r.Reason)));
         Assert.All(Dns(records), r => Assert.Equal(("TXT", ProxyReasons.DnsTypeRefused), (r.Path, r.Reason)));
         Assert.Equal(3, Dns(records).Count());
+    }
+
+    [NamespaceFact]
+    public async Task With_Listen6_IPv6_TCP_is_taken_by_the_sidecar_instead_of_refused()
+    {
+        await using var rig = await CaptureRig.StartAsync(Policies, transparent: true, Zone,
+            new Dictionary<string, string> { ["CHRONOGUARD__Transparent__Listen6"] = $"[::1]:{CaptureRig.TransparentPort}" }, null,
+            "--transparent6-port", CaptureRig.TransparentPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await rig.Sidecar.WaitForOutputAsync(l => l.Contains($"Transparent:Listen6 listening on [::1]:{CaptureRig.TransparentPort}", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        await rig.Namespace.MustRunAsync("ip", "addr", "add", "fd00::9/128", "dev", "lo");
+
+        var (code, output) = await rig.Namespace.RunAsync("/usr/bin/python3", [Path.Combine(ExternalTools.RepoRoot, "deploy", "check-egress.py"), "--ipv4", "127.0.0.9", "--ipv6", "fd00::9", "--dns", "127.0.0.9", "--listen6"]);
+        Assert.True(code == 0, output);
+        var tcp6 = output.Split('\n').Single(l => l.Contains("tcp6 [fd00::9]:80", StringComparison.Ordinal));
+        Assert.True(tcp6.StartsWith("PASS", StringComparison.Ordinal) && tcp6.EndsWith("taken by the sidecar: 403 DENY default_deny", StringComparison.Ordinal), output);
+        Assert.Contains("PASS  udp6 [fd00::9]:443 (QUIC)", output, StringComparison.Ordinal);
+
+        var records = await rig.StopAsync();
+        Assert.Equal(
+            [("127.0.0.9", "127.0.0.9"), ("fd00::9", "fd00::9")],
+            Transparent(records).Select(r => (r.Host, r.DialedIp)));
+    }
+
+    [NamespaceFact]
+    public async Task Each_Listeners_UID_is_redirected_to_its_own_listener_and_decided_as_its_agent()
+    {
+        await ExternalTools.EnsureAsync("curl");
+        var agents = $$"""
+            [ { "id": "bot", "tokenSha256": "{{Policy.PolicyFixture.TokenSha}}", "policies": ["p"] },
+              { "id": "bot2", "tokenSha256": "{{Policy.PolicyFixture.TokenSha}}", "policies": ["q"] } ]
+            """;
+        const string policies = """[ { "name": "p", "allowedDomains": ["allowed.test"] }, { "name": "q", "allowedDomains": ["allowed.test", "evil.test"] } ]""";
+        await using var rig = await CaptureRig.StartAsync(policies, transparent: true, Zone, new Dictionary<string, string>
+        {
+            ["CHRONOGUARD__Transparent__Listeners__0__Listen"] = "127.0.0.1:15002",
+            ["CHRONOGUARD__Transparent__Listeners__0__Agent"] = "bot2",
+            ["CHRONOGUARD__Transparent__Listeners__0__Uid"] = "2001",
+        }, agents, "--listener", "2001=15002");
+        await rig.Sidecar.WaitForOutputAsync(l => l.Contains("Transparent:Listeners:0:Listen listening on 127.0.0.1:15002", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var seen = new List<string>();
+        await using var origin = HttpOrigin(rig.Namespace, "127.0.0.2", seen);
+        string[] asUid2001 = ["setpriv", "--reuid=2001", "--regid=2001", "--clear-groups", "--"];
+
+        var (code, body) = await rig.Namespace.RunAsync(asUid2001[0], [.. asUid2001[1..], "curl", "-sS", "--max-time", "20", "--resolve", "evil.test:80:127.0.0.2", "http://evil.test/"]);
+        Assert.True(code == 0 && body == "hello from 127.0.0.2", $"as 2001: {code} {body}");
+        (code, body) = await Curl(rig, "-i", "--resolve", "evil.test:80:127.0.0.2", "http://evil.test/");
+        Assert.Contains("HTTP/1.1 403", body, StringComparison.Ordinal);
+
+        var records = await rig.StopAsync();
+        Assert.Equal(["GET / evil.test"], seen);
+        Assert.Equal(
+            [("bot2", "evil.test", "ALLOW"), ("bot", "evil.test", "DENY")],
+            records.Where(r => r.Method != "DNS").Select(r => (r.Agent, r.Host, r.Decision)));
+        Assert.All(records.Where(r => r.Method != "DNS"), r => Assert.Equal(AuditIdentity.Transparent, r.Identity));
     }
 
     private static List<AuditEntry> Transparent(List<AuditEntry> records)
