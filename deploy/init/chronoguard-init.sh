@@ -46,6 +46,9 @@ tport=15001
 t6port=
 dnsport=15053
 excludes="127.0.0.0/8 ::1/128"
+# Where each value came from, for the error that names it.
+uid_from=--sidecar-uid tport_from=--transparent-port t6port_from=--transparent6-port dnsport_from=--dns-port excludes_from=--exclude-cidrs
+[ -z "${CHRONOGUARD_SIDECAR_UID:-}" ] || uid_from=CHRONOGUARD_SIDECAR_UID
 listeners=
 backend=auto
 dry_run=false
@@ -67,15 +70,18 @@ port_of() { # name value loopback-host...
 
 if [ "${CHRONOGUARD__Transparent__Listen+set}" = set ]; then
   tport=$(port_of Transparent:Listen "$CHRONOGUARD__Transparent__Listen" 127.0.0.1 0.0.0.0 '[::]')
+  tport_from=Transparent:Listen
 fi
 if [ "${CHRONOGUARD__Transparent__Listen6+set}" = set ]; then
   t6port=$(port_of Transparent:Listen6 "$CHRONOGUARD__Transparent__Listen6" '[::1]' '[::]')
+  t6port_from=Transparent:Listen6
 fi
 if [ "${CHRONOGUARD__Dns__Listen+set}" = set ]; then
   dnsport=$(port_of Dns:Listen "$CHRONOGUARD__Dns__Listen" 127.0.0.1 0.0.0.0 '[::]')
+  dnsport_from=Dns:Listen
 fi
 if [ "${CHRONOGUARD__Transparent__ExcludeCidrs__0+set}" = set ]; then
-  excludes= i=0
+  excludes= i=0 excludes_from=Transparent:ExcludeCidrs
   while eval "[ \"\${CHRONOGUARD__Transparent__ExcludeCidrs__$i+set}\" = set ]"; do
     eval "excludes=\"\$excludes \$CHRONOGUARD__Transparent__ExcludeCidrs__$i\""
     i=$((i + 1))
@@ -94,11 +100,11 @@ need_value() { [ $# -ge 2 ] || fail "$1 needs a value (see --help)"; }
 cli_listeners=
 while [ $# -gt 0 ]; do
   case $1 in
-    --sidecar-uid) need_value "$@"; sidecar_uid=$2; shift 2 ;;
-    --transparent-port) need_value "$@"; tport=$2; shift 2 ;;
-    --transparent6-port) need_value "$@"; t6port=$2; shift 2 ;;
-    --dns-port) need_value "$@"; dnsport=$2; shift 2 ;;
-    --exclude-cidrs) need_value "$@"; excludes=$2; shift 2 ;;
+    --sidecar-uid) need_value "$@"; sidecar_uid=$2 uid_from=$1; shift 2 ;;
+    --transparent-port) need_value "$@"; tport=$2 tport_from=$1; shift 2 ;;
+    --transparent6-port) need_value "$@"; t6port=$2 t6port_from=$1; shift 2 ;;
+    --dns-port) need_value "$@"; dnsport=$2 dnsport_from=$1; shift 2 ;;
+    --exclude-cidrs) need_value "$@"; excludes=$2 excludes_from=$1; shift 2 ;;
     --listener) need_value "$@"; cli_listeners="$cli_listeners $2"; shift 2 ;;
     --backend) need_value "$@"; backend=$2; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
@@ -115,10 +121,10 @@ check_port() { # name value (may be empty)
   [ -z "$2" ] && return 0
   is_uint "$2" && [ "$2" -ge 1 ] && [ "$2" -le 65535 ] || fail "$1: '$2' is not a port (1-65535)"
 }
-is_uint "$sidecar_uid" || fail "--sidecar-uid: '$sidecar_uid' is not a numeric UID"
-check_port --transparent-port "$tport"
-check_port --transparent6-port "$t6port"
-check_port --dns-port "$dnsport"
+is_uint "$sidecar_uid" || fail "$uid_from: '$sidecar_uid' is not a numeric UID"
+check_port "$tport_from" "$tport"
+check_port "$t6port_from" "$t6port"
+check_port "$dnsport_from" "$dnsport"
 case $backend in auto | iptables | nft) ;; *) fail "--backend: '$backend' is not auto, iptables or nft" ;; esac
 
 excludes=$(echo "$excludes" | tr ',' ' ')
@@ -126,15 +132,14 @@ ex4= ex6=
 for c in $excludes; do
   case $c in
     *:*)
-      echo "$c" | grep -Eq '^[0-9A-Fa-f:.]+(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?$' || fail "--exclude-cidrs: '$c' is not an IPv6 address or CIDR"
+      echo "$c" | grep -Eq '^[0-9A-Fa-f:.]+(/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))?$' || fail "$excludes_from: '$c' is not an IPv6 address or CIDR"
       ex6="$ex6 $c" ;;
     *)
-      echo "$c" | grep -Eq '^([0-9]{1,3}\.){3}[0-9]{1,3}(/([0-9]|[12][0-9]|3[0-2]))?$' || fail "--exclude-cidrs: '$c' is not an IPv4 address or CIDR"
+      echo "$c" | grep -Eq '^([0-9]{1,3}\.){3}[0-9]{1,3}(/([0-9]|[12][0-9]|3[0-2]))?$' || fail "$excludes_from: '$c' is not an IPv4 address or CIDR"
       ex4="$ex4 $c" ;;
   esac
 done
 
-luids=
 for l in $listeners; do
   uid=${l%%=*}
   port=${l#*=}
@@ -142,7 +147,6 @@ for l in $listeners; do
   is_uint "$uid" || fail "--listener: '$uid' in '$l' is not a numeric UID"
   [ "$uid" != "$sidecar_uid" ] || fail "--listener: UID $uid is the sidecar's own; its connections are never redirected"
   check_port "--listener $l" "$port"
-  luids="$luids $uid"
 done
 [ -n "$tport" ] || [ -n "$listeners" ] || fail "no listener: give --transparent-port or --listener (Transparent:Listen or Transparent:Listeners)"
 

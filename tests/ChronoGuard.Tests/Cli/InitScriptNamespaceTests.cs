@@ -74,6 +74,10 @@ public sealed class InitScriptNamespaceTests
             (["--frobnicate"], null, "unknown option '--frobnicate' (see --help)"),
             ([], new() { ["CHRONOGUARD__Transparent__Listen"] = "10.0.0.5:15001" }, "Transparent:Listen: '10.0.0.5:15001' listens on 10.0.0.5, but REDIRECT delivers to 127.0.0.1: listen on 127.0.0.1:15001"),
             ([], new() { ["CHRONOGUARD__Transparent__Listeners__0__Listen"] = "127.0.0.1:15002" }, "Transparent:Listeners:0:Uid is missing: the rules need the UID whose connections go to 127.0.0.1:15002"),
+            // A value from the sidecar's settings is named as the setting it came from.
+            ([], new() { ["CHRONOGUARD__Dns__Listen"] = "127.0.0.1:99999" }, "Dns:Listen: '99999' is not a port (1-65535)"),
+            ([], new() { ["CHRONOGUARD__Transparent__ExcludeCidrs__0"] = "10.0.0/8" }, "Transparent:ExcludeCidrs: '10.0.0/8' is not an IPv4 address or CIDR"),
+            ([], new() { ["CHRONOGUARD_SIDECAR_UID"] = "app" }, "CHRONOGUARD_SIDECAR_UID: 'app' is not a numeric UID"),
         ];
         foreach (var (args, env, says) in cases)
         {
