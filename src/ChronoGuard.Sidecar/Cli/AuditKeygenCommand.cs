@@ -16,7 +16,10 @@ internal static class AuditKeygenCommand
     {
         if (args.Length != 2 || args[0] != "--out")
         {
-            stderr.WriteLine("audit keygen: usage: chronoguard audit keygen --out DIR");
+            var stray = args.Length == 0 || (args[0] == "--out" && args.Length < 2) ? null : args[0] != "--out" ? args[0] : args[2];
+            stderr.WriteLine(stray is null
+                ? "audit keygen: usage: chronoguard audit keygen --out DIR"
+                : $"audit keygen: {CommandLine.Unrecognised(stray, ["--out"])} (usage: chronoguard audit keygen --out DIR)");
             return CommandLine.UsageError;
         }
 

@@ -9,7 +9,10 @@ internal static class AuditRepairCommand
     {
         if (args.Length != 2 || args[0] != "--audit-dir")
         {
-            stderr.WriteLine("audit repair: usage: chronoguard audit repair --audit-dir DIR");
+            var stray = args.Length == 0 || (args[0] == "--audit-dir" && args.Length < 2) ? null : args[0] != "--audit-dir" ? args[0] : args[2];
+            stderr.WriteLine(stray is null
+                ? "audit repair: usage: chronoguard audit repair --audit-dir DIR"
+                : $"audit repair: {CommandLine.Unrecognised(stray, ["--audit-dir"])} (usage: chronoguard audit repair --audit-dir DIR)");
             return CommandLine.UsageError;
         }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using ChronoGuard.Audit;
 
@@ -7,30 +6,37 @@ namespace ChronoGuard.Sidecar.Cli;
 /// <summary><c>chronoguard export</c>: an audit directory as JSONL or CSV, filtered, optionally following.</summary>
 internal static class ExportCommand
 {
+    private static readonly string[] FilterOptions = ["--since", "--until", "--agent", "--decision", "--not-decision", "--reason", "--host"];
+
+    private static readonly string[] Options = [.. FilterOptions, "--audit-dir", "--format", "--out", "--follow", "--salvage"];
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        string? dir = null, format = "jsonl", agent = null, decision = null, outFile = null;
-        DateTimeOffset? since = null, until = null;
+        string? dir = null, format = "jsonl", outFile = null;
+        var filter = new ExportFilter();
+        var now = DateTimeOffset.UtcNow;
         var follow = false;
         var salvage = false;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            DateTimeOffset Time(string v) => DateTimeOffset.TryParse(v, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : throw new ArgumentException($"'{v}' is not an ISO-8601 time");
             try
             {
-                switch (args[i])
+                var option = args[i];
+                switch (option)
                 {
                     case "--audit-dir": dir = Next(); break;
                     case "--format": format = Next(); break;
-                    case "--since": since = Time(Next()); break;
-                    case "--until": until = Time(Next()); break;
-                    case "--agent": agent = Next(); break;
-                    case "--decision": decision = Next(); break;
                     case "--out": outFile = Next(); break;
                     case "--follow": follow = true; break;
                     case "--salvage": salvage = true; break;
-                    default: throw new ArgumentException($"unknown option '{args[i]}'");
+                    default:
+                        if (Array.IndexOf(FilterOptions, option) < 0 || !filter.TrySet(option, Next(), now))
+                        {
+                            throw new ArgumentException(CommandLine.Unrecognised(option, Options));
+                        }
+
+                        break;
                 }
             }
             catch (ArgumentException ex)
@@ -67,9 +73,6 @@ internal static class ExportCommand
                 output.WriteLine(string.Join(',', AuditJson.Columns));
             }
 
-            bool Keep(AuditEntry e) =>
-                (since is null || e.Time >= since) && (until is null || e.Time < until)
-                && (agent is null || e.Agent == agent) && (decision is null || string.Equals(e.Decision, decision, StringComparison.OrdinalIgnoreCase));
             var buffer = new MemoryStream();
             var skipped = new HashSet<string>(StringComparer.Ordinal);
             long address = 0;
@@ -104,7 +107,7 @@ internal static class ExportCommand
                         continue;
                     }
 
-                    if (!Keep(entry))
+                    if (!filter.Keep(entry))
                     {
                         continue;
                     }

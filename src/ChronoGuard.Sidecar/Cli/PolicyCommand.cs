@@ -9,11 +9,21 @@ namespace ChronoGuard.Sidecar.Cli;
 /// <summary><c>chronoguard policy check|explain</c>.</summary>
 internal static class PolicyCommand
 {
+    private static readonly string[] ExplainOptions = ["--agent", "--target", "--method", "--path", "--at"];
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (args.Length < 2 || args[0] is not ("check" or "explain"))
+        if (args.Length < 2 || args[0] is not ("check" or "explain") || args[1].StartsWith('-'))
         {
-            stderr.WriteLine("policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
+            stderr.WriteLine(args.Length > 0 && args[0] == "check"
+                ? "policy check: usage: chronoguard policy check FILE"
+                : "policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
+            return CommandLine.UsageError;
+        }
+
+        if (args[0] == "check" && args.Length > 2)
+        {
+            stderr.WriteLine($"policy check: unexpected argument '{args[2]}' (check takes one FILE)");
             return CommandLine.UsageError;
         }
 
@@ -54,6 +64,12 @@ internal static class PolicyCommand
         string? agentId = null, target = null, method = null, path = null, at = null;
         for (var i = 0; i < args.Length; i++)
         {
+            if (Array.IndexOf(ExplainOptions, args[i]) < 0)
+            {
+                stderr.WriteLine("policy explain: " + CommandLine.Unrecognised(args[i], ExplainOptions));
+                return CommandLine.UsageError;
+            }
+
             if (i + 1 >= args.Length)
             {
                 stderr.WriteLine($"policy explain: {args[i]} needs a value");

@@ -23,9 +23,20 @@ internal static class RunArguments
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
+            if (!arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                return $"run: unexpected argument '{arg}' (run takes only options; see chronoguard run --help)";
+            }
+
             var eq = arg.IndexOf('=', StringComparison.Ordinal);
             var name = eq > 0 ? arg[..eq] : arg;
             string? value = eq > 0 ? arg[(eq + 1)..] : null;
+            var key = name == "--config" ? null : Array.Find(Flags, f => f.Flag == name).Key;
+            if (key is null && name != "--config")
+            {
+                return $"run: {CommandLine.Unrecognised(name, Flags.Select(f => f.Flag).Append("--config"))} (see chronoguard run --help)";
+            }
+
             if (value is null)
             {
                 if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
@@ -36,16 +47,10 @@ internal static class RunArguments
                 value = args[++i];
             }
 
-            if (name == "--config")
+            if (key is null)
             {
                 configFile = value;
                 continue;
-            }
-
-            var key = Array.Find(Flags, f => f.Flag == name).Key;
-            if (key is null)
-            {
-                return $"run: unknown option '{name}'";
             }
 
             overrides[key] = value;

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace ChronoGuard.Sidecar.Cli;
 
@@ -50,16 +51,32 @@ internal static class RunCommand
             // The host logs a start-up failure as "Hosting failed to start" with its stack trace (about 750
             // characters of JSON on stdout) before rethrowing it; RunAsync below says it in one line instead.
             builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
-            builder.Logging.AddJsonConsole(o =>
+            var logging = builder.Configuration.GetSection("Logging");
+            // Validated above: Format (ours, SPEC §3) or the console logger's own FormatterName; json unless either says otherwise.
+            if (ConfigurationValidator.LogFormatOf(logging["Format"] ?? logging["Console:FormatterName"]))
             {
-                o.UseUtcTimestamp = true;
-                o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
-                // The default encoder is HTML-safe and writes a quote as \u0022 (and ', <, >, &, + and
-                // every non-ASCII letter as escapes too), which log readers and grep then miss. These lines
-                // are JSON for log pipelines, never embedded in HTML; JSON's own escaping (\", \\,
-                // control characters) is still applied, so each line stays one valid JSON object.
-                o.JsonWriterOptions = new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-            });
+                builder.Logging.AddSimpleConsole(o =>
+                {
+                    o.SingleLine = true;
+                    o.UseUtcTimestamp = true;
+                    o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z' ";
+                    // Logs go to a file or a log collector: no escape codes in them.
+                    o.ColorBehavior = LoggerColorBehavior.Disabled;
+                });
+            }
+            else
+            {
+                builder.Logging.AddJsonConsole(o =>
+                {
+                    o.UseUtcTimestamp = true;
+                    o.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+                    // The default encoder is HTML-safe and writes a quote as \u0022 (and ', <, >, &, + and
+                    // every non-ASCII letter as escapes too), which log readers and grep then miss. These lines
+                    // are JSON for log pipelines, never embedded in HTML; JSON's own escaping (\", \\,
+                    // control characters) is still applied, so each line stays one valid JSON object.
+                    o.JsonWriterOptions = new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+                });
+            }
             builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             // The host must outwait the drain, or it would abandon tunnels the drain promised to keep.
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMilliseconds(settings.Proxy.DrainTimeoutMs + 5000));

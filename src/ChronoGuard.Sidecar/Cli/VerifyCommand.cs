@@ -11,6 +11,8 @@ namespace ChronoGuard.Sidecar.Cli;
 /// </summary>
 internal static class VerifyCommand
 {
+    private static readonly string[] Options = ["--audit-dir", "--jsonl", "--csv", "--key-file", "--expect-head", "--checkpoints", "--public-key", "--json"];
+
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         string? dir = null, jsonl = null, csv = null, keyFile = null, expect = null, checkpoints = null, publicKey = null;
@@ -30,7 +32,7 @@ internal static class VerifyCommand
                     case "--checkpoints": checkpoints = Next(); break;
                     case "--public-key": publicKey = Next(); break;
                     case "--json": json = true; break;
-                    default: throw new ArgumentException($"unknown option '{args[i]}'");
+                    default: throw new ArgumentException(CommandLine.Unrecognised(args[i], Options));
                 }
             }
             catch (ArgumentException ex)

@@ -92,6 +92,15 @@ internal static class ConfigurationSchema
         ]),
     ];
 
+    /// <summary><c>Logging:Format</c>: one JSON object per line (the default, for log pipelines) or one plain line (<c>simple</c> is the .NET name for it).</summary>
+    public static readonly SettingRule LogFormat = SettingRule.Choice("Format", "json", "text", "simple");
+
+    /// <summary><c>Logging:Console:FormatterName</c>, the .NET console logger's own switch: the same choice under its names.</summary>
+    public static readonly SettingRule ConsoleFormatter = SettingRule.Choice("FormatterName", "json", "simple", "text");
+
+    /// <summary><c>Logging:Refusals</c> (SPEC §3, §9): which decisions get a line on stdout.</summary>
+    public static readonly SettingRule LogRefusals = SettingRule.Choice("Refusals", "refusals", "all", "none");
+
     /// <summary>Values <c>Logging:LogLevel:*</c> accepts (Microsoft.Extensions.Logging.LogLevel names).</summary>
     public static readonly SettingRule LogLevel = SettingRule.Choice("LogLevel", "Trace", "Debug", "Information", "Warning", "Error", "Critical", "None");
 }

@@ -156,10 +156,35 @@ internal static class ConfigurationValidator
         return null;
     }
 
-    /// <summary>The host's section: only log levels (Logging:LogLevel:* and Logging:PROVIDER:LogLevel:*) are checked.</summary>
+    /// <summary>
+    /// The host's section: log levels (Logging:LogLevel:* and Logging:PROVIDER:LogLevel:*), and our own
+    /// switches: Format (or the console logger's FormatterName) and Refusals. Other keys are the host's.
+    /// </summary>
     private static string? CheckLogging(IConfigurationSection logging, out string? bad)
     {
         bad = null;
+        foreach (var (node, rule) in new[]
+        {
+            (logging.GetSection(ConfigurationSchema.LogFormat.Key), ConfigurationSchema.LogFormat),
+            (logging.GetSection("Console:" + ConfigurationSchema.ConsoleFormatter.Key), ConfigurationSchema.ConsoleFormatter),
+            (logging.GetSection(ConfigurationSchema.LogRefusals.Key), ConfigurationSchema.LogRefusals),
+        })
+        {
+            bad = Blame(node);
+            if ((node.Value is not null || node.GetChildren().Any()) && CheckValue(node, rule) is { } problem)
+            {
+                return problem;
+            }
+        }
+
+        var format = logging[ConfigurationSchema.LogFormat.Key];
+        var formatter = logging["Console:" + ConfigurationSchema.ConsoleFormatter.Key];
+        if (format is not null && formatter is not null && LogFormatOf(format) != LogFormatOf(formatter))
+        {
+            bad = logging.GetSection("Console:" + ConfigurationSchema.ConsoleFormatter.Key).Path;
+            return $"{bad} '{formatter}' contradicts Logging:Format '{format}' (set one of them)";
+        }
+
         foreach (var child in logging.GetChildren())
         {
             var levels = string.Equals(child.Key, ConfigurationSchema.LogLevel.Key, StringComparison.OrdinalIgnoreCase) ? child : child.GetSection(ConfigurationSchema.LogLevel.Key);
@@ -175,6 +200,9 @@ internal static class ConfigurationValidator
 
         return null;
     }
+
+    /// <summary>Whether a validated Logging:Format or Logging:Console:FormatterName value means one plain line per entry.</summary>
+    internal static bool LogFormatOf(string? value) => value is not null && !string.Equals(value, "json", StringComparison.OrdinalIgnoreCase);
 
     private static string? CheckValue(IConfigurationSection setting, SettingRule rule)
     {

@@ -144,7 +144,10 @@ internal sealed class SettingRule
                 return $"{entry.Path}: must be a CIDR block such as 127.0.0.0/8";
             }
 
-            if (!System.Net.IPNetwork.TryParse(entry.Value, out _))
+            // The address must be the block's own (no host bits): "10.0.0.1/8" is a typo the parser would widen.
+            var slash = entry.Value.IndexOf('/', StringComparison.Ordinal);
+            if (!System.Net.IPNetwork.TryParse(entry.Value, out var block) || slash < 0
+                || !System.Net.IPAddress.TryParse(entry.Value.AsSpan(0, slash), out var given) || !given.Equals(block.BaseAddress))
             {
                 return $"{entry.Path}: '{entry.Value}' is not a CIDR block (allowed: ADDRESS/PREFIX with no host bits set, such as 127.0.0.0/8 or ::1/128)";
             }

@@ -4,8 +4,8 @@ namespace ChronoGuard.Sidecar.Hosting;
 
 internal static partial class SidecarLog
 {
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "chronoguard {Version} proxy listening on {ProxyEndpoint}, stats on {StatsEndpoint}")]
-    public static partial void Started(ILogger logger, string version, string proxyEndpoint, string statsEndpoint);
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "chronoguard {Version} proxy listening on {ProxyEndpoint}, stats on {StatsEndpoint}, audit log in {AuditDirectory}")]
+    public static partial void Started(ILogger logger, string version, string proxyEndpoint, string statsEndpoint, string auditDirectory);
 
     [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "{Setting} listening on {Endpoint} ({Protocol}, {Identity})")]
     public static partial void ListenerStarted(ILogger logger, string setting, string endpoint, string protocol, string identity);
@@ -56,4 +56,21 @@ internal static partial class SidecarLog
     // Past its end every inspected tunnel fails its handshake: said at start while there is time to replace it.
     [LoggerMessage(EventId = 51, Level = LogLevel.Warning, Message = "the inspection CA {CertFile} expires on {NotAfter}, in {Days} days: inspected tunnels fail from then on (chronoguard ca init makes a new one; agents must trust it)")]
     public static partial void InspectionCaExpiring(ILogger logger, string certFile, string notAfter, int days);
+
+    // Logging:Refusals (SPEC §3, §9), category chronoguard.refusals: one line per refusal with the fields
+    // log tooling filters on; the audit seq finds the chained record (chronoguard export).
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "refused {Decision} {Reason}: agent {Agent} {Method} {Host}:{Port} from {SourceIp}, dialed {DialedIp}, status {Status}, audit seq {Seq}")]
+    public static partial void Refused(ILogger logger, string decision, string reason, string agent, string method, string host, int port, string sourceIp, string dialedIp, int status, long seq);
+
+    [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "observe mode forwarded what enforce refuses, {Decision} {Reason}: agent {Agent} {Method} {Host}:{Port} from {SourceIp}, dialed {DialedIp}, status {Status}, audit seq {Seq}")]
+    public static partial void RefusalNotEnforced(ILogger logger, string decision, string reason, string agent, string method, string host, int port, string sourceIp, string dialedIp, int status, long seq);
+
+    [LoggerMessage(EventId = 62, Level = LogLevel.Information, Message = "allowed {Decision} {Reason}: agent {Agent} {Method} {Host}:{Port} from {SourceIp}, dialed {DialedIp}, status {Status}, audit seq {Seq}")]
+    public static partial void Decided(ILogger logger, string decision, string reason, string agent, string method, string host, int port, string sourceIp, string dialedIp, int status, long seq);
+
+    [LoggerMessage(EventId = 63, Level = LogLevel.Warning, Message = "refusals counted, not recorded one by one ({Reason}) from {SourceIp}, first host {Host}, status {Status}, audit seq {Seq}: {Detail}")]
+    public static partial void RefusalsCounted(ILogger logger, string reason, string sourceIp, string host, int status, long seq, string detail);
+
+    [LoggerMessage(EventId = 64, Level = LogLevel.Warning, Message = "{Dropped} refusal log lines were not written (at most {PerSecond} a second); the audit log has every record (chronoguard export --not-decision ALLOW)")]
+    public static partial void RefusalLinesDropped(ILogger logger, long dropped, int perSecond);
 }

@@ -32,6 +32,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private AuditWriter? _audit;
     private PolicyGate? _gate;
     private DnsGuard? _dns;
+    private RefusalLog? _refusals;
 
     /// <summary>What the DNS guard answered, per agent (SPEC §10): a transparent front end reads it.</summary>
     public AnswerMemory AnswerMemory { get; } = new();
@@ -68,6 +69,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
                 var range = from >= 0 && from < seq ? $"dropped seq {from} to {seq - 1}" : $"dropped the segments before seq {seq}";
                 ThreadPool.QueueUserWorkItem(_ => _ = SystemRecords.AppendAsync(audit, "retention", detail: $"{range}; the hash of the last dropped record is {hex} (the prevHash of seq {seq}, where the kept log starts)"));
             };
+            if (settings.LogRefusals != "none")
+            {
+                _refusals = new RefusalLog(settings.LogRefusals == "all", loggers.CreateLogger("chronoguard.refusals"));
+                audit.OnChained = _refusals.Observe;
+            }
+
             audit.OnFault = cause => SidecarLog.AuditWriterFault(_logger, cause);
             audit.OnRecovered = note => SidecarLog.AuditWriterRecovered(_logger, note);
         }
@@ -179,7 +186,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         });
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
-        SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint);
+        var auditDirectory = Path.GetFullPath(settings.Audit.Directory);
+        SidecarLog.Started(_logger, CommandLine.Version, proxyEndpoint, statsEndpoint, auditDirectory);
         if (inspection is not null)
         {
             var ca = inspection.Leaves.Authority;
@@ -410,6 +418,9 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             _audit = null;
         }
 
+        // After the writer: every record it chained has been handed over.
+        _refusals?.Dispose();
+
         if (StopFailure is null)
         {
             SidecarLog.Stopped(_logger);
@@ -424,6 +435,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         _sighup?.Dispose();
         _watcher?.Dispose();
         _audit?.Dispose();
+        _refusals?.Dispose();
         if (_proxy is not null)
         {
             await _proxy.DisposeAsync().ConfigureAwait(false);

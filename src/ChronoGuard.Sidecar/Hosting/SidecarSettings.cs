@@ -25,6 +25,9 @@ internal sealed class SidecarSettings
 
     public required DnsOptions Dns { get; init; }
 
+    /// <summary><c>Logging:Refusals</c>: <c>refusals</c> (default), <c>all</c> or <c>none</c> (validated with the rest).</summary>
+    public string LogRefusals { get; init; } = "refusals";
+
     /// <summary>Validates, then binds; a bad value is a <see cref="StartupException"/> whose message is the one line to print.</summary>
     /// <param name="environment">The process environment (tests pass their own), checked for near misses of the prefix.</param>
     public static SidecarSettings Bind(IConfigurationRoot configuration, string? configFile = null, IDictionary? environment = null)
@@ -51,6 +54,7 @@ internal sealed class SidecarSettings
         configuration.GetSection("Transparent").Bind(transparent);
         var dns = new DnsOptions();
         configuration.GetSection("Dns").Bind(dns);
-        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection, Transparent = transparent, Dns = dns };
+        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection, Transparent = transparent, Dns = dns,
+            LogRefusals = (configuration["Logging:Refusals"] ?? "refusals").ToLowerInvariant() };
     }
 }

@@ -184,6 +184,7 @@ internal sealed partial class AuditWriter
             }
 
             KeepMonotonic(ref record, seq);
+            OnChained?.Invoke(in record);
             var n = AuditCodec.Encode(record, entry[AuditCodec.EntryPrefix..]);
             var canonical = entry.Slice(AuditCodec.EntryPrefix, n);
             _chain.Compute(_prevHash, canonical, hash);

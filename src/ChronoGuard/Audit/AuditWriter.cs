@@ -103,6 +103,12 @@ internal sealed partial class AuditWriter : IDisposable
     /// <summary>Called on the writer thread when retention dropped segments: the first kept seq and its prevHash.</summary>
     public Action<long, byte[]>? OnRetention { get; set; }
 
+    /// <summary>
+    /// Called on the writer thread with every record as it is chained, once (re-appends after a fault are
+    /// not chained again). Set before the first append; the refusal log copies what it wants and returns.
+    /// </summary>
+    public AuditRecordObserver? OnChained { get; set; }
+
     /// <summary>Called once per fault episode with its cause (from the writer thread or the watchdog).</summary>
     public Action<string>? OnFault { get; set; }
 

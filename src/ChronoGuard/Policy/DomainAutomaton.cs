@@ -42,9 +42,11 @@ internal sealed class DomainAutomaton
     private readonly int[] _exact;
     private readonly int[] _wildcard;
     private readonly PortEntry[] _entries;
+    private readonly BlockEntry[] _blocks;
 
-    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, PortEntry[] entries, int patternCount, int maxMatches)
+    private DomainAutomaton(int[] rowOf, int[] table, int[] single, int[] exact, int[] wildcard, PortEntry[] entries, BlockEntry[] blocks, int patternCount, int maxMatches)
     {
+        _blocks = blocks;
         _rowOf = rowOf;
         _table = table;
         _single = single;
@@ -77,6 +79,7 @@ internal sealed class DomainAutomaton
         var parent = new List<int> { 0, 0 }; // negated when the edge from the parent reads a '.'
         var outputs = new List<(int State, bool Wildcard, PortEntry Entry)>(patterns.Count);
         var seen = new HashSet<string>(patterns.Count, StringComparer.Ordinal);
+        var blocks = new List<BlockEntry>();
         var states = 2; // 0 = dead, 1 = root
         for (var id = 0; id < patterns.Count; id++)
         {
@@ -86,6 +89,14 @@ internal sealed class DomainAutomaton
             }
 
             DomainNames.SplitPorts(patterns[id], out var p, out var lo, out var hi);
+            if (System.Net.IPNetwork.TryParse(p, out var network))
+            {
+                // An address block matches IP-literal hosts by address, not by their text.
+                var v4 = network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
+                blocks.Add(new BlockEntry(Key(network.BaseAddress), (v4 ? 96 : 0) + network.PrefixLength, new PortEntry(id, lo, hi)));
+                continue;
+            }
+
             var isWildcard = p.StartsWith("*.", StringComparison.Ordinal);
             var body = isWildcard ? p.AsSpan(2) : p.AsSpan();
             var s = 1;
@@ -194,7 +205,8 @@ internal sealed class DomainAutomaton
             }
         }
 
-        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, entries, patterns.Count, best[1]);
+        // A host is one address: room after the names for every block that can hold one address at once.
+        return new DomainAutomaton(rowOf, table, single, exactStarts, wildcardStarts, entries, [.. blocks], patterns.Count, best[1] + MostNested(blocks));
     }
 
     /// <summary>
@@ -209,16 +221,109 @@ internal sealed class DomainAutomaton
         {
             if (output < 0)
             {
-                return ExpandRuns(matches, count, port, port);
+                count = ExpandRuns(matches, count, port, port);
+                break;
+            }
+        }
+
+        return _blocks.Length == 0 ? count : MatchBlocks(host, port, port, matches, count);
+    }
+
+    /// <summary>Every pattern matching the name, whatever its ports (what <c>policy explain</c> shows beside the match).</summary>
+    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches)
+    {
+        var count = ExpandRuns(matches, Walk(host, matches), int.MinValue, int.MaxValue);
+        return _blocks.Length == 0 ? count : MatchBlocks(host, int.MinValue, int.MaxValue, matches, count);
+    }
+
+    /// <summary>
+    /// Adds the address blocks holding <paramref name="host"/> when it is an IP literal (only policies
+    /// that name a block pay for this). An IPv4 literal is read without allocating; an IPv6 one goes
+    /// through <see cref="System.Net.IPAddress"/> (one small allocation, for hosts that are IPv6 literals).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int MatchBlocks(ReadOnlySpan<byte> host, int low, int high, Span<int> matches, int count)
+    {
+        if (!TryReadAddress(host, out var address))
+        {
+            return count;
+        }
+
+        foreach (var block in _blocks)
+        {
+            var mask = block.Prefix == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - block.Prefix);
+            if ((address & mask) == block.Base && block.Entry.Low <= high && block.Entry.High >= low && count < matches.Length)
+            {
+                matches[count++] = block.Entry.Pattern;
             }
         }
 
         return count;
     }
 
-    /// <summary>Every pattern matching the name, whatever its ports (what <c>policy explain</c> shows beside the match).</summary>
-    public int MatchAnyPort(ReadOnlySpan<byte> host, Span<int> matches) =>
-        ExpandRuns(matches, Walk(host, matches), int.MinValue, int.MaxValue);
+    private static bool TryReadAddress(ReadOnlySpan<byte> host, out UInt128 address)
+    {
+        address = default;
+        if (host.Length >= 2 && host[0] == (byte)'[' && host[^1] == (byte)']')
+        {
+            host = host[1..^1];
+        }
+
+        if (host.IsEmpty || host.Length > 45)
+        {
+            return false;
+        }
+
+        if (host.IndexOf((byte)':') < 0)
+        {
+            // Dotted quad, exactly four decimal parts 0-255 without leading zeros (what IPAddress.TryFormat writes).
+            uint v4 = 0;
+            var parts = 0;
+            var i = 0;
+            while (i < host.Length)
+            {
+                var start = i;
+                var part = 0;
+                while (i < host.Length && host[i] is >= (byte)'0' and <= (byte)'9' && i - start < 3)
+                {
+                    part = (part * 10) + (host[i++] - '0');
+                }
+
+                if (i == start || part > 255 || (i - start > 1 && host[start] == (byte)'0') || ++parts > 4)
+                {
+                    return false;
+                }
+
+                v4 = (v4 << 8) | (uint)part;
+                if (i < host.Length && (host[i++] != (byte)'.' || i == host.Length))
+                {
+                    return false;
+                }
+            }
+
+            if (parts != 4)
+            {
+                return false;
+            }
+
+            address = ((UInt128)0xFFFF << 32) | v4;
+            return true;
+        }
+
+        Span<char> text = stackalloc char[host.Length];
+        for (var i = 0; i < host.Length; i++)
+        {
+            text[i] = (char)host[i];
+        }
+
+        if (!System.Net.IPAddress.TryParse(text, out var ip))
+        {
+            return false;
+        }
+
+        address = Key(ip);
+        return true;
+    }
 
     /// <summary>
     /// The walk writes each output state's value as stored: a pattern without a port (>= 0) or a run
@@ -302,6 +407,52 @@ internal sealed class DomainAutomaton
 
     /// <summary>One output of a state: a pattern and the ports it covers (int's whole range when it names none).</summary>
     private readonly record struct PortEntry(int Pattern, int Low, int High);
+
+    /// <summary>
+    /// The most blocks one address can be in. Two blocks are nested or apart, so the address that is
+    /// in the most is the base of one of them: count, for each block, the blocks (with their ports,
+    /// each its own pattern) whose prefix of its base is theirs. 129 lookups a block.
+    /// </summary>
+    private static int MostNested(List<BlockEntry> blocks)
+    {
+        var count = new Dictionary<(UInt128, int), int>();
+        foreach (var b in blocks)
+        {
+            count[(b.Base, b.Prefix)] = count.GetValueOrDefault((b.Base, b.Prefix)) + 1;
+        }
+
+        var most = 0;
+        foreach (var b in blocks)
+        {
+            var holding = 0;
+            for (var p = 0; p <= b.Prefix; p++)
+            {
+                var mask = p == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - p);
+                holding += count.GetValueOrDefault((b.Base & mask, p));
+            }
+
+            most = Math.Max(most, holding);
+        }
+
+        return most;
+    }
+
+    /// <summary>An address as 128 bits, IPv4 in its mapped form (<c>::ffff:a.b.c.d</c>), so one block test serves both families.</summary>
+    private static UInt128 Key(System.Net.IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+        {
+            address.TryWriteBytes(bytes[12..], out _);
+            return ((UInt128)0xFFFF << 32) | System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes[12..]);
+        }
+
+        address.TryWriteBytes(bytes, out _);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+
+    /// <summary>An address block pattern: its base as 128 bits (IPv4 mapped) and its prefix in that space.</summary>
+    private readonly record struct BlockEntry(UInt128 Base, int Prefix, PortEntry Entry);
 
     private static byte[] BuildSymbols()
     {

@@ -67,6 +67,11 @@ internal static class DomainNames
     {
         pattern = string.Empty;
         var s = raw.Trim();
+        if (s.Contains('/', StringComparison.Ordinal))
+        {
+            return TryNormalizeBlock(s, out pattern);
+        }
+
         if (s.Contains('[', StringComparison.Ordinal) || s.Contains(']', StringComparison.Ordinal) || s.AsSpan().Count(':') > 1)
         {
             return "not a domain pattern: brackets or a second ':' (an IPv6 address is allowed with network.allowedCidrs; a port is written name:port)";
@@ -95,12 +100,53 @@ internal static class DomainNames
     }
 
     /// <summary>
+    /// An address block as an entry (SPEC §10: a destination with no name is its IP literal, which an
+    /// entry may name as an address or a block): <c>10.0.0.0/8</c>, <c>2001:db8::/32</c>, and for IPv4
+    /// a port or range after it, <c>10.0.0.0/8:5432</c>. The address must be the block's own (no host
+    /// bits): <c>10.0.0.1/8</c> is a typo the parser would widen. Canonical: the block as .NET writes it.
+    /// </summary>
+    private static string? TryNormalizeBlock(string s, out string pattern)
+    {
+        pattern = string.Empty;
+        var slash = s.IndexOf('/', StringComparison.Ordinal);
+        var portColon = s.IndexOf(':', slash);
+        var block = portColon < 0 ? s : s[..portColon];
+        if (!System.Net.IPNetwork.TryParse(block, out var network)
+            || !System.Net.IPAddress.TryParse(block.AsSpan(0, slash), out var given) || !given.Equals(network.BaseAddress))
+        {
+            return "not an address block: write ADDRESS/PREFIX with no host bits set (10.0.0.0/8, 2001:db8::/32)";
+        }
+
+        if (portColon < 0)
+        {
+            pattern = network.ToString();
+            return null;
+        }
+
+        if (network.BaseAddress.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+        {
+            return "an IPv6 block takes no port (its ':' would be ambiguous): name the port in allowedPorts";
+        }
+
+        if (TryParsePorts(s.AsSpan(portColon + 1), out var lo, out var hi) is { } portError)
+        {
+            return portError;
+        }
+
+        pattern = lo == hi
+            ? string.Create(CultureInfo.InvariantCulture, $"{network}:{lo}")
+            : string.Create(CultureInfo.InvariantCulture, $"{network}:{lo}-{hi}");
+        return null;
+    }
+
+    /// <summary>
     /// Splits a canonical entry (see <see cref="TryNormalizeEntry"/>) into its name and ports; an entry
     /// without a port reports the whole range of int, so it covers every port a request can name.
     /// </summary>
     public static bool SplitPorts(string pattern, out string name, out int lo, out int hi)
     {
-        var colon = pattern.IndexOf(':', StringComparison.Ordinal);
+        // An address block's own ':'s (IPv6) come before its '/': only one after it starts the ports.
+        var colon = pattern.IndexOf(':', Math.Max(0, pattern.IndexOf('/', StringComparison.Ordinal)));
         if (colon < 0)
         {
             (name, lo, hi) = (pattern, int.MinValue, int.MaxValue);

@@ -91,7 +91,7 @@ internal static partial class PolicyCompiler
         }
         catch (PolicyProblem p)
         {
-            throw new PolicyLoadException($"{file}: {p.Where}: {p.Message}");
+            throw new PolicyLoadException($"{file}: {p.Where}: {p.Message}", p);
         }
     }
 

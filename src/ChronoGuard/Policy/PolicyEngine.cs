@@ -10,6 +10,7 @@ internal sealed class PolicyEngine
     private readonly Lock _reloadLock = new();
     private CompiledPolicy _current;
     private long _version;
+    private long _loadedAtUnixMs;
 
     public PolicyEngine(string? path, int maxTunnelsPerAgent, TimeProvider time)
     {
@@ -17,6 +18,7 @@ internal sealed class PolicyEngine
         MaxTunnelsPerAgent = maxTunnelsPerAgent;
         Time = time;
         _current = PolicyCompiler.Observe(Registry, maxTunnelsPerAgent);
+        _loadedAtUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
     }
 
     public string? Path { get; }
@@ -38,6 +40,9 @@ internal sealed class PolicyEngine
     /// <summary>Incremented on every successful (re)load; the proxy rechecks open tunnels when it moves.</summary>
     public long Version => Volatile.Read(ref _version);
 
+    /// <summary>When <see cref="Current"/> was put in place (the start, or the last successful reload), for chronoguard_policy_last_reload_success_timestamp_seconds.</summary>
+    public DateTimeOffset LoadedAt => DateTimeOffset.FromUnixTimeMilliseconds(Volatile.Read(ref _loadedAtUnixMs));
+
     /// <summary>Loads <see cref="Path"/> (no-op outcome when there is no file: observe mode stays).</summary>
     public PolicyLoadOutcome Reload()
     {
@@ -55,6 +60,7 @@ internal sealed class PolicyEngine
             if (outcome.Policy is { } compiled)
             {
                 Volatile.Write(ref _current, compiled);
+                Volatile.Write(ref _loadedAtUnixMs, Time.GetUtcNow().ToUnixTimeMilliseconds());
                 Interlocked.Increment(ref _version);
             }
 

@@ -45,11 +45,11 @@ internal static class PolicyLoader
         }
         catch (PolicyProblem p)
         {
-            return new PolicyLoadOutcome(false, $"{path}: {p.Where}: {p.Message}", sha256, null);
+            return new PolicyLoadOutcome(false, Located(path, bytes, p), sha256, null);
         }
         catch (PolicyLoadException ex)
         {
-            return new PolicyLoadOutcome(false, ex.Message, sha256, null);
+            return new PolicyLoadOutcome(false, ex.Problem is { } p ? Located(path, bytes, p) : ex.Message, sha256, null);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -58,6 +58,15 @@ internal static class PolicyLoader
             return new PolicyLoadOutcome(false, $"{path}: the policy could not be compiled (an unexpected {ex.GetType().Name}); please report this file", sha256, null);
         }
     }
+
+    /// <summary>
+    /// One line: the file, the line and column of a problem found at a JSON path (a syntax error already
+    /// is a position), the path, the problem.
+    /// </summary>
+    private static string Located(string path, byte[] bytes, PolicyProblem p) =>
+        JsonPathPosition.Find(bytes, p.Where) is { } position
+            ? $"{path}: {position}: {p.Where}: {p.Message}"
+            : $"{path}: {p.Where}: {p.Message}";
 
     /// <summary>Reads at most <see cref="MaxFileBytes"/> + 1 bytes, so a file that grows while read cannot exceed the bound.</summary>
     private static byte[] ReadBounded(string path)

@@ -24,7 +24,8 @@ internal enum FrontEnd : byte
     /// <summary>
     /// A connection the init container's rules redirected to the transparent listener (SPEC §10) that
     /// is relayed as a tunnel (TLS, SSH, anything that is not plain HTTP): the policy sees
-    /// <c>CONNECT</c> to the name its bytes or the DNS guard gave, on the original destination's port.
+    /// <c>CONNECT</c> to the name its bytes or the DNS guard gave, on the original destination's port;
+    /// the record's method is <c>TRANSPARENT</c> (SPEC §4: the record names the front end).
     /// A plain-HTTP request on such a connection is <see cref="Http"/>, with its own method and path.
     /// </summary>
     Transparent,

@@ -238,7 +238,8 @@ internal sealed class RequestScope
         var head = _head;
         var method = _frontEnd switch
         {
-            FrontEnd.Connect or FrontEnd.Transparent => "CONNECT"u8,
+            FrontEnd.Connect => "CONNECT"u8,
+            FrontEnd.Transparent => "TRANSPARENT"u8,
             FrontEnd.Socks => "SOCKS"u8,
             _ => head is null ? default : head.Span(head.Method),
         };

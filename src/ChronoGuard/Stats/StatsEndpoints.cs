@@ -106,6 +106,14 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Sample("chronoguard_policy_reloads_total").Label("result", "ok").Value(metrics.ReloadsOk);
         w.Sample("chronoguard_policy_reloads_total").Label("result", "rejected").Value(metrics.ReloadsRejected);
 
+        var current = policy.Current;
+        w.Family("chronoguard_policy_info", "gauge", "The policy in force: the SHA-256 of its file (\"\" without one) and its mode; always 1.");
+        w.Sample("chronoguard_policy_info").Label("sha256", current.SourceSha256).Label("mode", current.IsObserve ? "observe" : "enforce").Value(1);
+        w.Family("chronoguard_policy_last_reload_success_timestamp_seconds", "gauge", "Unix time the policy in force was loaded (the start, or the last successful reload).");
+        w.Sample("chronoguard_policy_last_reload_success_timestamp_seconds").Value(policy.LoadedAt.ToUnixTimeMilliseconds() / 1000.0);
+        w.Family("chronoguard_build_info", "gauge", "The running build: its version; always 1.");
+        w.Sample("chronoguard_build_info").Label("version", version).Value(1);
+
         return (200, PrometheusWriter.ContentType);
     }
 

@@ -55,7 +55,7 @@ public sealed class IndependentVerifierTests
         if (version >= 2)
         {
             b.Add(r.GetProperty("enforced").GetBoolean() ? (byte)1 : (byte)0);
-            b.Add(r.GetProperty("identity").GetString() switch { "" => 0, "credential" => 1, "unauthenticated" => 2, "listener" => 3, var i => throw new InvalidDataException(i) });
+            b.Add(r.GetProperty("identity").GetString() switch { "" => 0, "credential" => 1, "unauthenticated" => 2, "listener" => 3, "transparent" when version == 3 => 4, var i => throw new InvalidDataException(i) });
         }
 
         return [.. b];
@@ -287,6 +287,8 @@ public sealed class IndependentVerifierTests
         { "time removed", "" },
         { "credential", "" },
         { "credential renamed", "" },
+        { "transparent", "" },
+        { "transparent renamed", "" },
     };
 
     /// <summary>
@@ -308,8 +310,19 @@ public sealed class IndependentVerifierTests
             entries[2] = new ChronoGuard.Audit.AuditEntry { Format = 3, Seq = 2, TimestampNs = entries[2].TimestampNs, Kind = ChronoGuard.Audit.AuditKind.Decision, Host = "api.example", Decision = "ALLOW", Reason = "allowed", Status = 200, Credential = "github-api" };
         }
 
+        if (name.StartsWith("transparent", StringComparison.Ordinal))
+        {
+            // A redirected connection's record (SPEC §10): format 3 for its identity alone, no credential.
+            entries[2] = new ChronoGuard.Audit.AuditEntry { Format = 3, Seq = 2, TimestampNs = entries[2].TimestampNs, Kind = ChronoGuard.Audit.AuditKind.Decision, Agent = "bot", Host = "api.example", Method = "CONNECT", Decision = "ALLOW", Reason = "allowed", Status = 200, Identity = ChronoGuard.Audit.AuditIdentity.Transparent };
+        }
+
         var lines = Chain([.. entries]);
-        if (name == "credential renamed")
+        if (name == "transparent renamed")
+        {
+            lines[2] = lines[2].Replace("\"identity\":\"transparent\"", "\"identity\":\"listener\"", StringComparison.Ordinal);
+            Assert.Contains("\"identity\":\"listener\"", lines[2], StringComparison.Ordinal);
+        }
+        else if (name == "credential renamed")
         {
             lines[2] = lines[2].Replace("\"credential\":\"github-api\"", "\"credential\":\"other-api\"", StringComparison.Ordinal);
             Assert.Contains("other-api", lines[2], StringComparison.Ordinal);
@@ -342,7 +355,7 @@ public sealed class IndependentVerifierTests
             Assert.True(production.Code == 1, production.Output);
         }
 
-        var valid = name is "plain" or "named gap" or "credential";
+        var valid = name is "plain" or "named gap" or "credential" or "transparent";
         Assert.Equal(valid, python.StartsWith("valid: ", StringComparison.Ordinal));
     }
 }

@@ -19,7 +19,7 @@ public sealed class PolicyCommandTests
         File.WriteAllText(dir.File("bad.json"), """{ "version": 1, "policies": [ { "name": "a", "extends": ["a"] } ] }""");
         var stderr = new StringWriter();
         Assert.Equal(1, PolicyCommand.Run(["check", dir.File("bad.json")], TextWriter.Null, stderr));
-        Assert.Equal($"{dir.File("bad.json")}: $.policies[0].extends: cycle: a -> a", stderr.ToString().TrimEnd());
+        Assert.Equal($"{dir.File("bad.json")}: line 1, column 57: $.policies[0].extends: cycle: a -> a", stderr.ToString().TrimEnd());
         Assert.Equal(2, PolicyCommand.Run(["check", dir.File("missing.json")], TextWriter.Null, TextWriter.Null));
     }
 

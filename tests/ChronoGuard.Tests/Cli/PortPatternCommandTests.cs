@@ -38,11 +38,11 @@ public sealed class PortPatternCommandTests
 
         var (bad, _, error) = Run(Policy.Replace("\"github.com:22\"", "\"github.com:70000\"", StringComparison.Ordinal), "check");
         Assert.Equal(1, bad);
-        Assert.Equal("FILE: $.policies[0].allowedDomains[0]: \"github.com:70000\": port 70000 is outside 1-65535", error);
+        Assert.Equal("FILE: line 3, column 54: $.policies[0].allowedDomains[0]: \"github.com:70000\": port 70000 is outside 1-65535", error);
 
         var (backwards, _, rangeError) = Run(Policy.Replace("8000-8100", "8100-8000", StringComparison.Ordinal), "check");
         Assert.Equal(1, backwards);
-        Assert.Equal("FILE: $.policies[0].allowedDomains[2]: \"*.example.org:8100-8000\": port range 8100-8000 runs backwards (write 8000-8100)", rangeError);
+        Assert.Equal("FILE: line 3, column 85: $.policies[0].allowedDomains[2]: \"*.example.org:8100-8000\": port range 8100-8000 runs backwards (write 8000-8100)", rangeError);
     }
 
     [Fact]

@@ -19,6 +19,87 @@ public sealed class DomainAutomatonTests
     }
 
     [Fact]
+    public void Address_blocks_match_IP_literal_hosts_by_address_with_their_ports_and_nothing_else()
+    {
+        List<string> patterns = [];
+        foreach (var entry in (string[])["10.0.0.0/8", "10.1.0.0/16:5432", "192.168.1.0/24:8000-8100", "2001:db8::/32", "0.0.0.0/0:22", "10.1.2.3"])
+        {
+            Assert.Null(DomainNames.TryNormalizeEntry(entry, out var p));
+            patterns.Add(p);
+        }
+
+        var automaton = DomainAutomaton.Build(patterns);
+        var buffer = new int[automaton.MaxMatches];
+        int[] On(string host, int port) => [.. buffer.AsSpan(0, automaton.Match(Encoding.ASCII.GetBytes(host), port, buffer)).ToArray().Order()];
+
+        Assert.Equal([0], On("10.200.0.1", 443));
+        Assert.Equal([0, 1, 5], On("10.1.2.3", 5432));
+        Assert.Equal([0, 5], On("10.1.2.3", 443));
+        Assert.Equal([2], On("192.168.1.77", 8080));
+        Assert.Empty(On("192.168.1.77", 8101));
+        Assert.Equal([3], On("2001:db8:ffff::1", 443));
+        Assert.Equal([3], On("[2001:DB8::1]", 443));
+        Assert.Equal([0], On("::ffff:10.9.9.9", 443));
+        Assert.Equal([4], On("8.8.8.8", 22));
+        // Text that is not exactly an address is not one: leading zeros, five parts, a name.
+        foreach (var host in (string[])["010.0.0.1", "10.0.0.1.5", "10.0.0", "10.0.0.256", "10.0.0.1.", "ten.0.0.1", "10..0.1", ""])
+        {
+            Assert.Empty(On(host, 443));
+        }
+    }
+
+    [Fact]
+    public void Many_apart_blocks_need_room_only_for_the_ones_nested_around_one_address()
+    {
+        var patterns = Enumerable.Range(0, 1000).Select(i => $"10.{i / 256}.{i % 256}.0/24").Append("10.0.0.0/8").Append("10.0.0.0/16").ToList();
+        var automaton = DomainAutomaton.Build(patterns);
+
+        Assert.Equal(3, automaton.MaxMatches);
+        var buffer = new int[automaton.MaxMatches];
+        Assert.Equal(3, automaton.Match(Encoding.ASCII.GetBytes("10.0.0.9"), 443, buffer));
+    }
+
+    [Theory]
+    [InlineData("10.0.0.1/8")]
+    [InlineData("10.0.0.0/33")]
+    [InlineData("2001:db8::/32:22")]
+    [InlineData("10.0.0.0/8:0")]
+    [InlineData("/8")]
+    public void An_address_block_with_host_bits_a_bad_prefix_or_a_port_it_cannot_take_is_refused(string entry)
+    {
+        Assert.NotNull(DomainNames.TryNormalizeEntry(entry, out _));
+    }
+
+    [Fact]
+    public void Random_IPv4_hosts_agree_with_a_naive_block_check()
+    {
+        var random = new Random(1010);
+        var blocks = new List<(uint Base, int Prefix)>();
+        var patterns = new List<string>();
+        for (var i = 0; i < 200; i++)
+        {
+            var prefix = random.Next(0, 33);
+            var mask = prefix == 0 ? 0u : uint.MaxValue << (32 - prefix);
+            var b = (uint)random.NextInt64(0, 1L << 32) & mask;
+            blocks.Add((b, prefix));
+            patterns.Add($"{b >> 24}.{(b >> 16) & 255}.{(b >> 8) & 255}.{b & 255}/{prefix}");
+        }
+
+        var automaton = DomainAutomaton.Build(patterns);
+        var buffer = new int[automaton.MaxMatches];
+        for (var i = 0; i < 5000; i++)
+        {
+            // Half the hosts inside a block, half anywhere.
+            var (near, nearPrefix) = blocks[random.Next(blocks.Count)];
+            var a = random.Next(2) == 0 ? near | ((uint)random.NextInt64(0, 1L << 32) & (nearPrefix == 32 ? 0u : uint.MaxValue >> nearPrefix)) : (uint)random.NextInt64(0, 1L << 32);
+            var host = $"{a >> 24}.{(a >> 16) & 255}.{(a >> 8) & 255}.{a & 255}";
+            var expected = Enumerable.Range(0, blocks.Count).Where(j => blocks[j].Prefix == 0 || (a >> (32 - blocks[j].Prefix)) == (blocks[j].Base >> (32 - blocks[j].Prefix))).Select(j => patterns[j]).ToHashSet();
+            var actual = buffer.AsSpan(0, automaton.Match(Encoding.ASCII.GetBytes(host), 443, buffer)).ToArray().Select(id => patterns[id]).ToHashSet();
+            Assert.True(expected.SetEquals(actual), $"{host}: expected [{string.Join(", ", expected)}], got [{string.Join(", ", actual)}]");
+        }
+    }
+
+    [Fact]
     public void Ten_thousand_random_domains_agree_with_a_naive_suffix_matcher()
     {
         var random = new Random(4242);

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using ChronoGuard.Policy;
 using ChronoGuard.Sidecar.Cli;
 using ChronoGuard.Tests.Support;
@@ -60,6 +62,10 @@ public sealed class PolicyValueTests
             Assert.False(outcome.Ok, $"null at {path} was accepted");
             AssertPlainLine(dir, outcome.Error!, path);
             Assert.Contains($": {path}: ", outcome.Error, StringComparison.Ordinal);
+
+            // The line and column point at the very null (the file is one line: the column is its index + 1).
+            var column = int.Parse(Regex.Match(outcome.Error!, @"^[^:]+: line 1, column (\d+): ").Groups[1].Value, CultureInfo.InvariantCulture);
+            Assert.StartsWith("null", File.ReadAllText(dir.File("policy.json"))[(column - 1)..], StringComparison.Ordinal);
         }
     }
 
@@ -147,7 +153,7 @@ public sealed class PolicyValueTests
         File.WriteAllText(file, """{ "version": 1, "policies": [ { "name": "a", "extends": [null] } ] }""");
         var stderr = new StringWriter();
         Assert.Equal(1, PolicyCommand.Run(["check", file], TextWriter.Null, stderr));
-        Assert.Equal($"{file}: $.policies[0].extends[0]: is null; write a string or leave the key out", stderr.ToString().TrimEnd());
+        Assert.Equal($"{file}: line 1, column 58: $.policies[0].extends[0]: is null; write a string or leave the key out", stderr.ToString().TrimEnd());
     }
 
     [Fact]
@@ -179,7 +185,8 @@ public sealed class PolicyValueTests
 
     private static void AssertPlainLine(TempDir dir, string error, string path)
     {
-        Assert.StartsWith(dir.File("policy.json") + ": $", error, StringComparison.Ordinal);
+        Assert.StartsWith(dir.File("policy.json") + ": ", error, StringComparison.Ordinal);
+        Assert.Matches(@"^[^:]+: (line \d+, column \d+: )?\$", error);
         Assert.DoesNotContain('\n', error);
         foreach (var word in Jargon)
         {

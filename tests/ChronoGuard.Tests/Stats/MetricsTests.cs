@@ -278,4 +278,44 @@ public sealed class MetricsTests
         using var post = await http.PostAsync(new Uri("/metrics", UriKind.Relative), new StringContent("x"));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
     }
+
+    [Fact]
+    public async Task Build_policy_and_last_reload_are_exported_and_follow_a_reload()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("policy.json");
+        File.WriteAllText(path, """{ "version": 1, "defaultAction": "deny", "policies": [ { "name": "a" } ] }""");
+        var started = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await using var sidecar = await SidecarProcess.StartAsync(dir.Path, ["--policy", path], new Dictionary<string, string> { ["CHRONOGUARD__Policy__Watch"] = "false" });
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{sidecar.StatsEndPoint}") };
+        static string Sha(string file) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(file)));
+
+        var first = PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.Equal(1, first.Value("chronoguard_build_info", ("version", ChronoGuard.Sidecar.Cli.CommandLine.Version)));
+        Assert.Equal(1, first.Value("chronoguard_policy_info", ("sha256", Sha(path)), ("mode", "enforce")));
+        var loaded = first.Value("chronoguard_policy_last_reload_success_timestamp_seconds");
+        Assert.InRange(loaded * 1000, started - 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 1);
+
+        // A rejected reload changes neither; a good one moves both.
+        File.WriteAllText(path, "{ not json");
+        sidecar.Signal("HUP");
+        await sidecar.WaitForOutputAsync(l => l.Contains("rejected, the previous policy stays", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var rejected = PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.Equal(1, rejected.Value("chronoguard_policy_info", ("sha256", first["chronoguard_policy_info"].Samples[0].Labels["sha256"]), ("mode", "enforce")));
+        Assert.Equal(loaded, rejected.Value("chronoguard_policy_last_reload_success_timestamp_seconds"));
+
+        File.WriteAllText(path, """{ "version": 1, "mode": "observe", "policies": [ { "name": "b" } ] }""");
+        var beforeReload = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        sidecar.Signal("HUP");
+        await sidecar.WaitForOutputAsync(l => l.Contains("policy reloaded (SIGHUP)", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var reloaded = PrometheusText.Parse(await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.Equal(1, reloaded.Value("chronoguard_policy_info", ("sha256", Sha(path)), ("mode", "observe")));
+        Assert.Single(reloaded["chronoguard_policy_info"].Samples);
+        Assert.True(reloaded.Value("chronoguard_policy_last_reload_success_timestamp_seconds") * 1000 >= beforeReload - 1);
+
+        // Prometheus' own linter accepts the whole page (names, types, help, info-style gauges).
+        await ExternalTools.EnsureAsync("promtool");
+        var (code, lint) = await ExternalTools.RunAsync("promtool", ["check", "metrics"], TimeSpan.FromSeconds(60), await http.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        Assert.True(code == 0 && lint.Trim().Length == 0, $"promtool check metrics: exit {code}: {lint}");
+    }
 }

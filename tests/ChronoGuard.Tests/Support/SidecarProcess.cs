@@ -182,6 +182,6 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
         Process.Dispose();
     }
 
-    [GeneratedRegex(@"proxy listening on (\S+), stats on (\S+?)""")]
+    [GeneratedRegex(@"proxy listening on (\S+), stats on ([^\s,""]+)")]
     private static partial Regex ListeningPattern();
 }

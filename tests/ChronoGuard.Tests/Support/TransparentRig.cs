@@ -43,16 +43,18 @@ internal sealed class TransparentRig : IAsyncDisposable
     /// Long by default: a client that speaks first must not be taken for a silent one because the test
     /// was slow to send (only the test of a silent client shortens it, and waits for the server's bytes).
     /// </param>
-    public static TransparentRig Start(string policy, IDnsResolver? resolver = null, int firstBytesMs = 60_000, Action<ProxyOptions>? configure = null)
+    /// <param name="inspection">The CA's leaves and upstream trust, for names the policy inspects (SPEC §7).</param>
+    /// <param name="audit">A real audit log the gate records to, or none.</param>
+    public static TransparentRig Start(string policy, IDnsResolver? resolver = null, int firstBytesMs = 60_000, Action<ProxyOptions>? configure = null, ChronoGuard.Inspection.InspectionContext? inspection = null, ChronoGuard.Audit.AuditWriter? audit = null)
     {
         var engines = new PolicyEngines(policy);
-        var gate = new RecordingGate(new PolicyGate(engines.Engine, TimeProvider.System));
+        var gate = new RecordingGate(new PolicyGate(engines.Engine, TimeProvider.System, audit));
         var answers = new AnswerMemory(1024);
         var own = new OwnEndpoints();
         TransparentRig? rig = null;
         var factory = new TransparentConnectionFactory("bot", answers, own, firstBytesMs, socket =>
             rig!._destinations.TryGetValue(((IPEndPoint)socket.RemoteEndPoint!).Port, out var d) ? d : null);
-        var proxy = TestProxy.Start(configure, gate, resolver ?? new MapResolver(), listeners: factory);
+        var proxy = TestProxy.Start(configure, gate, resolver ?? new MapResolver(), inspection: inspection, listeners: factory);
         own.Add(proxy.EndPoint);
         own.Add(proxy.EndPointOf(1));
         rig = new TransparentRig(engines, gate, answers, own, proxy);
@@ -69,6 +71,30 @@ internal sealed class TransparentRig : IAsyncDisposable
     /// <summary>A client whose connection the "kernel" redirected from <paramref name="destination"/> (null: not redirected).</summary>
     public Task<RawClient> ConnectAsync(IPEndPoint? destination) =>
         RawClient.ConnectAsync(Listener, bound => _destinations[bound.Port] = destination);
+
+    /// <summary>
+    /// An HttpClient that uses no proxy: each connection it makes is "redirected" to the listener as if
+    /// the kernel had, its original destination the host's address (by <paramref name="addresses"/>) and port.
+    /// </summary>
+    public HttpClient DirectClient(Func<string, IPAddress> addresses, System.Net.Security.RemoteCertificateValidationCallback? validate = null)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (context, _) =>
+            {
+                var destination = new IPEndPoint(addresses(context.DnsEndPoint.Host), context.DnsEndPoint.Port);
+                var client = await ConnectAsync(destination);
+                return new NetworkStream(client.Socket, ownsSocket: true);
+            },
+        };
+        if (validate is not null)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = validate;
+        }
+
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+    }
 
     public async ValueTask DisposeAsync()
     {

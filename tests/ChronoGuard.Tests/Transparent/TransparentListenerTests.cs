@@ -42,7 +42,7 @@ public sealed class TransparentListenerTests
 
         Assert.Equal((200, "ALLOW"), (Single(rig).Record.Status, Single(rig).Record.Decision));
         Assert.Equal(("allowed.test", origin.Port, "127.0.0.1"), Assert.Single(rig.Gate.Destinations));
-        Assert.Equal(("CONNECT", string.Empty), Assert.Single(rig.Gate.Requests));
+        Assert.Equal(("TRANSPARENT", string.Empty), Assert.Single(rig.Gate.Requests));
         Assert.Equal(AuditIdentity.Transparent, Assert.Single(rig.Gate.Identities));
         Assert.Equal("bot", Assert.Single(rig.Gate.Agents).Agent);
     }
@@ -213,7 +213,7 @@ public sealed class TransparentListenerTests
     }
 
     [Fact]
-    public async Task An_address_no_name_was_answered_for_is_its_IP_literal_refused_as_unresolved_and_reset_unless_the_policy_names_it()
+    public async Task An_address_no_name_was_answered_for_is_its_IP_literal_refused_as_unresolved_and_reset_unless_the_policy_names_it_or_its_block()
     {
         await using var origin = TcpOrigin.Echo();
         await using (var rig = TransparentRig.Start(Policy(origin.Port)))
@@ -228,6 +228,16 @@ public sealed class TransparentListenerTests
 
         var named = Policy(origin.Port).Replace("\"allowedDomains\": [", "\"allowedDomains\": [\"127.0.0.1\", ", StringComparison.Ordinal);
         await using (var rig = TransparentRig.Start(named))
+        {
+            using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
+            await client.SendAsync("SSH-2.0-x\r\n");
+            Assert.Equal("SSH-2.0-x\r\n"u8.ToArray(), await client.ReadExactlyAsync(11));
+            Assert.Equal("ALLOW", Single(rig).Record.Decision);
+        }
+
+        // An address block names it too, here only on the origin's port.
+        var block = Policy(origin.Port).Replace("\"allowedDomains\": [", $"\"allowedDomains\": [\"127.0.0.0/24:{origin.Port}\", ", StringComparison.Ordinal);
+        await using (var rig = TransparentRig.Start(block))
         {
             using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
             await client.SendAsync("SSH-2.0-x\r\n");
