@@ -128,10 +128,10 @@ public sealed class TransparentCaptureNamespaceTests
         var records = await rig.StopAsync();
         var tunnels = Transparent(records).Select(r => (r.Method, r.Host, r.Port, r.DialedIp, r.Decision, r.Reason)).ToList();
         Assert.Equal(3, tunnels.Count);
-        Assert.Equal(("CONNECT", "git.test", 22, "127.0.0.3", "ALLOW"), (tunnels[0].Method, tunnels[0].Host, tunnels[0].Port, tunnels[0].DialedIp, tunnels[0].Decision));
-        Assert.Equal(("CONNECT", "allowed.test", 22, "127.0.0.2"), (tunnels[1].Method, tunnels[1].Host, tunnels[1].Port, tunnels[1].DialedIp));
+        Assert.Equal(("TRANSPARENT", "git.test", 22, "127.0.0.3", "ALLOW"), (tunnels[0].Method, tunnels[0].Host, tunnels[0].Port, tunnels[0].DialedIp, tunnels[0].Decision));
+        Assert.Equal(("TRANSPARENT", "allowed.test", 22, "127.0.0.2"), (tunnels[1].Method, tunnels[1].Host, tunnels[1].Port, tunnels[1].DialedIp));
         Assert.NotEqual("ALLOW", tunnels[1].Decision);
-        Assert.Equal(("CONNECT", 22, "127.0.0.4", "BLOCK", "port_not_allowed"), (tunnels[2].Method, tunnels[2].Port, tunnels[2].DialedIp, tunnels[2].Decision, tunnels[2].Reason));
+        Assert.Equal(("TRANSPARENT", 22, "127.0.0.4", "BLOCK", "port_not_allowed"), (tunnels[2].Method, tunnels[2].Port, tunnels[2].DialedIp, tunnels[2].Decision, tunnels[2].Reason));
     }
 
     [NamespaceFact]
@@ -157,9 +157,9 @@ public sealed class TransparentCaptureNamespaceTests
         Assert.Empty(seen);
         Assert.Equal(
             [
-                ("CONNECT", "allowed.test", 443, "127.0.0.9", ProxyReasons.NameAddressMismatch),
+                ("TRANSPARENT", "allowed.test", 443, "127.0.0.9", ProxyReasons.NameAddressMismatch),
                 ("GET", "allowed.test", 80, "127.0.0.9", ProxyReasons.NameAddressMismatch),
-                ("CONNECT", "127.0.0.9", 443, "127.0.0.9", ProxyReasons.UnresolvedDestination),
+                ("TRANSPARENT", "127.0.0.9", 443, "127.0.0.9", ProxyReasons.UnresolvedDestination),
             ],
             Transparent(records).Select(r => (r.Method, r.Host, r.Port, r.DialedIp, r.Reason)));
         Assert.All(Transparent(records), r => Assert.Equal(("BLOCK", 403), (r.Decision, r.Status)));
