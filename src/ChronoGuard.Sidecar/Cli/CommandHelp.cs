@@ -14,7 +14,7 @@ internal static class CommandHelp
         ("export", []),
         ("audit", ["verify", "export", "repair", "keygen"]),
         ("ca", ["init"]),
-        ("policy", ["check", "explain"]),
+        ("policy", ["check", "explain", "suggest"]),
         ("healthcheck", []),
         ("hash-token", []),
         ("version", []),
@@ -100,11 +100,13 @@ internal static class CommandHelp
         """;
 
     private const string Policy = """
-        usage: chronoguard policy check|explain ...
+        usage: chronoguard policy check|explain|suggest ...
 
           policy check    FILE     compile a policy file; exit 0 valid, 1 invalid (one line naming the line and JSON path)
           policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
                                    walk the decision step by step; exit 0 allowed, 1 refused
+          policy suggest  --audit-dir DIR [--since T] [--agent A]
+                                   a policy draft allowing what an audit log shows was asked for
 
         chronoguard policy COMMAND --help shows the options of one.
         """;
@@ -169,6 +171,7 @@ internal static class CommandHelp
         "policy" => Policy,
         "policy check" => PolicyCheck,
         "policy explain" => PolicyExplain,
+        "policy suggest" => PolicySuggestCommand.Usage,
         "ca" => Ca,
         "ca init" => CaCommand.Help,
         "healthcheck" => Healthcheck,

@@ -23,6 +23,7 @@ internal static class CommandLine
           chronoguard ca init  --out DIR [--permit DOMAIN]... [--days N]   (CA for HTTPS inspection, ECDSA P-256)
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601]
+          chronoguard policy suggest  --audit-dir DIR [--since T] [--agent A]   (a policy draft from the audit log)
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
           chronoguard healthcheck     [--stats HOST:PORT] [--path /readyz]   (exit 0 when it answers 200)
           chronoguard --version | -V | --help | -h

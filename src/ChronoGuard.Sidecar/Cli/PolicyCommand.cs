@@ -6,18 +6,23 @@ using ChronoGuard.Policy;
 
 namespace ChronoGuard.Sidecar.Cli;
 
-/// <summary><c>chronoguard policy check|explain</c>.</summary>
+/// <summary><c>chronoguard policy check|explain</c>; <c>suggest</c> is <see cref="PolicySuggestCommand"/>.</summary>
 internal static class PolicyCommand
 {
     private static readonly string[] ExplainOptions = ["--agent", "--target", "--method", "--path", "--at"];
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
+        if (args.Length > 0 && args[0] == "suggest")
+        {
+            return PolicySuggestCommand.Run(args[1..], stdout, stderr);
+        }
+
         if (args.Length < 2 || args[0] is not ("check" or "explain") || args[1].StartsWith('-'))
         {
             stderr.WriteLine(args.Length > 0 && args[0] == "check"
                 ? "policy check: usage: chronoguard policy check FILE"
-                : "policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601]");
+                : "policy: usage: policy check FILE | policy explain FILE --target HOST:PORT [--agent A] [--method M] [--path P] [--at ISO-8601] | policy suggest --audit-dir DIR [--since T] [--agent A]");
             return CommandLine.UsageError;
         }
 
@@ -52,6 +57,7 @@ internal static class PolicyCommand
         if (args[0] == "check")
         {
             stdout.WriteLine($"valid: {file}: {policy.Agents.Length} agents, {policy.DeclaredPolicies.Length} policies, {policy.Patterns.Length} domain patterns ({Array.FindAll(policy.PortScoped, p => p).Length} with a port), mode {(policy.IsObserve ? "observe" : "enforce")}, sha256 {sha} (compiled in {watch.Elapsed.TotalMilliseconds:F1} ms)");
+            CheckPresets(policy, stdout);
             CheckInspection(policy, stdout);
             return CommandLine.Ok;
         }
@@ -238,6 +244,27 @@ internal static class PolicyCommand
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The presets each policy names, with their versions: the file's SHA-256 does not cover the
+    /// built-in lists, so a reviewer needs to see which list a release holds.
+    /// </summary>
+    private static void CheckPresets(CompiledPolicy policy, TextWriter stdout)
+    {
+        var named = new SortedDictionary<int, SortedSet<string>>();
+        foreach (var sources in policy.PresetsByPattern)
+        {
+            foreach (var (declared, preset) in sources ?? [])
+            {
+                (named.TryGetValue(declared, out var set) ? set : named[declared] = new SortedSet<string>(StringComparer.Ordinal)).Add(preset);
+            }
+        }
+
+        foreach (var (declared, presets) in named)
+        {
+            stdout.WriteLine($"presets: policy {policy.DeclaredPolicies[declared]}: {string.Join(", ", presets.Select(p => PolicyPresets.TryGet(p, out var preset) ? $"{p} v{preset.Version} ({preset.Domains.Length} {(preset.Domains.Length == 1 ? "pattern" : "patterns")})" : p))}");
+        }
     }
 
     /// <summary>What <c>check</c> adds for SPEC §7: what is inspected, each credential by name, and what does not add up.</summary>

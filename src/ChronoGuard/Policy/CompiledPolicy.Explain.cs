@@ -18,7 +18,7 @@ internal sealed partial class CompiledPolicy
         {
             if (admittedBy >= 0)
             {
-                trace.Step($"network: port {facts.Port} is not in allowedPorts; admitted by the allowed pattern {policy.Patterns[admittedBy]}");
+                trace.Step($"network: port {facts.Port} is not in allowedPorts; admitted by the allowed pattern {policy.Patterns[admittedBy]}{PresetNote(policy, admittedBy, null)}");
                 return;
             }
 
@@ -85,12 +85,47 @@ internal sealed partial class CompiledPolicy
             var names = new string[matches.Length];
             for (var i = 0; i < matches.Length; i++)
             {
-                names[i] = policy.Patterns[matches[i]];
+                names[i] = policy.Patterns[matches[i]] + PresetNote(policy, matches[i], null);
             }
 
             var others = NameOnly(facts, policy);
             var elsewhere = others.Length == 0 ? string.Empty : $"; {string.Join(", ", others)} {(others.Length == 1 ? "matches" : "match")} the name, not port {facts.Port}";
             trace.Step((matches.IsEmpty ? "domain: no pattern matches" : "domain: matches " + string.Join(", ", names)) + elsewhere);
+        }
+
+        /// <summary>Which pattern of the policy's merged allowed list the host matched, and the preset it came from.</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void AllowedBy(IDecisionTrace trace, CompiledPolicy compiled, EffectivePolicy policy, ReadOnlySpan<int> matches)
+        {
+            foreach (var m in matches)
+            {
+                if (compiled.Has(compiled.AllowedMask, m, policy))
+                {
+                    trace.Step($"  in the allowed list: {compiled.Patterns[m]}{PresetNote(compiled, m, policy)}");
+                    return;
+                }
+            }
+        }
+
+        /// <summary>" (preset npm)" when presets brought the pattern in: any policy's, or only those <paramref name="within"/> inherits.</summary>
+        private static string PresetNote(CompiledPolicy compiled, int pattern, EffectivePolicy? within)
+        {
+            if (pattern >= compiled.PresetsByPattern.Length || compiled.PresetsByPattern[pattern] is not { } sources)
+            {
+                return string.Empty;
+            }
+
+            var names = new List<string>();
+            foreach (var (declared, preset) in sources)
+            {
+                var text = within is null ? preset : $"{preset} of policy {compiled.DeclaredPolicies[declared]}";
+                if ((within is null || within.LineagePosition.ContainsKey(declared)) && !names.Contains(text))
+                {
+                    names.Add(text);
+                }
+            }
+
+            return names.Count == 0 ? string.Empty : $" (preset {string.Join(", preset ", names)})";
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]

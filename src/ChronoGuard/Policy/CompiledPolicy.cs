@@ -35,6 +35,9 @@ internal sealed partial class CompiledPolicy
     /// <summary>Per pattern of <see cref="CredentialDomains"/>: the credentials that name it.</summary>
     public CompiledCredential[]?[] CredentialsByDomain { get; init; } = [];
 
+    /// <summary>Per pattern: the (declared policy, preset) pairs whose <c>presets</c> brought it in (null when none); explain names them.</summary>
+    public (int Policy, string Preset)[]?[] PresetsByPattern { get; init; } = [];
+
     /// <summary>Per pattern: it names a port or range (<c>github.com:22</c>), so an allowed one admits its ports at the port step.</summary>
     public required bool[] PortScoped { get; init; }
 
@@ -191,6 +194,11 @@ internal sealed partial class CompiledPolicy
             {
                 trace?.Step("  domain not in this policy's allowed list");
                 continue;
+            }
+
+            if (trace is not null && walk.AllowRule is null)
+            {
+                Explain.AllowedBy(trace, this, policy, walk.Matches);
             }
 
             return AllowedUnderLimits(ref walk, facts, policy);

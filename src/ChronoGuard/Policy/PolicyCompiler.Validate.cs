@@ -92,6 +92,7 @@ internal static partial class PolicyCompiler
         input.OwnAllowed[i] = DomainList(e.AllowedDomains, $"{at}.allowedDomains", input.Patterns, input.PatternIds);
         input.OwnBlocked[i] = DomainList(e.BlockedDomains, $"{at}.blockedDomains", input.Patterns, input.PatternIds);
         DeadAllows(input, i);
+        AddPresets(input, i, $"{at}.presets");
         input.OwnInspect[i] = DomainList(e.Inspect, $"{at}.inspect", input.Patterns, input.PatternIds);
         if (input.OwnInspect[i].Length > 0 && !input.InspectionConfigured)
         {
@@ -277,6 +278,53 @@ internal static partial class PolicyCompiler
                 ? $"\"{by}\" is both allowed and blocked in policy \"{input.Entries[i].Name}\""
                 : $"\"{input.Patterns[id]}\" is allowed, but \"{by}\" blocks all its ports in policy \"{input.Entries[i].Name}\"");
         }
+    }
+
+    /// <summary>
+    /// A policy's <c>presets</c> join its own allowed list, as if written there, so the automaton and
+    /// the masks hold them like any pattern. Added after the dead-allow check: blocking part of a
+    /// preset (<c>gist.github.com</c> beside the github preset) is how one narrows it, not a mistake.
+    /// </summary>
+    private static void AddPresets(PolicyInput input, int i, string path)
+    {
+        var names = input.Entries[i].Presets ?? [];
+        if (names.Count == 0)
+        {
+            return;
+        }
+
+        var allowed = new List<int>(input.OwnAllowed[i]);
+        var seen = new HashSet<int>(allowed);
+        for (var n = 0; n < names.Count; n++)
+        {
+            if (!PolicyPresets.TryGet(names[n], out var preset))
+            {
+                throw new PolicyProblem($"{path}[{n}]", $"unknown preset \"{names[n]}\" (known: {PolicyPresets.Names})");
+            }
+
+            foreach (var pattern in preset.Domains)
+            {
+                if (!input.PatternIds.TryGetValue(pattern, out var id))
+                {
+                    id = input.Patterns.Count;
+                    input.PatternIds[pattern] = id;
+                    input.Patterns.Add(pattern);
+                }
+
+                var sources = input.PresetPatterns.TryGetValue(id, out var s) ? s : input.PresetPatterns[id] = [];
+                if (!sources.Contains((i, preset.Name)))
+                {
+                    sources.Add((i, preset.Name));
+                }
+
+                if (seen.Add(id))
+                {
+                    allowed.Add(id);
+                }
+            }
+        }
+
+        input.OwnAllowed[i] = [.. allowed];
     }
 
     private static int[] DomainList(List<string>? raw, string path, List<string> patterns, Dictionary<string, int> patternIds)

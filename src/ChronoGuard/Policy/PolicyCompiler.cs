@@ -69,6 +69,7 @@ internal static partial class PolicyCompiler
                 Credentials = credentials.Credentials,
                 CredentialDomains = credentials.Automaton,
                 CredentialsByDomain = credentials.ByPattern,
+                PresetsByPattern = PresetsByPattern(input),
                 PortScoped = input.Patterns.ConvertAll(p => DomainNames.SplitPorts(p, out _, out _, out _)).ToArray(),
                 RulesByPattern = rulesByPattern,
                 RuleWords = ruleWords,
@@ -210,6 +211,18 @@ internal static partial class PolicyCompiler
         }
 
         return [.. lists];
+    }
+
+    /// <summary>Per pattern, the (declared policy, preset) pairs that allow it through <c>presets</c>; read only by explain.</summary>
+    private static (int Policy, string Preset)[]?[] PresetsByPattern(PolicyInput input)
+    {
+        var byPattern = new (int, string)[]?[input.Patterns.Count];
+        foreach (var (id, sources) in input.PresetPatterns)
+        {
+            byPattern[id] = [.. sources];
+        }
+
+        return byPattern;
     }
 
     /// <summary>Stage 4: per pattern, the grants that name it (null when none).</summary>

@@ -57,6 +57,9 @@ internal sealed class PolicyEntry
 
     public List<string>? BlockedDomains { get; set; }
 
+    /// <summary>Built-in allow-lists (SPEC §9) whose patterns join <see cref="AllowedDomains"/>.</summary>
+    public List<string>? Presets { get; set; }
+
     /// <summary>Hosts whose tunnels are TLS-terminated so each inner request is decided (SPEC §7).</summary>
     public List<string>? Inspect { get; set; }
 

@@ -30,6 +30,9 @@ internal sealed class PolicyInput
 
     public required int[][] OwnBlocked { get; init; }
 
+    /// <summary>Per pattern id, the (policy, preset) pairs that brought it in through <c>presets</c>; explain names them.</summary>
+    public Dictionary<int, List<(int Policy, string Preset)>> PresetPatterns { get; } = [];
+
     /// <summary>Per policy: the pattern ids of its own <c>inspect</c> list (SPEC §7).</summary>
     public required int[][] OwnInspect { get; init; }
 

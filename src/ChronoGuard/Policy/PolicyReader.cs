@@ -109,6 +109,7 @@ internal static class PolicyReader
                 case "extends": p.Extends = Strings(value, path); break;
                 case "allowedDomains": p.AllowedDomains = Strings(value, path); break;
                 case "blockedDomains": p.BlockedDomains = Strings(value, path); break;
+                case "presets": p.Presets = Strings(value, path); break;
                 case "inspect": p.Inspect = Strings(value, path); break;
                 case "timeRestrictions": p.TimeRestrictions = Window(value, path); break;
                 case "rateLimits": p.RateLimits = Limits(value, path); break;
@@ -117,7 +118,7 @@ internal static class PolicyReader
                 case "maxNewDomainsPerHour": p.MaxNewDomainsPerHour = Int(value, path, int.MinValue, int.MaxValue); break;
                 case "dnsTypes": p.DnsTypes = Strings(value, path); break;
                 case "rules": p.Rules = List(value, path, Rule); break;
-                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, dnsTypes, rules");
+                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, presets, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, dnsTypes, rules");
             }
         }
 

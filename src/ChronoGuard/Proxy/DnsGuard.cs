@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using System.Text;
 using ChronoGuard.Net;
 using ChronoGuard.Resolution;
@@ -18,9 +20,11 @@ namespace ChronoGuard.Proxy;
 /// a refused one is answered NXDOMAIN (or REFUSED), never sent upstream, and recorded through the gate.
 /// <para>
 /// <see cref="Answer"/> is the synchronous step every query takes (parse, judge, cache): allocation-free
-/// for a cached answer. Only a forward awaits. Bounds: <see cref="MaxForwardsInFlight"/> upstream
-/// questions at once (more are answered SERVFAIL), <see cref="MaxTcpConnections"/> TCP clients, each
-/// closed after <see cref="TcpIdleMs"/> without a query.
+/// for a cached answer. Only a forward awaits, on <see cref="DnsUpstream"/>'s few long-lived sockets
+/// (a new TCP connection only when the upstream truncates). Bounds: <see cref="MaxForwardsInFlight"/>
+/// upstream questions at once (more are answered SERVFAIL, as is one the upstream does not answer within
+/// <c>Dns:UpstreamTimeoutMs</c>), <see cref="MaxTcpConnections"/> TCP clients, each closed after
+/// <see cref="TcpIdleMs"/> without a query.
 /// </para>
 /// </summary>
 internal sealed class DnsGuard : IAsyncDisposable
@@ -45,6 +49,7 @@ internal sealed class DnsGuard : IAsyncDisposable
     private readonly long _maxTtlMs;
     private readonly int _refuseRcode;
     private readonly int _timeoutMs;
+    private readonly DnsUpstream _exchange;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private Socket? _udp;
@@ -66,9 +71,13 @@ internal sealed class DnsGuard : IAsyncDisposable
         _maxTtlMs = options.MaxTtlSeconds * 1000L;
         _refuseRcode = string.Equals(options.RefuseStyle, "refused", StringComparison.OrdinalIgnoreCase) ? DnsWire.RcodeRefused : DnsWire.RcodeNxDomain;
         _timeoutMs = options.UpstreamTimeoutMs;
+        _exchange = new DnsUpstream(upstream, MaxForwardsInFlight, _timeoutMs, _time, _log);
     }
 
     public AnswerMemory Memory => _memory;
+
+    /// <summary>The UDP exchange with the upstream (its sockets, and the answers it dropped).</summary>
+    internal DnsUpstream Upstream => _exchange;
 
     /// <summary>Where the guard listens (UDP and TCP on one port), once started.</summary>
     public IPEndPoint LocalEndpoint { get; private set; } = null!;
@@ -125,6 +134,9 @@ internal sealed class DnsGuard : IAsyncDisposable
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
+
+        // Questions in flight are given up before the listener closes, so their clients hear SERVFAIL.
+        _exchange.Dispose();
         if (_udp is not null)
         {
             // Closing a socket does not wake a thread blocked in recvfrom on Linux: an empty datagram does.
@@ -237,6 +249,7 @@ internal sealed class DnsGuard : IAsyncDisposable
     /// and writes the client's copy into <paramref name="dst"/>; SERVFAIL when the upstream fails, times
     /// out or answers something else. Returns the length.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, Memory<byte> dst, CancellationToken cancellationToken)
     {
         if (Interlocked.Increment(ref _inFlight) > MaxForwardsInFlight)
@@ -245,50 +258,77 @@ internal sealed class DnsGuard : IAsyncDisposable
             return DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span);
         }
 
-        var name = new byte[question.NameLength];
-        var response = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
-        var rebuilt = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+        // While the question waits it holds only a UDP-sized buffer here (1,024 waiting: 4 MiB); an upstream
+        // that sends more than it was offered (DnsAnswers.UdpPayload) over UDP gets the client SERVFAIL.
+        var response = ArrayPool<byte>.Shared.Rent(UdpCeiling);
+        byte[]? whole = null;
         try
         {
-            var at = DnsWire.HeaderLength;
-            DnsWire.TryReadName(query.Span, ref at, name, out _);
-            var id = (ushort)Random.Shared.Next(65536);
-            var ask = new byte[DnsWire.HeaderLength + DnsWire.MaxNameText + 2 + 4 + 11];
-            var askLength = DnsAnswers.WriteQuery(ask, id, name, question.Type);
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
-            deadline.CancelAfter(_timeoutMs);
-            int got;
-            try
+            var got = cancellationToken.IsCancellationRequested ? -1 : await AskUdp(query.Span, question.Type, response).ConfigureAwait(false);
+            var answer = response;
+            if (got >= 4 && DnsWire.Truncated(DnsWire.Flags(response)))
             {
-                got = await AskUdpAsync(ask.AsMemory(0, askLength), response, deadline.Token).ConfigureAwait(false);
-                if (got >= 4 && DnsWire.Truncated(DnsWire.Flags(response)))
-                {
-                    got = await AskTcpAsync(ask.AsMemory(0, askLength), response, deadline.Token).ConfigureAwait(false);
-                }
-            }
-            catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
-            {
-                got = -1;
+                whole = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+                got = await AskTcpAsync(query, question.Type, whole, cancellationToken).ConfigureAwait(false);
+                answer = whole;
             }
 
-            var length = got < 0 ? -1 : Rebuild(response.AsSpan(0, got), id, name, question.Type, rebuilt);
-            if (length < 0)
-            {
-                return DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span);
-            }
-
-            return DnsAnswers.Serve(rebuilt.AsSpan(0, length), default, null, query.Span, question.QuestionEnd, question.Opt, question.UdpLimit, dst.Span);
+            return got < 0 ? DnsAnswers.WriteEmpty(query.Span, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst.Span)
+                : AnswerFromUpstream(answer.AsSpan(0, got), query.Span, question, dst.Span);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(response);
-            ArrayPool<byte>.Shared.Return(rebuilt);
+            if (whole is not null)
+            {
+                ArrayPool<byte>.Shared.Return(whole);
+            }
+
             Interlocked.Decrement(ref _inFlight);
         }
     }
 
+    /// <summary>The upstream's answer rebuilt, cached and remembered, and the client's copy written into <paramref name="dst"/> (SERVFAIL when it is no answer to give).</summary>
+    private int AnswerFromUpstream(ReadOnlySpan<byte> response, ReadOnlySpan<byte> query, DnsQuestion question, Span<byte> dst)
+    {
+        var rebuilt = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+        try
+        {
+            var length = Rebuild(response, query, question.Type, rebuilt);
+            return length < 0 ? DnsAnswers.WriteEmpty(query, question.QuestionEnd, DnsWire.RcodeServFail, truncated: false, question.Opt, dst)
+                : DnsAnswers.Serve(rebuilt.AsSpan(0, length), default, null, query, question.QuestionEnd, question.Opt, question.UdpLimit, dst);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rebuilt);
+        }
+    }
+
+    /// <summary>The client's question (its name as asked, <paramref name="type"/>) sent on the exchange's sockets.</summary>
+    private ValueTask<int> AskUdp(ReadOnlySpan<byte> query, ushort type, byte[] response)
+    {
+        Span<byte> name = stackalloc byte[DnsWire.MaxNameText];
+        var at = DnsWire.HeaderLength;
+        DnsWire.TryReadName(query, ref at, name, out var length);
+        return _exchange.AskAsync(name[..length], type, response);
+    }
+
+    /// <summary><see cref="Rebuild(ReadOnlySpan{byte}, ushort, ReadOnlySpan{byte}, ushort, byte[])"/> for the name of <paramref name="query"/> and the ID the answer carries (the exchange matched it).</summary>
+    private int Rebuild(ReadOnlySpan<byte> response, ReadOnlySpan<byte> query, ushort type, byte[] into)
+    {
+        if (response.Length < DnsWire.HeaderLength)
+        {
+            return -1;
+        }
+
+        Span<byte> name = stackalloc byte[DnsWire.MaxNameText];
+        var at = DnsWire.HeaderLength;
+        DnsWire.TryReadName(query, ref at, name, out var length);
+        return Rebuild(response, DnsWire.Id(response), name[..length], type, into);
+    }
+
     /// <summary>The upstream's answer rebuilt into <paramref name="into"/>, cached and remembered; -1 when it is no answer to give.</summary>
-    internal int Rebuild(ReadOnlySpan<byte> response, ushort id, byte[] name, ushort type, byte[] into)
+    internal int Rebuild(ReadOnlySpan<byte> response, ushort id, ReadOnlySpan<byte> name, ushort type, byte[] into)
     {
         Span<UInt128> addresses = stackalloc UInt128[32];
         Span<ushort> ttls = stackalloc ushort[64];
@@ -328,36 +368,46 @@ internal sealed class DnsGuard : IAsyncDisposable
         }
     }
 
-    private async ValueTask<int> AskUdpAsync(ReadOnlyMemory<byte> ask, byte[] response, CancellationToken cancellationToken)
+    /// <summary>
+    /// The question again over TCP (the UDP answer was truncated), on a connection of its own: rare, so
+    /// it keeps the simple shape of a socket and a timeout per question. The length of the answer, or -1.
+    /// </summary>
+    private async ValueTask<int> AskTcpAsync(ReadOnlyMemory<byte> query, ushort type, byte[] response, CancellationToken cancellationToken)
     {
-        using var socket = new Socket(_upstream.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
-        await socket.ConnectAsync(_upstream, cancellationToken).ConfigureAwait(false);
-        await socket.SendAsync(ask, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-        var id = BinaryPrimitives.ReadUInt16BigEndian(ask.Span);
-        while (true)
+        var ask = ArrayPool<byte>.Shared.Rent(2 + DnsWire.HeaderLength + DnsWire.MaxNameWire + 4 + 11);
+        try
         {
-            // A connected socket takes datagrams from the upstream only; one with another ID is not ours.
-            var got = await socket.ReceiveAsync(response, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (got >= DnsWire.HeaderLength && DnsWire.Id(response) == id)
-            {
-                return got;
-            }
+            var askLength = WriteTcpQuery(query.Span, type, ask);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+            deadline.CancelAfter(_timeoutMs);
+            using var socket = new Socket(_upstream.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(_upstream, deadline.Token).ConfigureAwait(false);
+            await using var stream = new NetworkStream(socket, ownsSocket: false);
+            await stream.WriteAsync(ask.AsMemory(0, askLength), deadline.Token).ConfigureAwait(false);
+            await stream.ReadExactlyAsync(response.AsMemory(0, 2), deadline.Token).ConfigureAwait(false);
+            var length = BinaryPrimitives.ReadUInt16BigEndian(response);
+            await stream.ReadExactlyAsync(response.AsMemory(0, length), deadline.Token).ConfigureAwait(false);
+            return length >= DnsWire.HeaderLength && DnsWire.Id(response) == BinaryPrimitives.ReadUInt16BigEndian(ask.AsSpan(2)) ? length : -1;
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
+        {
+            return -1;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(ask);
         }
     }
 
-    private async ValueTask<int> AskTcpAsync(ReadOnlyMemory<byte> ask, byte[] response, CancellationToken cancellationToken)
+    /// <summary>Our query for the name of <paramref name="query"/>, with a fresh ID and the two-byte length prefix; its length.</summary>
+    private static int WriteTcpQuery(ReadOnlySpan<byte> query, ushort type, Span<byte> dst)
     {
-        using var socket = new Socket(_upstream.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(_upstream, cancellationToken).ConfigureAwait(false);
-        await using var stream = new NetworkStream(socket, ownsSocket: false);
-        var prefixed = new byte[2 + ask.Length];
-        BinaryPrimitives.WriteUInt16BigEndian(prefixed, (ushort)ask.Length);
-        ask.CopyTo(prefixed.AsMemory(2));
-        await stream.WriteAsync(prefixed, cancellationToken).ConfigureAwait(false);
-        await stream.ReadExactlyAsync(response.AsMemory(0, 2), cancellationToken).ConfigureAwait(false);
-        var length = BinaryPrimitives.ReadUInt16BigEndian(response);
-        await stream.ReadExactlyAsync(response.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
-        return length;
+        Span<byte> name = stackalloc byte[DnsWire.MaxNameText];
+        var at = DnsWire.HeaderLength;
+        DnsWire.TryReadName(query, ref at, name, out var nameLength);
+        var length = DnsAnswers.WriteQuery(dst[2..], (ushort)RandomNumberGenerator.GetInt32(65536), name[..nameLength], type);
+        BinaryPrimitives.WriteUInt16BigEndian(dst, (ushort)length);
+        return 2 + length;
     }
 
     /// <summary>
@@ -430,21 +480,32 @@ internal sealed class DnsGuard : IAsyncDisposable
             else if (step == DnsStep.Forward)
             {
                 // The forward runs beside the loop: one slow upstream answer must not hold the next query.
-                _ = ForwardUdpAsync(socket, buffer.AsSpan(0, got).ToArray(), question, CopyOf(source));
+                var query = ArrayPool<byte>.Shared.Rent(got);
+                buffer.AsSpan(0, got).CopyTo(query);
+                _ = ForwardUdpAsync(socket, query, got, question, CopyOf(source));
             }
         }
     }
 
-    private async Task ForwardUdpAsync(Socket socket, byte[] query, DnsQuestion question, SocketAddress source)
+    /// <summary>
+    /// One forwarded UDP question: usually it resumes on the exchange's receive thread when the answer
+    /// arrives, and the client's answer leaves from there with a blocking <c>sendto</c> (an async send
+    /// would also turn the listener non-blocking, and its loop's <c>recvfrom</c> with it).
+    /// </summary>
+    private async Task ForwardUdpAsync(Socket socket, byte[] query, int queryLength, DnsQuestion question, SocketAddress source)
     {
-        var answer = ArrayPool<byte>.Shared.Rent(DnsWire.MaxMessage);
+        var answer = ArrayPool<byte>.Shared.Rent(UdpCeiling);
         try
         {
-            var length = await ForwardAsync(query, question, answer, _stop.Token).ConfigureAwait(false);
+            var length = await ForwardAsync(query.AsMemory(0, queryLength), question, answer, _stop.Token).ConfigureAwait(false);
             if (length > 0)
             {
-                await SendToAsync(socket, answer.AsMemory(0, length), source).ConfigureAwait(false);
+                socket.SendTo(answer.AsSpan(0, length), SocketFlags.None, source);
             }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The client is gone (ICMP unreachable), the send buffer is full, or the guard has stopped.
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -454,18 +515,7 @@ internal sealed class DnsGuard : IAsyncDisposable
         finally
         {
             ArrayPool<byte>.Shared.Return(answer);
-        }
-    }
-
-    private async ValueTask SendToAsync(Socket socket, ReadOnlyMemory<byte> answer, SocketAddress target)
-    {
-        try
-        {
-            await socket.SendToAsync(answer, SocketFlags.None, target, _stop.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The client is gone or the guard is stopping: nothing to tell anyone.
+            ArrayPool<byte>.Shared.Return(query);
         }
     }
 

@@ -5,10 +5,30 @@ namespace ChronoGuard.Tests.Support;
 /// <summary>
 /// A clock whose timers fire only when the test says so: each timer the code under test creates is
 /// handed to the test with its due time, so waits and backoffs are observed and driven, never slept.
+/// Made with a start time, its clock (<see cref="GetUtcNow"/> and <see cref="GetTimestamp"/>) moves
+/// only by <see cref="Advance"/> too; without one it is the system's.
 /// </summary>
-internal sealed class TimerTimeProvider : TimeProvider
+internal sealed class TimerTimeProvider(DateTimeOffset? start = null) : TimeProvider
 {
     private readonly Channel<PendingTimer> _created = Channel.CreateUnbounded<PendingTimer>();
+    private long _ticks = start?.UtcTicks ?? 0;
+
+    public override DateTimeOffset GetUtcNow() => start is null ? base.GetUtcNow() : new DateTimeOffset(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+
+    public override long GetTimestamp() => start is null ? base.GetTimestamp() : Interlocked.Read(ref _ticks);
+
+    public override long TimestampFrequency => start is null ? base.TimestampFrequency : TimeSpan.TicksPerSecond;
+
+    /// <summary>Moves the manual clock (made with a start time).</summary>
+    public void Advance(TimeSpan by)
+    {
+        if (start is null)
+        {
+            throw new InvalidOperationException("this clock is the system's");
+        }
+
+        Interlocked.Add(ref _ticks, by.Ticks);
+    }
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
     {
