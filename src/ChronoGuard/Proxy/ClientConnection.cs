@@ -106,6 +106,12 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
         }
         finally
         {
+            if (Inspecting && !IsAborted)
+            {
+                // An inspected client is told the end in TLS (close_notify), as an origin would.
+                await Transport.ShutdownSendAsync().ConfigureAwait(false);
+            }
+
             Clock.Enter(ConnectionPhase.Closed);
             DropUpstream();
             await Input.CompleteAsync().ConfigureAwait(false);
@@ -310,7 +316,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// </summary>
     private async Task LingerAsync()
     {
-        if (IsAborted || !Transport.ShutdownSend())
+        if (IsAborted || !await Transport.ShutdownSendAsync().ConfigureAwait(false))
         {
             return;
         }

@@ -235,7 +235,7 @@ internal static class TunnelRelay
             input.AdvanceTo(buffer.End);
             if (result.IsCompleted)
             {
-                upstream.Transport.ShutdownSend();
+                await upstream.Transport.ShutdownSendAsync().ConfigureAwait(false);
             }
 
             return !result.IsCanceled;
@@ -262,7 +262,7 @@ internal static class TunnelRelay
                     var n = await from.ReceiveAsync(buffer.AsMemory()).ConfigureAwait(false);
                     if (n == 0)
                     {
-                        to.ShutdownSend();
+                        await to.ShutdownSendAsync().ConfigureAwait(false);
                         return true;
                     }
 
