@@ -196,6 +196,32 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
         }
     }
 
+    /// <summary>
+    /// The next request of a connection that carries several (the proxy port, a redirected plain-HTTP
+    /// connection, an inspected tunnel): its head, taken (the scope made for it returns it), or null
+    /// when the connection ends here (EOF between requests, idle, drain, a timeout, or a malformed
+    /// head, which has been refused and recorded).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    internal async ValueTask<HttpHead?> NextRequestHeadAsync(bool first, bool originForm)
+    {
+        Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
+        var (status, error) = await ReadRequestHeadAsync(originForm).ConfigureAwait(false);
+        if (status == HeadStatus.Incomplete)
+        {
+            return null;
+        }
+
+        if (status == HeadStatus.Error)
+        {
+            await RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
+            return null;
+        }
+
+        Clock.Enter(ConnectionPhase.Busy);
+        return TakeHead()!;
+    }
+
     /// <summary>The head <see cref="ReadRequestHeadAsync"/> read; the scope made for it returns it.</summary>
     internal HttpHead? TakeHead() => Interlocked.Exchange(ref _head, null);
 
