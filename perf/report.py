@@ -24,6 +24,11 @@ SCENARIOS = {
     "inspect-connect-resume": "inspect-connect with the client resuming TLS sessions wherever the proxy offers it",
     "inspect-connect-noclose": "inspect-connect whose GET does not say Connection: close (as curl and git send it); "
                                "the client closes the tunnel once the response has arrived",
+    "transparent-tls": "transparent capture: no proxy configured, a new TLS connection + one GET per request to "
+                       "origin.test (127.0.0.2 in a private network namespace), redirected by iptables to "
+                       "chronoguard's Transparent:Listen (SNI read, name bound to the address, tunnel)",
+    "connect-tls-netns": "the same requests as CONNECT tunnels to origin.test through the proxy port of the same "
+                         "chronoguard process in the same namespace",
 }
 PROXIES = ("chronoguard", "squid", "tinyproxy")
 # Scenarios measured in MB/s through one long-lived tunnel rather than in requests per second.
@@ -32,6 +37,8 @@ SOCKS_ONLY = ("dante",)
 HTTP_ONLY = ("squid", "squid-bump", "mitmproxy", "tinyproxy", "tinyproxy-quiet")
 # Targets that run the inspect-* scenarios (direct: TLS straight to the origin, the floor).
 INSPECTING = ("direct", "chronoguard", "chronoguard-allcores", "squid-bump", "mitmproxy")
+# Scenarios run inside perf/netns's namespace, against chronoguard-transparent (reported as chronoguard).
+NETNS = ("transparent-tls", "connect-tls-netns")
 # Issue 17's performance targets: chronoguard against squid's own TLS interception, same run.
 ISSUE17 = (
     ("inspect-keepalive", "rps", 2.0, "requests/s over one kept-alive inspected tunnel", "≥ 2×"),
@@ -50,6 +57,8 @@ def applies(scenario, target):
     targets that do not intercept TLS in inspect-*."""
     if scenario.startswith("inspect-"):
         return target in INSPECTING
+    if scenario in NETNS:
+        return target in ("direct", "chronoguard")
     socks = scenario.startswith("socks-")
     return not (target in SOCKS_ONLY and not socks or target in HTTP_ONLY and socks)
 
@@ -148,6 +157,56 @@ def issue17(w, scenarios, targets, runs, cpu_per_unit):
     w("")
     if "mitmproxy" in targets:
         w("mitmproxy (Python, one event loop) is in the tables above for scale; the issue sets no target against it.")
+        w("")
+
+
+def issue18(w, scenarios, runs, cpu_per_unit, res):
+    """Issue 18's transparent-capture target: transparent-tls against CONNECT tunnels in the same run."""
+    w("## Issue 18 target (transparent capture)")
+    w("")
+    w("\"New transparent TLS tunnels/s and CPU per tunnel within 10 % of CONNECT tunnels in the same run.\" "
+      "The like-for-like peer is `connect-tls-netns`: the same chronoguard process (chronoguard-transparent, "
+      "pinned like the others), the same namespace and rules, the same name (`origin.test`, looked up by the "
+      "sidecar in both) and the same origin; only the front end differs (a redirected connection read by its "
+      "SNI vs a CONNECT with `Proxy-Authorization`). `connect-tls` (the host's chronoguard to `127.0.0.1`, no "
+      "name lookup, no NAT, an IP literal rather than a name: read its `direct` row against transparent-tls's "
+      "before reading those two lines) is shown for reference. Within 10 %: req/s ratio ≥ 0.90, "
+      "CPU ratio ≤ 1.10.")
+    w("")
+    w("| measure | transparent-tls | peer | ratio | goal | met |")
+    w("| --- | ---: | ---: | ---: | --- | --- |")
+    t = runs.get(("transparent-tls", "chronoguard"))
+    for peer, primary in (("connect-tls-netns", True), ("connect-tls", False)):
+        if peer not in scenarios:
+            continue
+        p = runs.get((peer, "chronoguard"))
+        for kind in ("rps", "cpu"):
+            if kind == "rps":
+                a, b = t and t["requests_per_second"], p and p["requests_per_second"]
+                cells, unit = (fmt_int(a), fmt_int(b)), "req/s"
+            else:
+                a, b = cpu_per_unit("transparent-tls", "chronoguard"), cpu_per_unit(peer, "chronoguard")
+                cells, unit = (fmt_num(a), fmt_num(b)), "ms/1k"
+            failed = any(r is not None and r["requests"] > 0 and r["errors"] > r["requests"] * 0.01 for r in (t, p))
+            if not primary:
+                met = "reference"
+            elif a is None or b is None or b == 0:
+                met = "no result"
+            elif failed:
+                met = "errors (see the tables above)"
+            else:
+                met = "yes" if (a / b >= 0.9 if kind == "rps" else a / b <= 1.1) else "**no**"
+            goal = ("≥ 0.90×" if kind == "rps" else "≤ 1.10×") if primary else ""
+            w(f"| {'new tunnels/s' if kind == 'rps' else 'proxy CPU per 1k tunnels'} vs `{peer}` | {cells[0]} {unit} | "
+              f"{cells[1]} {unit} | {ratio(a, b)} | {goal} | {met} |")
+    w("")
+    r = res.get("chronoguard-transparent", {})
+    if r:
+        w(f"Capture check (chronoguard-transparent's audit log, warm-up included): "
+          f"{int(r.get('records_transparent_allow', 0)):,} `TRANSPARENT` ALLOW records, "
+          f"{int(r.get('records_proxy_allow', 0)):,} `CONNECT` ALLOW records, {int(r.get('records_block', 0)):,} BLOCK. "
+          "A transparent-tls run the rules did not capture would reach nginx without error; its records are the proof "
+          "it went through the sidecar.")
         w("")
 
 
@@ -282,6 +341,23 @@ def main():
           "the proxy; so dante is spared the login round trip and check chronoguard does on every tunnel, "
           "which favours dante. CPU includes all its processes (mother, negotiate, request and io children). "
           "dante serves only the `socks-*` scenarios.")
+    if any(s in NETNS for s in scenarios):
+        w("- `transparent-tls` / `connect-tls-netns` (`perf/netns`): a private network + mount namespace with lo up, "
+          "`/etc/hosts` = this machine's plus `127.0.0.2 origin.test`, `/etc/resolv.conf` = `nameserver 127.0.0.1` "
+          "(nothing listens: no query ever leaves), and the init container's rules in `iptables -t nat OUTPUT`: TCP of "
+          f"the sidecar's user ({meta.get('netns_uid', '?')}) RETURN, TCP to 127.0.0.1/32 RETURN, all other TCP REDIRECT "
+          f"to {meta.get('transparent_port', '?')}. In it: a second nginx (the same TLS server on 127.0.0.2, pinned with "
+          "the load) and a second chronoguard, chronoguard-transparent, run as that user (`setpriv`) and pinned like the "
+          "others, with `Transparent:Listen=127.0.0.1:PORT`, `Transparent:Agent` = the bench agent, "
+          "`Transparent:ExcludeCidrs=[127.0.0.1/32]`, no DNS guard, and the bench policy with `origin.test` at "
+          "`127.0.0.2/32` (always enforced). Each transparent connection is bound to its SNI by the sidecar's own "
+          "lookup of `origin.test` (the private hosts file); a CONNECT to `origin.test` looks it up the same way. "
+          "The LoadGen runs in the namespace as root (captured); its `direct` runs as the sidecar's user (not "
+          "captured, straight to nginx). Client as in `connect-tls` (`--insecure`) and "
+          + ("resuming TLS sessions with nginx (`NETNS_TLS_RESUME=1`; connect-tls, to an IP literal, resumes none)."
+             if meta.get("netns_tls_resume") == "1" else
+             "making a full TLS handshake per request (`--no-tls-resume`), as connect-tls does in effect: its target is "
+             "an IP literal, so it sends no SNI and .NET's client, whose session cache is keyed by it, resumes nothing."))
     w("- origin: nginx, 1 worker, keep-alive, `/1k.txt` (1,024 bytes) on plain HTTP and on TLS "
       "(self-signed ECDSA P-256 certificate for `origin.test` / `127.0.0.1`; in `connect-tls` the client "
       "uses `--insecure`). "
@@ -353,6 +429,8 @@ def main():
 
     if inspecting or "squid-bump" in targets:
         issue17(w, scenarios, targets, runs, cpu_per_unit)
+    if "transparent-tls" in scenarios:
+        issue18(w, scenarios, runs, cpu_per_unit, res)
 
     req_scen = [s for s in scenarios if s not in TUNNEL_SCENARIOS]
     if "direct" in targets and req_scen:

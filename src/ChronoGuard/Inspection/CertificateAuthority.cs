@@ -47,6 +47,34 @@ internal sealed class CertificateAuthority : IDisposable
     /// <summary>The permitted DNS subtrees of the name constraints (<c>example.com</c>, or <c>.example.com</c> for subdomains only); empty when unconstrained.</summary>
     public IReadOnlyList<string> PermittedDomains { get; }
 
+    /// <summary>
+    /// Whether a leaf for <paramref name="host"/> would satisfy the name constraints (RFC 5280
+    /// §4.2.1.10 dNSName: <c>example.com</c> permits it and every name under it, <c>.example.com</c>
+    /// only the names under it). A leaf outside them is one every client refuses: it is not minted,
+    /// and the tunnel is refused instead of failing in the client's handshake. An IP literal has no
+    /// dNSName, so a constrained CA permits none.
+    /// </summary>
+    public bool Permits(string host)
+    {
+        if (PermittedDomains.Count == 0)
+        {
+            return true;
+        }
+
+        var name = host.AsSpan().TrimEnd('.');
+        foreach (var subtree in PermittedDomains)
+        {
+            if (subtree.StartsWith('.')
+                ? name.EndsWith(subtree, StringComparison.OrdinalIgnoreCase) && name.Length > subtree.Length
+                : name.Equals(subtree, StringComparison.OrdinalIgnoreCase) || (name.Length > subtree.Length && name.EndsWith(subtree, StringComparison.OrdinalIgnoreCase) && name[^(subtree.Length + 1)] == '.'))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Loads a PEM certificate and its PEM ECDSA P-256 private key; every problem is one line naming the file.</summary>
     /// <param name="time">The clock that judges the certificate's validity (null: the system clock).</param>
     public static CertificateAuthority Load(string certFile, string keyFile, TimeProvider? time = null)

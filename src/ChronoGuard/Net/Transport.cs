@@ -18,6 +18,7 @@ internal sealed class Transport : IDisposable
     private Stream _stream;
     private PipeReader? _input;
     private int _disposed;
+    private int _sendShut;
 
     private readonly StreamPipeReaderOptions _readerOptions;
 
@@ -118,6 +119,36 @@ internal sealed class Transport : IDisposable
     }
 
     /// <summary>Our side is done sending (FIN); the peer may still send. False when the connection is already gone.</summary>
+    /// <summary>
+    /// Ends this side's sending: over TLS (an inspected client, a TLS upstream) first the
+    /// <c>close_notify</c> alert, so the peer can tell the end from a truncation, then the FIN. The
+    /// alert is a few bytes; a peer that reads nothing cannot hold it past <see cref="CloseNotifyWait"/>.
+    /// </summary>
+    public async ValueTask<bool> ShutdownSendAsync()
+    {
+        // Once: a refusal's linger and the connection's end both close the sending side.
+        if (Interlocked.Exchange(ref _sendShut, 1) != 0)
+        {
+            return false;
+        }
+
+        if (_stream is System.Net.Security.SslStream tls)
+        {
+            try
+            {
+                await tls.ShutdownAsync().WaitAsync(CloseNotifyWait).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or InvalidOperationException or TimeoutException or System.Security.Authentication.AuthenticationException)
+            {
+                // The handshake never finished, the peer is gone, or it reads nothing: the FIN still goes.
+            }
+        }
+
+        return ShutdownSend();
+    }
+
+    private static readonly TimeSpan CloseNotifyWait = TimeSpan.FromSeconds(1);
+
     public bool ShutdownSend()
     {
         try

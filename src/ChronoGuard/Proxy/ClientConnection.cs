@@ -106,6 +106,12 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
         }
         finally
         {
+            if (Inspecting && !IsAborted)
+            {
+                // An inspected client is told the end in TLS (close_notify), as an origin would.
+                await Transport.ShutdownSendAsync().ConfigureAwait(false);
+            }
+
             Clock.Enter(ConnectionPhase.Closed);
             DropUpstream();
             await Input.CompleteAsync().ConfigureAwait(false);
@@ -188,6 +194,32 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
 
             Input.AdvanceTo(buffer.Start, buffer.End);
         }
+    }
+
+    /// <summary>
+    /// The next request of a connection that carries several (the proxy port, a redirected plain-HTTP
+    /// connection, an inspected tunnel): its head, taken (the scope made for it returns it), or null
+    /// when the connection ends here (EOF between requests, idle, drain, a timeout, or a malformed
+    /// head, which has been refused and recorded).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    internal async ValueTask<HttpHead?> NextRequestHeadAsync(bool first, bool originForm)
+    {
+        Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
+        var (status, error) = await ReadRequestHeadAsync(originForm).ConfigureAwait(false);
+        if (status == HeadStatus.Incomplete)
+        {
+            return null;
+        }
+
+        if (status == HeadStatus.Error)
+        {
+            await RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
+            return null;
+        }
+
+        Clock.Enter(ConnectionPhase.Busy);
+        return TakeHead()!;
     }
 
     /// <summary>The head <see cref="ReadRequestHeadAsync"/> read; the scope made for it returns it.</summary>
@@ -310,7 +342,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// </summary>
     private async Task LingerAsync()
     {
-        if (IsAborted || !Transport.ShutdownSend())
+        if (IsAborted || !await Transport.ShutdownSendAsync().ConfigureAwait(false))
         {
             return;
         }

@@ -19,25 +19,13 @@ internal sealed class HttpConnection : ClientConnection
 
     protected override async Task ServeAsync()
     {
-        var first = true;
-        while (true)
+        for (var first = true; ; first = false)
         {
-            Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
-            first = false;
-            var (status, error) = await ReadRequestHeadAsync(originForm: false).ConfigureAwait(false);
-            if (status == HeadStatus.Incomplete)
+            if (await NextRequestHeadAsync(first, originForm: false).ConfigureAwait(false) is not { } head)
             {
                 return;
             }
 
-            if (status == HeadStatus.Error)
-            {
-                await RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
-                return;
-            }
-
-            Clock.Enter(ConnectionPhase.Busy);
-            var head = TakeHead()!;
             var scope = new RequestScope(this, head.IsConnect ? FrontEnd.Connect : FrontEnd.Http, head);
             Decide(scope, head);
             if (!await RunScopeAsync(scope).ConfigureAwait(false) || IsAborted || IsDraining)

@@ -116,25 +116,13 @@ internal static class InspectedTunnel
         var connection = tunnel.Connection;
         var context = tunnel.Context;
         var agent = AgentKey(tunnel);
-        var first = true;
-        while (true)
+        for (var first = true; ; first = false)
         {
-            connection.Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
-            first = false;
-            var (status, error) = await connection.ReadRequestHeadAsync(originForm: true).ConfigureAwait(false);
-            if (status == HeadStatus.Incomplete)
+            if (await connection.NextRequestHeadAsync(first, originForm: true).ConfigureAwait(false) is not { } head)
             {
                 return;
             }
 
-            if (status == HeadStatus.Error)
-            {
-                await connection.RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
-                return;
-            }
-
-            connection.Clock.Enter(ConnectionPhase.Busy);
-            var head = connection.TakeHead()!;
             if (head.TargetPort != tunnel.Decision.Port || !Ascii.EqualsIgnoreCase(head.Span(head.TargetHost), tunnel.Decision.Host))
             {
                 // SNI = CONNECT host = Host: a request for another name goes nowhere under this tunnel.

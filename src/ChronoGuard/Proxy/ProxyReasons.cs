@@ -31,6 +31,9 @@ internal static class ProxyReasons
     /// <summary>The gate asked to inspect a tunnel but the proxy has no CA configured: refused, never passed opaque.</summary>
     public const string InspectionUnavailable = "inspection_unavailable";
 
+    /// <summary>The policy inspects a host the CA's name constraints leave out (<c>ca init --permit</c>): refused, no leaf minted.</summary>
+    public const string InspectionNameNotPermitted = "inspection_name_not_permitted";
+
     /// <summary>DNS guard: a question for a name no policy of the agent could allow (SPEC §10).</summary>
     public const string DnsNameRefused = "dns_name_refused";
 
@@ -54,7 +57,7 @@ internal static class ProxyReasons
     [
         AuditUnavailable, HeaderTimeout, BodyTimeout, IdleTimeout, SniTimeout, Drain, Reset, Closed, Complete, ClientClosed,
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
-        UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable,
+        UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable, InspectionNameNotPermitted,
         DnsNameRefused, DnsTypeRefused, DnsMalformed,
         NameAddressMismatch, UnresolvedDestination, OwnListener,
     ];

@@ -231,25 +231,13 @@ internal sealed class TransparentConnection : ClientConnection
     /// <summary>Plain HTTP: requests are read as an origin server reads them and forwarded to the original destination.</summary>
     private async Task ServeHttpAsync(IPEndPoint destination)
     {
-        var first = true;
-        while (true)
+        for (var first = true; ; first = false)
         {
-            Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
-            first = false;
-            var (status, error) = await ReadRequestHeadAsync(originForm: true).ConfigureAwait(false);
-            if (status == HeadStatus.Incomplete)
+            if (await NextRequestHeadAsync(first, originForm: true).ConfigureAwait(false) is not { } head)
             {
                 return;
             }
 
-            if (status == HeadStatus.Error)
-            {
-                await RefuseAsync(new Refusal(ParseErrors.StatusCode(error), "DENY", ParseErrors.Reason(error)), audit: true).ConfigureAwait(false);
-                return;
-            }
-
-            Clock.Enter(ConnectionPhase.Busy);
-            var head = TakeHead()!;
             if (head.IsConnect || !PortAgrees(head, destination.Port))
             {
                 // CONNECT is a proxy's method, and a Host port other than the destination's is a name

@@ -54,6 +54,14 @@ internal static class TunnelRelay
                 return false;
             }
 
+            if (!inspection.Leaves.Authority.Permits(scope.Decision.Host))
+            {
+                // The CA's name constraints leave this host out: a leaf for it would be refused by
+                // every client, so none is minted and the tunnel is refused, never passed opaque.
+                await scope.FailAsync(503, ProxyReasons.InspectionNameNotPermitted).ConfigureAwait(false);
+                return false;
+            }
+
             return await InspectedTunnel.RunAsync(scope, addresses, inspection).ConfigureAwait(false);
         }
 
@@ -227,7 +235,7 @@ internal static class TunnelRelay
             input.AdvanceTo(buffer.End);
             if (result.IsCompleted)
             {
-                upstream.Transport.ShutdownSend();
+                await upstream.Transport.ShutdownSendAsync().ConfigureAwait(false);
             }
 
             return !result.IsCanceled;
@@ -254,7 +262,7 @@ internal static class TunnelRelay
                     var n = await from.ReceiveAsync(buffer.AsMemory()).ConfigureAwait(false);
                     if (n == 0)
                     {
-                        to.ShutdownSend();
+                        await to.ShutdownSendAsync().ConfigureAwait(false);
                         return true;
                     }
 

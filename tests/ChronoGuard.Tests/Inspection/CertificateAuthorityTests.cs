@@ -9,6 +9,24 @@ public sealed class CertificateAuthorityTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 4, 12, 0, 0, TimeSpan.Zero);
 
+    [Theory]
+    [InlineData("example.com", true)]
+    [InlineData("api.example.com", true)]
+    [InlineData("API.Example.COM.", true)]
+    [InlineData("badexample.com", false)]
+    [InlineData("example.com.evil", false)]
+    [InlineData("x.internal.test", true)]
+    [InlineData("internal.test", false)]
+    [InlineData("10.0.0.1", false)]
+    public void A_constrained_CA_permits_a_host_exactly_as_its_name_constraints_would(string host, bool permitted)
+    {
+        using var ca = CertificateAuthority.Create(["example.com", "*.internal.test"], 1, TimeProvider.System);
+
+        Assert.Equal(permitted, ca.Permits(host));
+        using var open = CertificateAuthority.Create([], 1, TimeProvider.System);
+        Assert.True(open.Permits(host));
+    }
+
     [Fact]
     public void Create_MakesAnEcdsaP256CaValidForTheGivenDays()
     {

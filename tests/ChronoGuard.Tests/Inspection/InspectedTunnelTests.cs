@@ -42,6 +42,23 @@ public sealed class InspectedTunnelTests
     }
 
     [Fact]
+    public async Task A_host_the_CAs_name_constraints_leave_out_is_refused_503_and_no_leaf_is_minted()
+    {
+        await using var rig = await InspectionRig.StartAsync("other.test");
+        var (proxy, records, _) = Start(rig);
+        await using var __ = proxy;
+
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync($"CONNECT {InspectionRig.Host}:{rig.Port} HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        var response = await client.ReadHeadAsync();
+
+        Assert.Equal(503, response.Status);
+        Assert.Equal(ProxyReasons.InspectionNameNotPermitted, response["X-ChronoGuard-Reason"]);
+        Assert.Equal(0, rig.Inspection.Leaves.Minted);
+        Assert.Equal((503, ProxyReasons.InspectionNameNotPermitted), (Assert.Single(records.Records).Status, records.Records.Single().Reason));
+    }
+
+    [Fact]
     public async Task The_origin_receives_the_normalised_path_that_was_decided_and_recorded()
     {
         await using var rig = await InspectionRig.StartAsync();

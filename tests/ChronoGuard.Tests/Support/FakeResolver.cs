@@ -4,7 +4,7 @@ using System.Net;
 namespace ChronoGuard.Tests.Support;
 
 /// <summary>
-/// A resolver on 127.0.0.1 (UDP and TCP on one port) that the test starts and owns: Debian's dnspython
+/// A resolver on loopback (UDP and TCP on one port; 127.0.0.1 unless told) that the test starts and owns: Debian's dnspython
 /// under /usr/bin/python3 answering from a zone the test gives (<c>name|TYPE|ttl|rdata</c> lines,
 /// CNAMEs followed; names it does not know are NXDOMAIN with an SOA), truncating over UDP what does
 /// not fit the asker's EDNS size, and telling the test every question it was asked. The DNS guard's
@@ -58,12 +58,15 @@ internal sealed class FakeResolver : IAsyncDisposable
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        address, port = os.environ.get('FAKE_DNS_ADDRESS', '127.0.0.1'), int(os.environ.get('FAKE_DNS_PORT', '0'))
         while True:
-            udp.bind(('127.0.0.1', 0))
+            udp.bind((address, port))
             try:
-                tcp.bind(('127.0.0.1', udp.getsockname()[1]))
+                tcp.bind((address, udp.getsockname()[1]))
                 break
             except OSError:
+                if port:
+                    raise
                 udp.close()
                 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp.listen(16)
@@ -109,11 +112,11 @@ internal sealed class FakeResolver : IAsyncDisposable
     private readonly TempDir _dir;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private FakeResolver(Process process, int port, TempDir dir)
+    private FakeResolver(Process process, IPEndPoint endPoint, TempDir dir)
     {
         _process = process;
         _dir = dir;
-        EndPoint = new IPEndPoint(IPAddress.Loopback, port);
+        EndPoint = endPoint;
     }
 
     public IPEndPoint EndPoint { get; }
@@ -154,13 +157,26 @@ internal sealed class FakeResolver : IAsyncDisposable
         }
     }
 
-    public static async Task<FakeResolver> StartAsync(params string[] zone)
+    public static Task<FakeResolver> StartAsync(params string[] zone) => StartAsync(new IPEndPoint(IPAddress.Loopback, 0), null, zone);
+
+    /// <summary>A resolver on <paramref name="endPoint"/> (port 0: any free one), run under <paramref name="launcher"/> (e.g. nsenter into a test namespace) when given.</summary>
+    public static async Task<FakeResolver> StartAsync(IPEndPoint endPoint, IReadOnlyList<string>? launcher, params string[] zone)
     {
         await ExternalTools.EnsureAsync("dnspython");
         var dir = new TempDir();
         var script = dir.File("fake_resolver.py");
         await File.WriteAllTextAsync(script, Script);
-        var info = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        if (launcher is { Count: > 0 })
+        {
+            foreach (var a in launcher.Skip(1).Append("/usr/bin/python3"))
+            {
+                info.ArgumentList.Add(a);
+            }
+        }
+
+        info.Environment["FAKE_DNS_ADDRESS"] = endPoint.Address.ToString();
+        info.Environment["FAKE_DNS_PORT"] = endPoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.ArgumentList.Add("-u");
         info.ArgumentList.Add(script);
         foreach (var line in zone)
@@ -177,7 +193,7 @@ internal sealed class FakeResolver : IAsyncDisposable
             throw new InvalidOperationException($"fake resolver did not start: {first} {error}");
         }
 
-        var resolver = new FakeResolver(process, int.Parse(first.AsSpan(5), System.Globalization.CultureInfo.InvariantCulture), dir);
+        var resolver = new FakeResolver(process, new IPEndPoint(endPoint.Address, int.Parse(first.AsSpan(5), System.Globalization.CultureInfo.InvariantCulture)), dir);
         _ = resolver.CollectAsync();
         return resolver;
     }

@@ -56,10 +56,11 @@ internal sealed class InspectionRig : IAsyncDisposable
 
     public Uri Url(string path, string host = Host) => new($"https://{host}:{Port}{path}");
 
-    public static async Task<InspectionRig> StartAsync()
+    /// <param name="permitted">The CA's name constraints (<c>ca init --permit</c>); none by default.</param>
+    public static async Task<InspectionRig> StartAsync(params string[] permitted)
     {
         var dir = new TempDir();
-        var ca = CertificateAuthority.Create([], 1, TimeProvider.System);
+        var ca = CertificateAuthority.Create(permitted, 1, TimeProvider.System);
         var originCa = new TestCa();
         var origin = await TlsEchoOrigin.StartAsync(originCa.Issue(Host, Opaque));
         return new InspectionRig(dir, ca, originCa, origin);

@@ -11,10 +11,14 @@ internal sealed class TcpOrigin : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
 
     public TcpOrigin(Func<Socket, Task> handler)
+        : this(Loopback(), handler)
     {
-        _listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _listener.Listen(4096);
+    }
+
+    /// <summary>An origin on a socket already listening (e.g. one made inside a test network namespace).</summary>
+    public TcpOrigin(Socket listener, Func<Socket, Task> handler)
+    {
+        _listener = listener;
         Port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
         _loop = Task.Run(async () =>
         {
@@ -49,6 +53,14 @@ internal sealed class TcpOrigin : IAsyncDisposable
     }
 
     public int Port { get; }
+
+    private static Socket Loopback()
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4096);
+        return listener;
+    }
 
     /// <summary>Echoes every byte until the client's FIN, then closes.</summary>
     public static TcpOrigin Echo() => new(async s =>
