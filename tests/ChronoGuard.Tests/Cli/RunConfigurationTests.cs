@@ -188,6 +188,7 @@ public sealed class RunConfigurationTests
             ["Inspection"] = typeof(ChronoGuard.Inspection.InspectionOptions),
             ["Transparent"] = typeof(ChronoGuard.Proxy.TransparentOptions),
             ["Dns"] = typeof(ChronoGuard.Proxy.DnsOptions),
+            ["Admin"] = typeof(ChronoGuard.Admin.AdminOptions),
         };
         Assert.Equal(types.Keys.Order(), ConfigurationSchema.Sections.Select(s => s.Section).Order());
         foreach (var (section, rules) in ConfigurationSchema.Sections)
