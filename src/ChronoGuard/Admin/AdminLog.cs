@@ -27,4 +27,7 @@ internal static partial class AdminLog
 
     [LoggerMessage(EventId = 907, Level = LogLevel.Error, Message = "runtime grants: {File} cannot be read ({Problem}); starting with none")]
     public static partial void GrantsUnreadable(ILogger logger, string file, string problem);
+
+    [LoggerMessage(EventId = 908, Level = LogLevel.Information, Message = "runtime grant {Id} {Change} by {Actor}: agent {Agent} may reach {Domains} until {Expires} ({Reason})")]
+    public static partial void GrantChanged(ILogger logger, string id, string change, string actor, string agent, string domains, string expires, string reason);
 }

@@ -9,7 +9,8 @@ internal sealed record AdminResponse(int Status, byte[] Body)
     public static AdminResponse Json(int status, Action<Utf8JsonWriter> write)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer))
+        // Relaxed: the body is JSON for terminals and scripts, never HTML, so quotes and '<' stay readable.
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             write(json);
         }

@@ -134,18 +134,54 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
                 return;
             }
 
-            var body = new byte[bodyLength];
-            var have = Math.Min(length - (end + 4), body.Length);
-            buffer.AsSpan(end + 4, have).CopyTo(body);
-            while (have < body.Length)
+            byte[] body;
+            if (parsed.Chunked)
             {
-                var n = await socket.ReceiveAsync(body.AsMemory(have), SocketFlags.None, timeout.Token).ConfigureAwait(false);
-                if (n == 0)
+                // What HttpClient sends for a streamed JSON body: collect the framing, then decode it.
+                var raw = new ArrayBufferWriter<byte>(1024);
+                raw.Write(buffer.AsSpan(end + 4, length - (end + 4)));
+                byte[]? decoded;
+                int state;
+                while ((state = AdminChunked.TryDecode(raw.WrittenSpan, MaxBodyBytes, out decoded)) == 0)
                 {
+                    if (raw.WrittenCount > MaxBodyBytes * 2)
+                    {
+                        state = -1;
+                        break;
+                    }
+
+                    var n = await socket.ReceiveAsync(raw.GetMemory(4096), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        return;
+                    }
+
+                    raw.Advance(n);
+                }
+
+                if (state < 0)
+                {
+                    await RespondAsync(socket, AdminResponse.Error(state == -2 ? 413 : 400, state == -2 ? $"body over {MaxBodyBytes} bytes" : "bad chunked body")).ConfigureAwait(false);
                     return;
                 }
 
-                have += n;
+                body = decoded!;
+            }
+            else
+            {
+                body = new byte[bodyLength];
+                var have = Math.Min(length - (end + 4), body.Length);
+                buffer.AsSpan(end + 4, have).CopyTo(body);
+                while (have < body.Length)
+                {
+                    var n = await socket.ReceiveAsync(body.AsMemory(have), SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        return;
+                    }
+
+                    have += n;
+                }
             }
 
             var (route, id, allowed) = Find(method, path);
@@ -180,7 +216,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
         }
     }
 
-    private sealed record Head(string Method, string Path, string Query, string? Actor, long BodyLength, AdminResponse? Problem, AdminResponse? BodyProblem);
+    private sealed record Head(string Method, string Path, string Query, string? Actor, long BodyLength, AdminResponse? Problem, AdminResponse? BodyProblem, bool Chunked = false);
 
     /// <summary>The request line and the headers that matter; the token is checked here, before any route is looked at.</summary>
     private Head Parse(ReadOnlySpan<byte> head)
@@ -212,9 +248,16 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
         {
             bodyProblem = AdminResponse.Error(400, "bad Content-Length");
         }
-        else if (Header(headers, "transfer-encoding"u8, out _).Length > 0)
+        else if (Header(headers, "transfer-encoding"u8, out var encodings) is { Length: > 0 } encoding)
         {
-            bodyProblem = AdminResponse.Error(411, "send the body with a Content-Length");
+            if (encodings > 1 || lengths > 0 || !Ascii.EqualsIgnoreCase(encoding, "chunked"u8))
+            {
+                bodyProblem = AdminResponse.Error(400, "Transfer-Encoding: only chunked, alone and without Content-Length");
+            }
+            else
+            {
+                return new Head(method, path, query, actor, 0, null, null, Chunked: true);
+            }
         }
         else if (bodyLength > MaxBodyBytes)
         {

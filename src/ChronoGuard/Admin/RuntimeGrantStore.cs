@@ -341,8 +341,16 @@ internal sealed class RuntimeGrantStore : IDisposable
     {
         await _audit.WaitForRoomAsync().ConfigureAwait(false);
         var detail = $"by {actor} until {grant.Expires.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}: {reason}";
-        var seq = SystemRecords.Append(_audit, evt, digest, detail, grant.Agent, string.Join(",", grant.Domains), grant.Id);
-        return await _audit.WaitDurableAsync(seq).ConfigureAwait(false);
+        var domains = string.Join(",", grant.Domains);
+        var seq = SystemRecords.Append(_audit, evt, digest, detail, grant.Agent, domains, grant.Id);
+        var durable = await _audit.WaitDurableAsync(seq).ConfigureAwait(false);
+        if (durable)
+        {
+            var expires = grant.Expires.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            AdminLog.GrantChanged(_logger, grant.Id, evt["grant_".Length..] switch { "add" => "added", "revoke" => "revoked", _ => "expired" }, actor, grant.Agent, domains, expires, reason);
+        }
+
+        return durable;
     }
 
     /// <summary>What the chain's digest covers: every field of the grant, one per line.</summary>
