@@ -56,6 +56,13 @@ public sealed class RuntimeGrantTests
         Assert.Equal(new[] { id, blockedId }.Order(), (await GrantsAsync(rig)).EnumerateArray().Select(g => g.GetProperty("id").GetString()!).Order());
         Assert.Equal(200, (await rig.ConnectAsync("localhost", origin.Port)).Status);
 
+        // A tunnel the grant let through is open (the echo origin answers through it) when the grant is revoked.
+        using var tunnel = await RawClient.ConnectAsync(rig.Sidecar.ProxyEndPoint);
+        await tunnel.SendAsync($"CONNECT localhost:{origin.Port} HTTP/1.1\r\nHost: localhost:{origin.Port}\r\nProxy-Authorization: {System.Text.Encoding.ASCII.GetString(ChronoGuard.Tests.Policy.PolicyFixture.Basic("bot"))}\r\n\r\n");
+        Assert.Equal(200, (await tunnel.ReadHeadAsync()).Status);
+        await tunnel.SendAsync("ping");
+        Assert.Equal("ping"u8.ToArray(), await tunnel.ReadExactlyAsync(4));
+
         using var bob = new HttpClient { BaseAddress = rig.Http.BaseAddress };
         bob.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminRig.BobToken);
         using (var revoked = await bob.DeleteAsync(new Uri($"/v1/grants/{id}?reason=done%20with%20it", UriKind.Relative)))
@@ -64,6 +71,8 @@ public sealed class RuntimeGrantTests
         }
 
         Assert.Equal((403, "DENY"), Pick(await rig.ConnectAsync("localhost", origin.Port)));
+        // The revocation ends the open tunnel too (the sidecar closes it; the origin never would).
+        Assert.Empty(await tunnel.ReadToEndAsync(30_000));
         using (var again = await bob.DeleteAsync(new Uri($"/v1/grants/{id}", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
@@ -83,8 +92,9 @@ public sealed class RuntimeGrantTests
         Assert.Contains("done with it", revoke.Path, StringComparison.Ordinal);
         Assert.Equal(add.Policy, revoke.Policy);
         Assert.True(add.Seq < revoke.Seq);
+        Assert.Contains(records, r => r.Kind == AuditKind.Close && r.Host == "localhost" && r.Reason == "policy_revoked");
         // The decisions the grant made name it, as a policy-file grant's do.
-        Assert.Equal(2, records.Count(r => r.Kind == AuditKind.Decision && r.Reason == "grant:INC-7 registry mirror" && r.Decision == "ALLOW"));
+        Assert.Equal(3, records.Count(r => r.Kind == AuditKind.Decision && r.Reason == "grant:INC-7 registry mirror" && r.Decision == "ALLOW"));
         Assert.Equal(0, (await SidecarRun.RunAsync(dir.Path, ["verify", "--audit-dir", dir.File("audit")])).ExitCode);
     }
 
