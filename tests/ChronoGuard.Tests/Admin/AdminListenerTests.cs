@@ -182,6 +182,37 @@ public sealed class AdminListenerTests
         Assert.Contains("since: 'yesterday' is not a time", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Malformed_or_oversized_requests_get_one_status_and_the_listener_goes_on()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("policy.json"), AdminRig.Policy(8080));
+        await using var rig = await AdminRig.StartAsync(dir);
+        var auth = $"Authorization: Bearer {AdminRig.AliceToken}\r\n";
+        var cases = new (string Request, int Status)[]
+        {
+            ("GARBAGE\r\n\r\n", 400),
+            ($"GET /v1/grants HTTP/1.1\r\n{auth}X: {new string('a', 9000)}\r\n\r\n", 431),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Content-Length: 70000\r\n\r\n", 413),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Content-Length: -1\r\n\r\n", 400),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Content-Length: 2\r\nContent-Length: 2\r\n\r\n{{}}", 400),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Transfer-Encoding: gzip\r\n\r\n", 400),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n", 400),
+            ($"POST /v1/grants HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}XX0\r\n\r\n", 400),
+            ($"DELETE /v1/grants/ HTTP/1.1\r\n{auth}\r\n", 404),
+            ($"DELETE /v1/grants/a/b HTTP/1.1\r\n{auth}\r\n", 404),
+            ($"DELETE /v1/grants/nope HTTP/1.1\r\n{auth}\r\n", 404),
+        };
+        foreach (var (request, status) in cases)
+        {
+            using var raw = await RawClient.ConnectAsync(rig.Admin);
+            await raw.SendAsync(request);
+            Assert.True((await raw.ReadHeadAsync()).Status == status, request[..Math.Min(60, request.Length)]);
+        }
+
+        Assert.Equal("[]", (await rig.Http.GetStringAsync(new Uri("/v1/grants", UriKind.Relative))).Trim());
+    }
+
     private static async Task<JsonElement> DenialsAsync(AdminRig rig, string query) =>
         JsonDocument.Parse(await rig.Http.GetStringAsync(new Uri("/v1/denials" + query, UriKind.Relative))).RootElement;
 }
