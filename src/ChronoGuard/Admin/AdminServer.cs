@@ -21,6 +21,11 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
     /// <summary>A grant with many domains is a few KiB; nothing the API takes is larger.</summary>
     public const int MaxBodyBytes = 64 * 1024;
 
+    /// <summary>Connections served at once; past it a connection is answered 503 and closed, so a flood holds a bounded few buffers.</summary>
+    public const int MaxConnections = 64;
+
+    private int _open;
+
     private readonly Dictionary<(string Method, string Path), AdminRoute> _routes = [];
     private readonly List<(string Method, string Prefix, AdminRoute Route)> _prefixes = [];
     private readonly CancellationTokenSource _stop = new();
@@ -82,6 +87,13 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
                 AdminLog.AcceptRecovered(logger, failures);
             }
 
+            if (Interlocked.Increment(ref _open) > MaxConnections)
+            {
+                Interlocked.Decrement(ref _open);
+                _ = RefuseBusyAsync(socket);
+                continue;
+            }
+
             _ = ServeAsync(socket);
         }
     }
@@ -89,6 +101,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
     private async Task ServeAsync(Socket socket)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(MaxHeadBytes);
+        var slot = new Slot(this);
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
@@ -99,7 +112,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
             {
                 if (length == MaxHeadBytes)
                 {
-                    await RespondAsync(socket, AdminResponse.Error(431, "request head too large")).ConfigureAwait(false);
+                    await RespondAsync(slot, socket, AdminResponse.Error(431, "request head too large")).ConfigureAwait(false);
                     return;
                 }
 
@@ -116,7 +129,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
             var parsed = Parse(buffer.AsSpan(0, end + 2));
             if (parsed.Problem is { } problem)
             {
-                await RespondAsync(socket, problem).ConfigureAwait(false);
+                await RespondAsync(slot, socket, problem).ConfigureAwait(false);
                 return;
             }
 
@@ -124,13 +137,13 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
             if (actor is null)
             {
                 AdminLog.Unauthorized(logger, method, path, (socket.RemoteEndPoint as IPEndPoint)?.ToString() ?? "?");
-                await RespondAsync(socket, AdminResponse.Error(401, "a valid bearer token is required (Authorization: Bearer ...)"), unauthorized: true).ConfigureAwait(false);
+                await RespondAsync(slot, socket, AdminResponse.Error(401, "a valid bearer token is required (Authorization: Bearer ...)"), unauthorized: true).ConfigureAwait(false);
                 return;
             }
 
             if (parsed.BodyProblem is { } bodyProblem)
             {
-                await RespondAsync(socket, bodyProblem).ConfigureAwait(false);
+                await RespondAsync(slot, socket, bodyProblem).ConfigureAwait(false);
                 return;
             }
 
@@ -161,7 +174,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
 
                 if (state < 0)
                 {
-                    await RespondAsync(socket, AdminResponse.Error(state == -2 ? 413 : 400, state == -2 ? $"body over {MaxBodyBytes} bytes" : "bad chunked body")).ConfigureAwait(false);
+                    await RespondAsync(slot, socket, AdminResponse.Error(state == -2 ? 413 : 400, state == -2 ? $"body over {MaxBodyBytes} bytes" : "bad chunked body")).ConfigureAwait(false);
                     return;
                 }
 
@@ -204,7 +217,7 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
             }
 
             AdminLog.Served(logger, actor, method, path, response.Status);
-            await RespondAsync(socket, response).ConfigureAwait(false);
+            await RespondAsync(slot, socket, response).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
@@ -212,6 +225,45 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            slot.Release();
+            socket.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A connection's place under <see cref="MaxConnections"/>, given back once, before its answer is
+    /// sent: a client that has read its answer can count on the place being free.
+    /// </summary>
+    private sealed class Slot(AdminServer server)
+    {
+        private int _released;
+
+        public void Release()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                Interlocked.Decrement(ref server._open);
+            }
+        }
+    }
+
+    private static Task RespondAsync(Slot slot, Socket socket, AdminResponse response, bool unauthorized = false)
+    {
+        slot.Release();
+        return RespondAsync(socket, response, unauthorized);
+    }
+
+    private static async Task RefuseBusyAsync(Socket socket)
+    {
+        try
+        {
+            await RespondAsync(socket, AdminResponse.Error(503, $"{MaxConnections} admin requests are being served; try again")).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        {
+        }
+        finally
+        {
             socket.Dispose();
         }
     }

@@ -43,6 +43,7 @@ internal sealed class RuntimeGrantStore : IDisposable
     private readonly ILogger _logger;
     private readonly ITimer _expiry;
     private List<(RuntimeGrant Grant, string Digest)> _grants = [];
+    private volatile bool _disposed;
 
     private RuntimeGrantStore(string path, AuditWriter audit, PolicyEngine engine, TimeProvider time, ILogger logger)
     {
@@ -52,6 +53,7 @@ internal sealed class RuntimeGrantStore : IDisposable
         _time = time;
         _logger = logger;
         _expiry = time.CreateTimer(_ => _ = Task.Run(ExpireAsync), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        // The semaphore is left to the GC at dispose: a timer callback already running may still wait on it.
     }
 
     public string FilePath { get; }
@@ -285,6 +287,11 @@ internal sealed class RuntimeGrantStore : IDisposable
 
     private async Task ExpireAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         await _changes.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -511,7 +518,7 @@ internal sealed class RuntimeGrantStore : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         _expiry.Dispose();
-        _changes.Dispose();
     }
 }

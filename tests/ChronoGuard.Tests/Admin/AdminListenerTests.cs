@@ -213,6 +213,37 @@ public sealed class AdminListenerTests
         Assert.Equal("[]", (await rig.Http.GetStringAsync(new Uri("/v1/grants", UriKind.Relative))).Trim());
     }
 
+    [Fact]
+    public async Task Connections_past_the_limit_are_answered_503_and_served_again_once_others_close()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("policy.json"), AdminRig.Policy(8080));
+        await using var rig = await AdminRig.StartAsync(dir);
+        var idle = new List<RawClient>();
+        try
+        {
+            for (var i = 0; i < 64; i++)
+            {
+                idle.Add(await RawClient.ConnectAsync(rig.Admin));
+            }
+
+            using (var extra = await RawClient.ConnectAsync(rig.Admin))
+            {
+                Assert.Equal(503, (await extra.ReadHeadAsync()).Status);
+            }
+
+            // One idle connection ends: the listener has a place again.
+            await idle[0].SendAsync("GARBAGE\r\n\r\n");
+            Assert.Equal(400, (await idle[0].ReadHeadAsync()).Status);
+            Assert.Contains("not an HTTP/1.1 request line", System.Text.Encoding.UTF8.GetString(await idle[0].ReadToEndAsync()), StringComparison.Ordinal);
+            Assert.Equal("[]", (await rig.Http.GetStringAsync(new Uri("/v1/grants", UriKind.Relative))).Trim());
+        }
+        finally
+        {
+            idle.ForEach(c => c.Dispose());
+        }
+    }
+
     private static async Task<JsonElement> DenialsAsync(AdminRig rig, string query) =>
         JsonDocument.Parse(await rig.Http.GetStringAsync(new Uri("/v1/denials" + query, UriKind.Relative))).RootElement;
 }
