@@ -152,7 +152,8 @@ internal static class CommandHelp
         usage: chronoguard hash-token < token-file
 
         Reads one token on stdin (one trailing newline ignored) and prints the lowercase hex SHA-256 of its
-        UTF-8 bytes, for an agent's tokenSha256 in the policy file.
+        UTF-8 bytes, for an agent's tokenSha256 in the policy file or an admin token's Sha256 in
+        Admin:TokenSha256.
         """;
 
     private const string Version = """
