@@ -15,6 +15,8 @@ internal static class CommandHelp
         ("audit", ["verify", "export", "repair", "keygen"]),
         ("ca", ["init"]),
         ("policy", ["check", "explain", "suggest"]),
+        ("denials", []),
+        ("grant", ["add", "list", "revoke"]),
         ("healthcheck", []),
         ("hash-token", []),
         ("version", []),
@@ -156,7 +158,8 @@ internal static class CommandHelp
         usage: chronoguard hash-token < token-file
 
         Reads one token on stdin (one trailing newline ignored) and prints the lowercase hex SHA-256 of its
-        UTF-8 bytes, for an agent's tokenSha256 in the policy file.
+        UTF-8 bytes, for an agent's tokenSha256 in the policy file or an admin token's Sha256 in
+        Admin:TokenSha256.
         """;
 
     private const string Version = """
@@ -180,6 +183,11 @@ internal static class CommandHelp
         "policy suggest" => PolicySuggestCommand.Usage,
         "ca" => Ca,
         "ca init" => CaCommand.Help,
+        "denials" => DenialsCommand.Usage,
+        "grant" => GrantCommand.Group,
+        "grant add" => GrantCommand.AddUsage,
+        "grant list" => GrantCommand.ListUsage,
+        "grant revoke" => GrantCommand.RevokeUsage,
         "healthcheck" => Healthcheck,
         "hash-token" => HashToken,
         "version" => Version,

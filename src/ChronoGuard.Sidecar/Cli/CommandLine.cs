@@ -24,6 +24,10 @@ internal static class CommandLine
           chronoguard policy check    FILE
           chronoguard policy explain  FILE --agent A --target HOST:PORT [--method M] [--path P] [--at ISO-8601] [--resolve]
           chronoguard policy suggest  --audit-dir DIR [--since T] [--agent A]   (a policy draft from the audit log)
+          chronoguard denials         [--since T] [--agent A]   (refused destinations, from a running sidecar's admin API)
+          chronoguard grant add       --agent A --domain D... (--for 1h | --expires T) --reason R
+          chronoguard grant list | grant revoke ID    (runtime grants; admin API: --admin URL --token-file F,
+                                      or CHRONOGUARD_ADMIN and CHRONOGUARD_ADMIN_TOKEN_FILE)
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
           chronoguard healthcheck     [--stats HOST:PORT] [--path /readyz]   (exit 0 when it answers 200)
           chronoguard --version | -V | --help | -h
@@ -138,6 +142,10 @@ internal static class CommandLine
                 return CaCommand.Run(args[1..], stdout, stderr);
             case "policy check" or "policy explain" or "policy suggest":
                 return PolicyCommand.Run(args[1..], stdout, stderr);
+            case "denials":
+                return await DenialsCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);
+            case "grant add" or "grant list" or "grant revoke":
+                return await GrantCommand.RunAsync(command[6..], rest, stdout, stderr).ConfigureAwait(false);
             case "healthcheck":
                 return await HealthcheckCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);
             case "hash-token":

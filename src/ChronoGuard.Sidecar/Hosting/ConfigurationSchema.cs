@@ -80,6 +80,11 @@ internal static class ConfigurationSchema
             SettingRule.CidrList("ExcludeCidrs"),
             SettingRule.Listeners("Listeners", withUid: true),
         ]),
+        ("Admin",
+        [
+            SettingRule.OptionalEndpoint("Listen"),
+            SettingRule.Tokens("TokenSha256"),
+        ]),
         ("Dns",
         [
             SettingRule.OptionalEndpoint("Listen"),

@@ -46,6 +46,11 @@ internal static class ConfigurationValidator
             return $"{Source(root, blamed, configFile)}: {dns}";
         }
 
+        if (CheckAdmin(root, out blamed) is { } admin)
+        {
+            return $"{Source(root, blamed, configFile)}: {admin}";
+        }
+
         if (CheckTransparent(root, out blamed) is { } transparent)
         {
             return $"{Source(root, blamed, configFile)}: {transparent}";
@@ -94,6 +99,34 @@ internal static class ConfigurationValidator
         }
 
         blamed = "Transparent:Listen";
+        return null;
+    }
+
+    /// <summary>
+    /// The admin listener (SPEC §9) needs a token to accept, and is never the stats listener: the stats
+    /// port is often exposed to scrapers that must not change grants.
+    /// </summary>
+    private static string? CheckAdmin(IConfigurationRoot root, out string blamed)
+    {
+        blamed = "Admin:Listen";
+        var listen = root["Admin:Listen"];
+        if (string.IsNullOrEmpty(listen))
+        {
+            return null;
+        }
+
+        if (!root.GetSection("Admin:TokenSha256").GetChildren().Any())
+        {
+            return "Admin:Listen is set but Admin:TokenSha256 lists no token (every request would be refused; add { \"Name\": ..., \"Sha256\": ... } from chronoguard hash-token)";
+        }
+
+        var stats = root["Stats:Listen"] ?? string.Empty;
+        if (ChronoGuard.Net.Endpoints.TryParse(listen, out var admin) && ChronoGuard.Net.Endpoints.TryParse(stats, out var statsEndpoint)
+            && admin.Port != 0 && admin.Port == statsEndpoint.Port)
+        {
+            return $"Admin:Listen {listen} is the stats port (Stats:Listen {stats}); the admin API is never served there";
+        }
+
         return null;
     }
 

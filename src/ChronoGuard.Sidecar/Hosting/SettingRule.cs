@@ -128,6 +128,70 @@ internal sealed class SettingRule
         });
     }
 
+    /// <summary>
+    /// <c>Admin:TokenSha256</c> (SPEC §9): entries 0, 1, … each exactly <c>Name</c> (the actor, unique,
+    /// not empty) and <c>Sha256</c> (64 hex digits: the SHA-256 of the token, never the token itself).
+    /// </summary>
+    public static SettingRule Tokens(string key)
+    {
+        const string shape = "{ \"Name\": actor, \"Sha256\": hex } objects";
+        return new(key, value => value.Length == 0 ? null : $"'{value}' is not a list (allowed: a list of {shape})", node =>
+        {
+            if (!string.IsNullOrEmpty(node.Value))
+            {
+                return $"{node.Path}: must be a list of {shape}";
+            }
+
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var entry in node.GetChildren())
+            {
+                if (!int.TryParse(entry.Key, NumberStyles.None, CultureInfo.InvariantCulture, out _) || entry.Value is not null)
+                {
+                    return $"{entry.Path}: must be a list of {shape}";
+                }
+
+                var seen = 0;
+                foreach (var field in entry.GetChildren())
+                {
+                    if (string.Equals(field.Key, "Name", StringComparison.OrdinalIgnoreCase))
+                    {
+                        seen |= 1;
+                        if (string.IsNullOrWhiteSpace(field.Value))
+                        {
+                            return $"{field.Path}: is empty (the name is recorded as the actor)";
+                        }
+
+                        if (!names.Add(field.Value))
+                        {
+                            return $"{field.Path}: '{field.Value}' is named twice (each token needs its own name)";
+                        }
+                    }
+                    else if (string.Equals(field.Key, "Sha256", StringComparison.OrdinalIgnoreCase))
+                    {
+                        seen |= 2;
+                        var hex = field.Value ?? string.Empty;
+                        if (hex.Length != 64 || !hex.All(char.IsAsciiHexDigit))
+                        {
+                            // Never echo it: a token pasted here by mistake must not reach a log.
+                            return $"{field.Path}: is not 64 hex digits (the SHA-256 of the token, from chronoguard hash-token; never the token itself)";
+                        }
+                    }
+                    else
+                    {
+                        return $"{field.Path} is not a setting (allowed in a token: Name, Sha256)";
+                    }
+                }
+
+                if (seen != 3)
+                {
+                    return $"{entry.Path}: needs both Name and Sha256";
+                }
+            }
+
+            return null;
+        });
+    }
+
     /// <summary>A list of CIDR blocks (<c>10.0.0.0/8</c>, <c>::1/128</c>): entries 0, 1, … each one block.</summary>
     public static SettingRule CidrList(string key) => new(key, value =>
         value.Length == 0 ? null : $"'{value}' is not a list (allowed: a list of CIDR blocks such as [\"127.0.0.0/8\", \"::1/128\"])", node =>

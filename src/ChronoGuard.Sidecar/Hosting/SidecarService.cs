@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
+using ChronoGuard.Admin;
 using ChronoGuard.Audit;
 using ChronoGuard.Inspection;
 using ChronoGuard.Metrics;
@@ -33,6 +34,11 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
     private PolicyGate? _gate;
     private DnsGuard? _dns;
     private RefusalLog? _refusals;
+    private AdminServer? _admin;
+    private RuntimeGrantStore? _grants;
+
+    /// <summary>Refused destinations for <c>GET /v1/denials</c>, fed as records are chained (only with <c>Admin:Listen</c>).</summary>
+    private DenialTable? _denials;
 
     /// <summary>What the DNS guard answered, per agent (SPEC §10): a transparent front end reads it.</summary>
     public AnswerMemory AnswerMemory { get; } = new();
@@ -72,8 +78,25 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             if (settings.LogRefusals != "none")
             {
                 _refusals = new RefusalLog(settings.LogRefusals == "all", loggers.CreateLogger("chronoguard.refusals"));
-                audit.OnChained = _refusals.Observe;
             }
+
+            if (!string.IsNullOrEmpty(settings.Admin.Listen))
+            {
+                _denials = new DenialTable();
+            }
+
+            // Both see every record on the writer thread; each copies or counts and returns.
+            audit.OnChained = (_refusals, _denials) switch
+            {
+                ({ } log, { } table) => (in AuditRecord r) =>
+                {
+                    log.Observe(r);
+                    table.Observe(r);
+                },
+                ({ } log, null) => log.Observe,
+                (null, { } table) => table.Observe,
+                _ => null,
+            };
 
             audit.OnFault = cause => SidecarLog.AuditWriterFault(_logger, cause);
             audit.OnRecovered = note => SidecarLog.AuditWriterRecovered(_logger, note);
@@ -155,6 +178,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         StartDns(gate);
         Listen(() => _stats.Start(settings.Stats.Listen), settings.Stats.Listen, "Stats:Listen");
         _own.Add(_stats.LocalEndPoint);
+        StartAdmin();
         // Accepting begins once every listener is known, so no redirected connection can reach one unrefused.
         _proxy.Start();
         if (allowed < settings.Proxy.MaxConnections)
@@ -174,7 +198,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
         if (_policy.Path is { } path && settings.Policy.Watch)
         {
-            _watcher = new PolicyWatcher(path, time, () => ReloadPolicy("file change"));
+            _watcher = new PolicyWatcher(path, time, () => _ = ReloadPolicy("file change"));
         }
 
         _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
@@ -182,7 +206,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             // SIGHUP is reserved for policy reload; never let it terminate the process.
             context.Cancel = true;
             SidecarLog.Sighup(_logger);
-            ThreadPool.QueueUserWorkItem(_ => ReloadPolicy("SIGHUP"));
+            ThreadPool.QueueUserWorkItem(_ => _ = ReloadPolicy("SIGHUP"));
         });
         var proxyEndpoint = _proxy.LocalEndPoint!.ToString();
         var statsEndpoint = _stats.LocalEndPoint!.ToString();
@@ -229,7 +253,35 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         return Task.CompletedTask;
     }
 
-    private void ReloadPolicy(string trigger)
+    /// <summary>The admin API (SPEC §9), when Admin:Listen is set: its own listener, never the stats one.</summary>
+    private void StartAdmin()
+    {
+        if (_denials is null)
+        {
+            return;
+        }
+
+        var adminLogger = loggers.CreateLogger("chronoguard.admin");
+        try
+        {
+            _grants = RuntimeGrantStore.Open(settings.Audit.Directory, _audit!, _policy!, time, adminLogger);
+        }
+        catch (Exception ex) when (IoErrors.IsIo(ex))
+        {
+            throw new StartupException($"Audit:Directory {settings.Audit.Directory}: cannot read {RuntimeGrantStore.FileName}: {IoErrors.Problem(ex, null)}", ex);
+        }
+
+        var tokens = new AdminTokens(settings.Admin.TokenSha256);
+        _admin = new AdminServer(tokens, adminLogger, time);
+        AdminApi.Map(_admin, ReloadPolicy, _policy!, _denials, _grants, _audit!, time);
+        Listen(() => _admin.Start(settings.Admin.Listen), settings.Admin.Listen, "Admin:Listen");
+        _own.Add(_admin.LocalEndPoint);
+        var endpoint = _admin.LocalEndPoint!.ToString();
+        var identity = tokens.Count + " bearer token(s)";
+        SidecarLog.ListenerStarted(_logger, "Admin:Listen", endpoint, "admin API", identity);
+    }
+
+    private PolicyLoadOutcome ReloadPolicy(string trigger)
     {
         var outcome = _policy!.Reload();
         _metrics.PolicyReload(outcome.Ok);
@@ -242,6 +294,8 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         {
             SidecarLog.PolicyRejected(_logger, trigger, outcome.Error!, outcome.Sha256);
         }
+
+        return outcome;
     }
 
     /// <summary>
@@ -408,6 +462,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             await _stats.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (_admin is not null)
+        {
+            await _admin.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _grants?.Dispose();
         if (_audit is not null)
         {
             // Refusals counted in the last second(s) are recorded before the chain says it stopped.
@@ -450,5 +510,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         {
             await _dns.DisposeAsync().ConfigureAwait(false);
         }
+
+        if (_admin is not null)
+        {
+            await _admin.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _grants?.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections;
+using ChronoGuard.Admin;
 using ChronoGuard.Audit;
 using ChronoGuard.Inspection;
 using ChronoGuard.Proxy;
@@ -24,6 +25,8 @@ internal sealed class SidecarSettings
     public required TransparentOptions Transparent { get; init; }
 
     public required DnsOptions Dns { get; init; }
+
+    public AdminOptions Admin { get; init; } = new();
 
     /// <summary><c>Logging:Refusals</c>: <c>refusals</c> (default), <c>all</c> or <c>none</c> (validated with the rest).</summary>
     public string LogRefusals { get; init; } = "refusals";
@@ -54,7 +57,9 @@ internal sealed class SidecarSettings
         configuration.GetSection("Transparent").Bind(transparent);
         var dns = new DnsOptions();
         configuration.GetSection("Dns").Bind(dns);
-        return new SidecarSettings { Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection, Transparent = transparent, Dns = dns,
+        var admin = new AdminOptions();
+        configuration.GetSection("Admin").Bind(admin);
+        return new SidecarSettings { Admin = admin, Proxy = proxy, Socks = socks, Stats = stats, Policy = policy, Audit = audit, Inspection = inspection, Transparent = transparent, Dns = dns,
             LogRefusals = (configuration["Logging:Refusals"] ?? "refusals").ToLowerInvariant() };
     }
 }

@@ -32,6 +32,9 @@ internal sealed partial class AuditWriter
 
     public long QueueDepth => _ring.Depth;
 
+    /// <summary>The last seq handed out so far (-1 before the first): waiting for it durable waits for every record claimed before now.</summary>
+    public long LastClaimedSeq => _ring.NextSeq - 1;
+
     public long RecordsTotal => Volatile.Read(ref _recordsTotal);
 
     /// <summary>Appends that found the ring full and had to wait (back-pressure, never a drop).</summary>

@@ -60,7 +60,7 @@ internal sealed partial class CompiledPolicy
             }
         }
 
-        return DefaultAllow;
+        return DefaultAllow || RuntimeGrants?.Find(agent.Id, name, now) is not null;
     }
 
     /// <summary>Whether one of the agent's policies lists <paramref name="type"/> in <c>dnsTypes</c> (the defaults need no listing).</summary>

@@ -80,6 +80,12 @@ internal sealed partial class CompiledPolicy
 
     public string? SourcePath { get; init; }
 
+    /// <summary>
+    /// The engine's runtime grants (SPEC §9), consulted only where <c>defaultAction</c> would refuse;
+    /// set by <see cref="PolicyEngine"/> before the policy is published, null for a policy no engine holds.
+    /// </summary>
+    public RuntimeGrantTable? RuntimeGrants { get; set; }
+
     /// <summary>The agent used when there is no policy file (observe mode): no credentials needed.</summary>
     public AgentPlan? Anonymous { get; init; }
 
@@ -204,7 +210,7 @@ internal sealed partial class CompiledPolicy
             return AllowedUnderLimits(ref walk, facts, policy);
         }
 
-        return blocked.Policy is not null ? Blocked(ref walk, blocked) : Default(ref walk);
+        return blocked.Policy is not null ? Blocked(ref walk, blocked) : Default(ref walk, facts.Host);
     }
 
     /// <summary>What one decision carries from step to step (the request's facts travel beside it, by reference).</summary>
@@ -652,9 +658,16 @@ internal sealed partial class CompiledPolicy
         return closed;
     }
 
-    private DecisionResult Default(ref Walk w)
+    private DecisionResult Default(ref Walk w, ReadOnlySpan<byte> host)
     {
         w.Trace?.Step($"nothing matched: defaultAction {(DefaultAllow ? "allow" : "deny")}");
+        if (!DefaultAllow && RuntimeGrants?.Find(w.Agent.Id, host, w.Now) is { } granted)
+        {
+            // Only here: a runtime grant lifts the default and nothing that decided before it (SPEC §9).
+            w.Trace?.Step($"runtime grant {granted.Id}: until {granted.Expires:O} ({granted.AuditReason})");
+            return DecisionResult.Allow(granted.AuditReason, null, w.LoggedRule);
+        }
+
         return DefaultAllow
             ? DecisionResult.Allow(Reasons.DefaultAllow, null, w.LoggedRule)
             : DecisionResult.Refuse(Decision.Deny, 403, Reasons.DefaultDeny, null, w.LoggedRule);

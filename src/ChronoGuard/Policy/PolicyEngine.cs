@@ -18,6 +18,7 @@ internal sealed class PolicyEngine
         MaxTunnelsPerAgent = maxTunnelsPerAgent;
         Time = time;
         _current = PolicyCompiler.Observe(Registry, maxTunnelsPerAgent);
+        _current.RuntimeGrants = RuntimeGrants;
         _loadedAtUnixMs = time.GetUtcNow().ToUnixTimeMilliseconds();
     }
 
@@ -34,6 +35,15 @@ internal sealed class PolicyEngine
     public bool InspectionConfigured { get; init; }
 
     public AgentRegistry Registry { get; } = new();
+
+    /// <summary>Runtime grants (SPEC §9): every policy this engine publishes consults the same table, so a reload keeps them.</summary>
+    public RuntimeGrantTable RuntimeGrants { get; } = new();
+
+    /// <summary>
+    /// After the runtime grants changed: moves <see cref="Version"/> so the proxy rechecks open tunnels
+    /// (a revoked grant ends the tunnels it let through, as a reload would).
+    /// </summary>
+    public void GrantsChanged() => Interlocked.Increment(ref _version);
 
     public CompiledPolicy Current => Volatile.Read(ref _current);
 
@@ -59,6 +69,7 @@ internal sealed class PolicyEngine
             var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent, InspectionConfigured);
             if (outcome.Policy is { } compiled)
             {
+                compiled.RuntimeGrants = RuntimeGrants;
                 Volatile.Write(ref _current, compiled);
                 Volatile.Write(ref _loadedAtUnixMs, Time.GetUtcNow().ToUnixTimeMilliseconds());
                 Interlocked.Increment(ref _version);

@@ -91,7 +91,7 @@ public sealed class RunConfigurationTests
     [InlineData("""{ "Transparent": { "ExcludeCidrs": "127.0.0.0/8" } }""", "cg.json: Transparent:ExcludeCidrs: '127.0.0.0/8' is not a list (allowed: a list of CIDR blocks such as [\"127.0.0.0/8\", \"::1/128\"]; in the environment, Transparent__ExcludeCidrs__0=127.0.0.0/8)")]
     [InlineData("""{ "Transparent": { "Listeners": [ { "Listen": "127.0.0.1:15002", "Agent": "bot" } ] } }""", "cg.json: Transparent:Listeners:0: needs Listen, Agent and Uid")]
     [InlineData("""{ "Transparent": { "Listeners": [ { "Listen": "127.0.0.1:15002", "Agent": "bot", "Uid": -1 } ] } }""", "cg.json: Transparent:Listeners:0:Uid: -1 is out of range (allowed: 0..2147483647)")]
-    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Dns, Logging)")]
+    [InlineData("""{ "Audti": { "Durability": "batched" } }""", "cg.json: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Admin, Dns, Logging)")]
     public async Task Every_bad_value_or_unknown_key_in_the_file_is_one_exact_line_and_exit_2(string json, string expected)
     {
         using var dir = new TempDir();
@@ -139,7 +139,7 @@ public sealed class RunConfigurationTests
     [InlineData("CHRONOGUARD__Audit__Durability", "bached", "environment CHRONOGUARD__Audit__Durability: Audit:Durability: 'bached' is not allowed (allowed: batched, commit-before-forward)")]
     [InlineData("CHRONOGUARD__Proxy__IdleTimeoutMs", "0", "environment CHRONOGUARD__Proxy__IdleTimeoutMs: Proxy:IdleTimeoutMs: 0 is out of range (allowed: 1..86400000)")]
     [InlineData("CHRONOGUARD__Proxy__MaxConections", "5", "environment CHRONOGUARD__Proxy__MaxConections: Proxy:MaxConections is not a setting (allowed in Proxy: Listen, MaxConnections, MaxTunnelsPerAgent, ConnectTimeoutMs, HeaderTimeoutMs, IdleTimeoutMs, BodyTimeoutMs, MaxHeaderBytes, DrainTimeoutMs, Listeners)")]
-    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Dns, Logging)")]
+    [InlineData("CHRONOGUARD__Audti__Durability", "batched", "environment CHRONOGUARD__Audti__Durability: Audti is not a configuration section (allowed: Proxy, Socks, Stats, Policy, Audit, Inspection, Transparent, Admin, Dns, Logging)")]
     [InlineData("CHRONOGUARD_AUDIT_DURABILITY", "batched", "environment CHRONOGUARD_AUDIT_DURABILITY: not read, settings are CHRONOGUARD__Section__Key (for example CHRONOGUARD__Audit__Durability)")]
     public async Task A_bad_environment_variable_stops_the_real_binary_with_one_line_naming_it(string name, string value, string expected)
     {
@@ -188,6 +188,7 @@ public sealed class RunConfigurationTests
             ["Inspection"] = typeof(ChronoGuard.Inspection.InspectionOptions),
             ["Transparent"] = typeof(ChronoGuard.Proxy.TransparentOptions),
             ["Dns"] = typeof(ChronoGuard.Proxy.DnsOptions),
+            ["Admin"] = typeof(ChronoGuard.Admin.AdminOptions),
         };
         Assert.Equal(types.Keys.Order(), ConfigurationSchema.Sections.Select(s => s.Section).Order());
         foreach (var (section, rules) in ConfigurationSchema.Sections)
