@@ -109,6 +109,14 @@ internal sealed class RequestScope
         Decision.Host = knownHost ?? Encoding.ASCII.GetString(request.Host);
         Decision.Port = request.Port;
         Decision.AuditSeq = -1;
+        if (Decision.Result.Reason is Reasons.PrivateDestination or Reasons.MetadataDestination && Decision.Dialed is null
+            && IPAddress.TryParse(Decision.Host.AsSpan().Trim('[').TrimEnd(']'), out var literal))
+        {
+            // The guard refused the IP literal itself, before anything was resolved: the record names
+            // the refused address (dialedIp), as it does for a refused resolved address.
+            Decision.Dialed = literal;
+        }
+
         return Decision.Allowed;
     }
 

@@ -163,7 +163,7 @@ public sealed class AdminListenerTests
             new[]
             {
                 ("bot", "elsewhere.test", 443, "DENY", "default_deny", "", 2L),
-                ("bot", "10.255.255.1", 443, "BLOCK", "private_destination", "", 1L),
+                ("bot", "10.255.255.1", 443, "BLOCK", "private_destination", "10.255.255.1", 1L),
                 ("bot", "blocked.test", 443, "BLOCK", "domain_blocked", "", 1L),
                 ("bot", "elsewhere.test", 8080, "DENY", "default_deny", "", 1L),
                 ("other", "Elsewhere.test", 443, "DENY", "default_deny", "", 1L),

@@ -39,6 +39,28 @@ public sealed class GuardVerdictRecordTests
     }
 
     [Theory]
+    [InlineData("CONNECT 10.255.255.1:443 HTTP/1.1\r\nHost: 10.255.255.1:443\r\n", "10.255.255.1", "private_destination")]
+    [InlineData("GET http://169.254.169.254/latest HTTP/1.1\r\nHost: 169.254.169.254\r\n", "169.254.169.254", "metadata_destination")]
+    [InlineData("CONNECT [fd00::1]:443 HTTP/1.1\r\nHost: [fd00::1]:443\r\n", "fd00::1", "private_destination")]
+    public async Task An_IP_literal_the_guard_refuses_is_named_in_the_record_though_nothing_was_resolved_or_dialed(string request, string address, string reason)
+    {
+        using var policy = new PolicyEngines("""
+            { "version": 1, "network": { "allowPrivateDestinations": false, "allowedPorts": [80, 443] },
+              "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
+              "policies": [ { "name": "p", "allowedDomains": ["10.255.255.1", "169.254.169.254"] } ] }
+            """);
+        var gate = new RecordingGate(new PolicyGate(policy.Engine, TimeProvider.System));
+        await using var proxy = TestProxy.Start(gate: gate, resolver: new MapResolver());
+
+        using var client = await RawClient.ConnectAsync(proxy.EndPoint);
+        await client.SendAsync(request + PolicyEngines.Credentials() + "\r\n");
+
+        Assert.Equal(403, (await client.ReadHeadAsync()).Status);
+        Assert.Equal(reason, Assert.Single(gate.Records).Reason);
+        Assert.Equal(address, Assert.Single(gate.Destinations).Dialed);
+    }
+
+    [Theory]
     [MemberData(nameof(Cases))]
     public async Task The_record_and_the_metrics_say_what_happened_to_a_name_with_refused_and_allowed_addresses(
         bool connect, string mode, string network, string addresses, bool originUp, string expected)
