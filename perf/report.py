@@ -344,9 +344,10 @@ def main():
     if any(s in NETNS for s in scenarios):
         w("- `transparent-tls` / `connect-tls-netns` (`perf/netns`): a private network + mount namespace with lo up, "
           "`/etc/hosts` = this machine's plus `127.0.0.2 origin.test`, `/etc/resolv.conf` = `nameserver 127.0.0.1` "
-          "(nothing listens: no query ever leaves), and the init container's rules in `iptables -t nat OUTPUT`: TCP of "
-          f"the sidecar's user ({meta.get('netns_uid', '?')}) RETURN, TCP to 127.0.0.1/32 RETURN, all other TCP REDIRECT "
-          f"to {meta.get('transparent_port', '?')}. In it: a second nginx (the same TLS server on 127.0.0.2, pinned with "
+          "(nothing listens: no query ever leaves), and the rules of the shipped init script "
+          "(`deploy/init/chronoguard-init.sh`, iptables backend, nat and filter chains): TCP of "
+          f"the sidecar's user ({meta.get('netns_uid', '?')}) untouched, TCP to 127.0.0.1/32 direct, all other TCP redirected "
+          f"to {meta.get('transparent_port', '?')}, the rest dropped. In it: a second nginx (the same TLS server on 127.0.0.2, pinned with "
           "the load) and a second chronoguard, chronoguard-transparent, run as that user (`setpriv`) and pinned like the "
           "others, with `Transparent:Listen=127.0.0.1:PORT`, `Transparent:Agent` = the bench agent, "
           "`Transparent:ExcludeCidrs=[127.0.0.1/32]`, no DNS guard, and the bench policy with `origin.test` at "
