@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Globalization;
 using System.Net;
@@ -50,41 +51,18 @@ internal sealed class AdminServer(AdminTokens tokens, ILogger logger, TimeProvid
 
     private async Task AcceptLoopAsync(Socket listener)
     {
-        var backoff = new AcceptBackoff();
+        var backoff = new StrongBox<AcceptBackoff>();
         while (!_stopping)
         {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (_stopping || ex is ObjectDisposedException or OperationCanceledException)
+            if (await BackedOffAccept.NextAsync(listener, backoff, time, () => _stopping, (error, episodeStarted) =>
+                {
+                    if (episodeStarted)
+                    {
+                        AdminLog.AcceptFailing(logger, error.ToString());
+                    }
+                }, failures => AdminLog.AcceptRecovered(logger, failures), _stop.Token).ConfigureAwait(false) is not { } socket)
             {
                 return;
-            }
-            catch (SocketException ex)
-            {
-                var delay = backoff.Fail(time.GetTimestamp() / Math.Max(1, time.TimestampFrequency / 1000), out var episodeStarted);
-                if (episodeStarted)
-                {
-                    AdminLog.AcceptFailing(logger, ex.SocketErrorCode.ToString());
-                }
-
-                try
-                {
-                    await Task.Delay(delay, time, _stop.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            if (backoff.Succeed() is var failures and > 0)
-            {
-                AdminLog.AcceptRecovered(logger, failures);
             }
 
             if (Interlocked.Increment(ref _open) > MaxConnections)

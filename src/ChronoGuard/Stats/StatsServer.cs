@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
@@ -43,44 +44,21 @@ internal sealed class StatsServer(ILogger logger, TimeProvider time) : IAsyncDis
 
     private async Task AcceptLoopAsync(Socket listener)
     {
-        var backoff = new AcceptBackoff();
+        var backoff = new StrongBox<AcceptBackoff>();
         while (!_stopping)
         {
-            Socket socket;
-            try
-            {
-                socket = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (_stopping || ex is ObjectDisposedException or OperationCanceledException)
+            if (await BackedOffAccept.NextAsync(listener, backoff, time, () => _stopping, (error, episodeStarted) =>
+                {
+                    // Without a pause this loop spun a core for as long as the error lasted (EMFILE under an
+                    // fd flood); one log line per episode, not one per attempt or burst.
+                    Interlocked.Increment(ref _acceptFailures);
+                    if (episodeStarted)
+                    {
+                        StatsLog.AcceptFailing(logger, error.ToString());
+                    }
+                }, failures => StatsLog.AcceptRecovered(logger, failures), _stop.Token).ConfigureAwait(false) is not { } socket)
             {
                 return;
-            }
-            catch (SocketException ex)
-            {
-                // Without a pause this loop spun a core for as long as the error lasted (EMFILE under an fd
-                // flood); one log line per episode, not one per attempt or burst.
-                Interlocked.Increment(ref _acceptFailures);
-                var delay = backoff.Fail(time.GetTimestamp() / Math.Max(1, time.TimestampFrequency / 1000), out var episodeStarted);
-                if (episodeStarted)
-                {
-                    StatsLog.AcceptFailing(logger, ex.SocketErrorCode.ToString());
-                }
-
-                try
-                {
-                    await Task.Delay(delay, time, _stop.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-
-                continue;
-            }
-
-            if (backoff.Succeed() is var failures and > 0)
-            {
-                StatsLog.AcceptRecovered(logger, failures);
             }
 
             _ = ServeAsync(socket);
