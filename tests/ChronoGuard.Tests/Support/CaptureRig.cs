@@ -89,7 +89,7 @@ internal sealed class CaptureRig : IAsyncDisposable
 
             var uid = SidecarUid.ToString(System.Globalization.CultureInfo.InvariantCulture);
             var sidecar = await SidecarProcess.StartAsync(work.Path, ["--policy", policy], environment,
-                [.. ns.Enter, "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--"]);
+                [.. ns.Enter, "setpriv", $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--"], SidecarProcess.AssemblyForOtherUsers);
             await sidecar.WaitForOutputAsync(l => l.Contains("DNS guard listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             if (transparent)
             {

@@ -34,7 +34,8 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
 
     /// <summary>Starts <c>chronoguard run</c> on ephemeral ports and waits until it says where it listens.</summary>
     /// <param name="launcher">A command that runs the sidecar (e.g. <c>prlimit --nofile=256:256</c>), or null.</param>
-    public static async Task<SidecarProcess> StartAsync(string workDir, IEnumerable<string>? extraArgs = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
+    /// <param name="assembly">The sidecar to run (default <see cref="SidecarAssembly"/>; another user needs <see cref="AssemblyForOtherUsers"/>).</param>
+    public static async Task<SidecarProcess> StartAsync(string workDir, IEnumerable<string>? extraArgs = null, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null, string? assembly = null)
     {
         var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
@@ -51,7 +52,7 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
             }
         }
 
-        info.ArgumentList.Add(SidecarAssembly);
+        info.ArgumentList.Add(assembly ?? SidecarAssembly);
         foreach (var a in new[] { "run", "--listen", "127.0.0.1:0", "--stats", "127.0.0.1:0", "--audit-dir", Path.Combine(workDir, "audit") }.Concat(extraArgs ?? []))
         {
             info.ArgumentList.Add(a);
@@ -91,6 +92,53 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
             var repo = testBin.Parent.Parent!.Parent!.Parent!.Parent!.FullName;
             return Path.Combine(repo, "src", "ChronoGuard.Sidecar", "bin", configuration, testBin.Name, "chronoguard.dll");
         }
+    }
+
+    private static readonly Lazy<string> Shared = new(() => OperatingSystem.IsWindows() ? SidecarAssembly : CopyForOtherUsers());
+
+    /// <summary>
+    /// The sidecar for a child running as another user (the namespace tests' sidecar UID): a copy of its
+    /// build output in a world-readable folder under /tmp, made once per test run and removed at exit.
+    /// The clone itself may sit below a folder only root can enter (mktemp's 0700, /root), which the
+    /// other user could not read the assembly through.
+    /// </summary>
+    internal static string AssemblyForOtherUsers => Shared.Value;
+
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static string CopyForOtherUsers()
+    {
+        var from = Path.GetDirectoryName(SidecarAssembly)!;
+        var to = Path.Combine("/tmp", $"chronoguard-sidecar-{Environment.ProcessId}");
+        if (Directory.Exists(to))
+        {
+            Directory.Delete(to, recursive: true);
+        }
+
+        const UnixFileMode Open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        Directory.CreateDirectory(to, Open);
+        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+        {
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)), Open);
+        }
+
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var copy = Path.Combine(to, Path.GetRelativePath(from, file));
+            File.Copy(file, copy);
+            File.SetUnixFileMode(copy, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        }
+
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(to, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        };
+        return Path.Combine(to, Path.GetFileName(SidecarAssembly));
     }
 
     public Task<string> WaitForOutputAsync(Func<string, bool> match, TimeSpan timeout)
