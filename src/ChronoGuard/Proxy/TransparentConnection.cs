@@ -93,7 +93,12 @@ internal sealed class TransparentConnection : ClientConnection
             _shape = Shape.Tls;
             await ServeTlsAsync(destination).ConfigureAwait(false);
         }
-        else if (await LooksLikeHttpAsync().ConfigureAwait(false))
+        else if (await LooksLikeHttpAsync().ConfigureAwait(false) is not { } http)
+        {
+            // The client stalled in the middle of its first word: refused 408, nothing to decide.
+            return;
+        }
+        else if (http)
         {
             _shape = Shape.Http;
             await ServeHttpAsync(destination).ConfigureAwait(false);
@@ -142,21 +147,31 @@ internal sealed class TransparentConnection : ClientConnection
     /// (RFC 9110 methods are tokens; every registered one is upper case). Reads a few more bytes when
     /// fewer than that have arrived; nothing is consumed.
     /// </summary>
-    private async ValueTask<bool> LooksLikeHttpAsync()
+    /// <returns>Null when the client stalled past the header timeout in its first word (refused 408 here).</returns>
+    private async ValueTask<bool?> LooksLikeHttpAsync()
     {
         while (true)
         {
             var read = await Input.ReadAsync().ConfigureAwait(false);
             var verdict = ProbeHttp(read.Buffer);
-            if (verdict >= 0)
+            if (verdict >= 0 && !read.IsCanceled && !IsAborted)
             {
                 Input.AdvanceTo(read.Buffer.Start);
                 return verdict == 1;
             }
 
             Input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
-            if (read.IsCompleted || read.IsCanceled || IsAborted)
+            if (read.IsCanceled || IsAborted)
             {
+                // Never taken for another protocol's bytes: a word cut short by the header timeout is
+                // refused as a head that did not arrive in time, not relayed as an opaque tunnel.
+                await EndSilentAsync(read).ConfigureAwait(false);
+                return null;
+            }
+
+            if (read.IsCompleted)
+            {
+                // The client's whole say was shorter than a method and its space: decided as opaque bytes.
                 return false;
             }
         }

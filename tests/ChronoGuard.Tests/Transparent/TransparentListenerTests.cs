@@ -285,6 +285,29 @@ public sealed class TransparentListenerTests
         Assert.Equal((403, "BLOCK", ProxyReasons.SniTimeout), Verdict(rig));
     }
 
+    [Theory]
+    [InlineData("GE")]
+    [InlineData("POS")]
+    public async Task A_client_that_stalls_in_its_first_word_is_refused_408_not_relayed_as_another_protocol(string partial)
+    {
+        var reached = 0;
+        await using var origin = new TcpOrigin(_ =>
+        {
+            Interlocked.Increment(ref reached);
+            return Task.CompletedTask;
+        });
+        await using var rig = TransparentRig.Start(Policy(origin.Port), configure: o => o.HeaderTimeoutMs = 300);
+        rig.Answered("allowed.test", IPAddress.Loopback);
+
+        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
+        await client.SendAsync(partial);
+
+        await AssertResetOrClosedAsync(client);
+        var refusal = Assert.Single(rig.Gate.Records);
+        Assert.Equal((408, ProxyReasons.HeaderTimeout), (refusal.Status, refusal.Reason));
+        Assert.Equal(0, Volatile.Read(ref reached));
+    }
+
     [Fact]
     public async Task A_reload_that_drops_the_name_closes_a_redirected_tunnel()
     {
