@@ -28,6 +28,7 @@ internal static class CommandLine
           chronoguard grant add       --agent A --domain D... (--for 1h | --expires T) --reason R
           chronoguard grant list | grant revoke ID    (runtime grants; admin API: --admin URL --token-file F,
                                       or CHRONOGUARD_ADMIN and CHRONOGUARD_ADMIN_TOKEN_FILE)
+          chronoguard pending | approve ID [--for 1h] [--suffix] | deny ID   (requests held under "ask")
           chronoguard hash-token      (token on stdin; prints the lowercase hex SHA-256)
           chronoguard healthcheck     [--stats HOST:PORT] [--path /readyz]   (exit 0 when it answers 200)
           chronoguard --version | -V | --help | -h
@@ -146,6 +147,8 @@ internal static class CommandLine
                 return await DenialsCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);
             case "grant add" or "grant list" or "grant revoke":
                 return await GrantCommand.RunAsync(command[6..], rest, stdout, stderr).ConfigureAwait(false);
+            case "pending" or "approve" or "deny":
+                return await ApprovalCommand.RunAsync(command, rest, stdout, stderr).ConfigureAwait(false);
             case "healthcheck":
                 return await HealthcheckCommand.RunAsync(rest, stdout, stderr).ConfigureAwait(false);
             case "hash-token":

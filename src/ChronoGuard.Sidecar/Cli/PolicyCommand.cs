@@ -52,7 +52,7 @@ internal static class PolicyCommand
         {
             // The file is judged on its own: whether the sidecar that will load it has Inspection
             // configured is its configuration's business (check says what run will need).
-            policy = PolicyLoader.Load(file, new AgentRegistry(), int.MaxValue, out sha, inspectionConfigured: true);
+            policy = PolicyLoader.Load(file, new AgentRegistry(), int.MaxValue, out sha, inspectionConfigured: true, approvalsConfigured: true);
         }
         catch (PolicyLoadException ex)
         {
@@ -242,6 +242,13 @@ internal static class PolicyCommand
         }
 
         var retry = result.RetryAt is { } r ? $", retry at {r.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}" : result.RetryAfterSeconds >= 0 ? $", retry after {result.RetryAfterSeconds} s" : string.Empty;
+        if (ReferenceEquals(result.Reason, Reasons.ApprovalRequired))
+        {
+            // Not a refusal yet and not an allow: the exit says "not allowed as it stands" (1).
+            stdout.WriteLine($"decision: ASK (held for an operator's approval up to Admin:AskTimeoutMs, then {result.Status} {DecisionNames.Name(result.Decision)} approval_timeout; chronoguard approve ID allows it, or a runtime grant for the host){addresses}");
+            return CommandLine.CheckFailed;
+        }
+
         stdout.WriteLine($"decision: {DecisionNames.Name(result.Decision)} ({result.Status} {result.Reason}{(result.Policy is null ? string.Empty : ", policy " + result.Policy)}{(result.Rule is null ? string.Empty : ", rule " + result.Rule)}{(result.Credential is null ? string.Empty : ", credential " + result.Credential.Name)}{retry}){addresses}");
         return result.IsAllow && result.Status == 200 ? CommandLine.Ok : CommandLine.CheckFailed;
     }

@@ -84,6 +84,9 @@ internal static class ConfigurationSchema
         [
             SettingRule.OptionalEndpoint("Listen"),
             SettingRule.Tokens("TokenSha256"),
+            // An hour at most: a client waiting longer has given up, and the connection held all along.
+            SettingRule.Number("AskTimeoutMs", 1, 3_600_000),
+            SettingRule.Number("MaxPending", 1, 100_000),
         ]),
         ("Dns",
         [

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.InteropServices;
 using System.Text;
 using ChronoGuard.Admin;
+using ChronoGuard.Approvals;
 using ChronoGuard.Audit;
 using ChronoGuard.Inspection;
 using ChronoGuard.Metrics;
@@ -39,6 +40,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
     /// <summary>Refused destinations for <c>GET /v1/denials</c>, fed as records are chained (only with <c>Admin:Listen</c>).</summary>
     private DenialTable? _denials;
+    private PendingApprovals? _approvals;
 
     /// <summary>What the DNS guard answered, per agent (SPEC §10): a transparent front end reads it.</summary>
     public AnswerMemory AnswerMemory { get; } = new();
@@ -110,6 +112,7 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         _policy = new PolicyEngine(string.IsNullOrEmpty(settings.Policy.Path) ? null : settings.Policy.Path, settings.Proxy.MaxTunnelsPerAgent, time)
         {
             InspectionConfigured = settings.Inspection.Enabled,
+            ApprovalsConfigured = !string.IsNullOrEmpty(settings.Admin.Listen),
         };
         var loaded = _policy.Reload();
         if (!loaded.Ok)
@@ -134,7 +137,12 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
             checkpoints.Signed = (c, error) => SidecarLog.AuditCheckpoint(_logger, c.Seq, c.Hash, c.Time, c.KeyId, c.Signature, error ?? "appended to " + Checkpoint.FileName);
         }
         var gate = _gate = new PolicyGate(_policy, time, _audit, _metrics);
-        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate) { Inspection = inspection };
+        if (_denials is not null)
+        {
+            _approvals = new PendingApprovals(_audit, time, loggers.CreateLogger("chronoguard.approvals"), settings.Admin.AskTimeoutMs, settings.Admin.MaxPending);
+        }
+
+        var context = new ProxyContext(settings.Proxy, resolver, time, loggers.CreateLogger("chronoguard.proxy"), gate) { Inspection = inspection, Approvals = _approvals };
         _proxy = new ProxyServer(context, Listeners(settings, _policy.Current, AnswerMemory, _own));
         var open = FileDescriptors.OpenNow();
         var allowed = FileDescriptors.ConnectionsAllowed(descriptorLimit, open);
@@ -273,7 +281,9 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
 
         var tokens = new AdminTokens(settings.Admin.TokenSha256);
         _admin = new AdminServer(tokens, adminLogger, time);
-        AdminApi.Map(_admin, ReloadPolicy, _policy!, _denials, _grants, _audit!, time);
+        // Every grant that comes into force releases the held requests it covers, whichever route made it.
+        _grants.Added = grant => _approvals!.ReleaseCovered(grant);
+        AdminApi.Map(_admin, ReloadPolicy, _policy!, _denials, _grants, _approvals!, _audit!, time);
         Listen(() => _admin.Start(settings.Admin.Listen), settings.Admin.Listen, "Admin:Listen");
         _own.Add(_admin.LocalEndPoint);
         var endpoint = _admin.LocalEndPoint!.ToString();

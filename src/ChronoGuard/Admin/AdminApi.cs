@@ -1,16 +1,18 @@
 using System.Globalization;
+using ChronoGuard.Approvals;
 using ChronoGuard.Audit;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Admin;
 
-/// <summary>The routes of SPEC §9 that exist so far: reload, denials, runtime grants.</summary>
+/// <summary>The routes of SPEC §9: reload, denials, runtime grants, pending approvals.</summary>
 internal static class AdminApi
 {
     /// <param name="reload">Reloads the policy as SIGHUP does (records and logs it) and returns the outcome.</param>
     /// <param name="audit">The writer feeding <paramref name="denials"/>: an answer waits until every record claimed before it has been chained.</param>
-    public static void Map(AdminServer server, Func<string, PolicyLoadOutcome> reload, PolicyEngine engine, DenialTable denials, RuntimeGrantStore grants, AuditWriter audit, TimeProvider time)
+    public static void Map(AdminServer server, Func<string, PolicyLoadOutcome> reload, PolicyEngine engine, DenialTable denials, RuntimeGrantStore grants, PendingApprovals pending, AuditWriter audit, TimeProvider time)
     {
+        ApprovalRoutes.Map(server, pending, grants, time);
         server.Map("POST", "/v1/reload", (request, _) =>
         {
             var outcome = reload("admin API (" + request.Actor + ")");

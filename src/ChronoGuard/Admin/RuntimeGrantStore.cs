@@ -58,6 +58,9 @@ internal sealed class RuntimeGrantStore : IDisposable
 
     public string FilePath { get; }
 
+    /// <summary>Called once a new grant is in force (chained, saved, published): the held requests it covers are released.</summary>
+    public Action<RuntimeGrant>? Added { get; set; }
+
     /// <summary>Loads <c>grants.json</c> from the audit directory and keeps only what the chain knows (see the class summary).</summary>
     public static RuntimeGrantStore Open(string auditDirectory, AuditWriter audit, PolicyEngine engine, TimeProvider time, ILogger logger)
     {
@@ -235,6 +238,8 @@ internal sealed class RuntimeGrantStore : IDisposable
             }
 
             Publish(live);
+            // In force from here: requests held for what it covers go on (SPEC §9), whoever made it.
+            Added?.Invoke(grant);
             return (grant, 201, null);
         }
         finally

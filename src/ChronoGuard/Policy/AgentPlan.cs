@@ -30,6 +30,13 @@ internal sealed class AgentPlan
     /// <summary>The smallest egress budget among its policies, or null.</summary>
     public long? EgressBytesPerDay { get; init; }
 
+    /// <summary>
+    /// What nothing allows or blocks is held for an operator's approval (SPEC §9): the file's
+    /// <c>defaultAction</c> is <c>ask</c>, or one of the agent's policies says <c>"unlisted": "ask"</c>
+    /// (which then wins over <c>defaultAction</c> for this agent, <c>allow</c> included).
+    /// </summary>
+    public bool AsksUnlisted { get; init; }
+
     /// <summary>The agent's slot for metrics (index in the policy's agent list; 0 for observe mode).</summary>
     public int Slot { get; init; }
 }

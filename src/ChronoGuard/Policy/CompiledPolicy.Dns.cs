@@ -7,8 +7,8 @@ internal sealed partial class CompiledPolicy
     /// the DNS guard may resolve it. The same automaton and masks as <see cref="Decide"/>, but ignoring
     /// ports, time windows, buckets and budgets (a question has none of them): an unexpired grant, a
     /// pattern in one of its policies' allowed lists, an <c>allow</c> rule whose domain conditions all
-    /// hold (a rule without one does not count: it would open every name), or <c>defaultAction</c>
-    /// allow. A pattern without a port in a blocked list wins over all but a grant, as in
+    /// hold (a rule without one does not count: it would open every name), <c>defaultAction</c>
+    /// allow, or <c>ask</c>. A pattern without a port in a blocked list wins over all but a grant, as in
     /// <see cref="Decide"/>; a port-scoped block leaves the name's other ports, so it does not refuse
     /// the name. Allocation-free; a suspended agent may resolve nothing.
     /// </summary>
@@ -60,7 +60,8 @@ internal sealed partial class CompiledPolicy
             }
         }
 
-        return DefaultAllow || RuntimeGrants?.Find(agent.Id, name, now) is not null;
+        // A name an operator may still approve (ask) is answered: the request it leads to is what is held.
+        return DefaultAllow || agent.AsksUnlisted || RuntimeGrants?.Find(agent.Id, name, now) is not null;
     }
 
     /// <summary>Whether one of the agent's policies lists <paramref name="type"/> in <c>dnsTypes</c> (the defaults need no listing).</summary>

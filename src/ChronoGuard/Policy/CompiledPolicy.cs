@@ -660,12 +660,21 @@ internal sealed partial class CompiledPolicy
 
     private DecisionResult Default(ref Walk w, ReadOnlySpan<byte> host)
     {
-        w.Trace?.Step($"nothing matched: defaultAction {(DefaultAllow ? "allow" : "deny")}");
-        if (!DefaultAllow && RuntimeGrants?.Find(w.Agent.Id, host, w.Now) is { } granted)
+        var ask = w.Agent.AsksUnlisted;
+        w.Trace?.Step(ask ? "nothing matched: ask (held for an operator's approval)" : $"nothing matched: defaultAction {(DefaultAllow ? "allow" : "deny")}");
+        if ((ask || !DefaultAllow) && RuntimeGrants?.Find(w.Agent.Id, host, w.Now) is { } granted)
         {
-            // Only here: a runtime grant lifts the default and nothing that decided before it (SPEC §9).
+            // Only here: a runtime grant (an approval is one) lifts the default and nothing that
+            // decided before it (SPEC §9).
             w.Trace?.Step($"runtime grant {granted.Id}: until {granted.Expires:O} ({granted.AuditReason})");
             return DecisionResult.Allow(granted.AuditReason, null, w.LoggedRule);
+        }
+
+        if (ask)
+        {
+            // A refusal until someone approves: the proxy holds it (RequestScope.HoldAsync); observe
+            // mode lets it through and records what enforce would have done.
+            return DecisionResult.Refuse(Decision.Deny, 403, Reasons.ApprovalRequired, null, w.LoggedRule);
         }
 
         return DefaultAllow

@@ -29,6 +29,9 @@ internal sealed class EffectivePolicy
     /// <summary>Own and inherited <c>dnsTypes</c>, sorted: query types the DNS guard answers beyond the defaults (SPEC §10).</summary>
     public ushort[] DnsTypes { get; init; } = [];
 
+    /// <summary>It or a policy it extends says <c>"unlisted": "ask"</c> (SPEC §9).</summary>
+    public bool AsksUnlisted { get; init; }
+
     /// <summary>Self first, then ancestors in topological order.</summary>
     public required string[] Lineage { get; init; }
 

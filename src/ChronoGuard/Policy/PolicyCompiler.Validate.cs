@@ -10,7 +10,7 @@ internal static partial class PolicyCompiler
     /// JSON type) and turned into its compiled form. The only stage that reports problems in the
     /// input, by throwing <see cref="PolicyProblem"/>.
     /// </summary>
-    private static PolicyInput Validate(PolicyDocument doc, bool inspectionConfigured)
+    private static PolicyInput Validate(PolicyDocument doc, bool inspectionConfigured, bool approvalsConfigured = false)
     {
         if (doc.Version != 1)
         {
@@ -25,10 +25,14 @@ internal static partial class PolicyCompiler
         };
         var defaultAllow = doc.DefaultAction switch
         {
-            null or "deny" => false,
+            null or "deny" or "ask" => false,
             "allow" => true,
-            _ => throw new PolicyProblem("$.defaultAction", $"must be \"allow\" or \"deny\" (got \"{doc.DefaultAction}\")"),
+            _ => throw new PolicyProblem("$.defaultAction", $"must be \"allow\", \"deny\" or \"ask\" (got \"{doc.DefaultAction}\")"),
         };
+        if (doc.DefaultAction == "ask" && !approvalsConfigured)
+        {
+            throw new PolicyProblem("$.defaultAction", NeedsApprovals);
+        }
 
         var entries = (doc.Policies ?? []).ToArray();
         var byName = PolicyNames(entries);
@@ -38,6 +42,8 @@ internal static partial class PolicyCompiler
         {
             Observe = observe,
             DefaultAllow = defaultAllow,
+            DefaultAsk = doc.DefaultAction == "ask",
+            ApprovalsConfigured = approvalsConfigured,
             InspectionConfigured = inspectionConfigured,
             Network = ValidateNetwork(doc.Network),
             Entries = entries,
@@ -63,6 +69,8 @@ internal static partial class PolicyCompiler
     }
 
     /// <summary>Why <c>inspect</c> or <c>credentials</c> cannot load (SPEC §7): TLS cannot be terminated without a CA.</summary>
+    internal const string NeedsApprovals = "\"ask\" holds requests until an operator approves them, which needs the admin API (set Admin:Listen and Admin:TokenSha256)";
+
     internal const string NeedsInspection = "needs HTTPS inspection, which is not configured (set Inspection:CaCertFile and Inspection:CaKeyFile; chronoguard ca init makes them)";
 
     private static Dictionary<string, int> PolicyNames(PolicyEntry[] entries)
@@ -97,6 +105,18 @@ internal static partial class PolicyCompiler
         if (input.OwnInspect[i].Length > 0 && !input.InspectionConfigured)
         {
             throw new PolicyProblem($"{at}.inspect", NeedsInspection);
+        }
+
+        switch (e.Unlisted)
+        {
+            case null:
+                break;
+            case "ask" when !input.ApprovalsConfigured:
+                throw new PolicyProblem($"{at}.unlisted", NeedsApprovals);
+            case "ask":
+                break;
+            default:
+                throw new PolicyProblem($"{at}.unlisted", $"must be \"ask\" (got \"{e.Unlisted}\"); without it, defaultAction decides what the policy does not list");
         }
 
         input.OwnRules[i] = CompileRules(e, at);

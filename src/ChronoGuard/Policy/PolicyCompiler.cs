@@ -35,11 +35,12 @@ internal static partial class PolicyCompiler
     public const long MaxMaskWords = 16L * 1024 * 1024;
 
     /// <param name="inspectionConfigured">Inspection (a CA) is configured; without it a policy naming <c>inspect</c> or <c>credentials</c> is refused.</param>
-    public static CompiledPolicy Compile(PolicyDocument doc, string file, string sha256, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false)
+    /// <param name="approvalsConfigured">The admin API is on (SPEC §9); without it <c>ask</c> is refused.</param>
+    public static CompiledPolicy Compile(PolicyDocument doc, string file, string sha256, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false, bool approvalsConfigured = false)
     {
         try
         {
-            var input = Validate(doc, inspectionConfigured);
+            var input = Validate(doc, inspectionConfigured, approvalsConfigured);
             var dag = LineageDag.Build(input.Parents, Array.ConvertAll(input.Entries, e => e.Name!));
             var policies = EffectivePolicies(input, dag);
             var rulesByPattern = IndexRules(InheritedRules(input, policies), input.Patterns, input.PatternIds, out var ruleWords);
@@ -154,6 +155,7 @@ internal static partial class PolicyCompiler
                 EgressBytesPerDay = Nearest(lineage, q => input.Entries[q].EgressBytesPerDay is not null) is var e and >= 0 ? input.Entries[e].EgressBytesPerDay : null,
                 MaxNewDomainsPerHour = Nearest(lineage, q => input.Entries[q].MaxNewDomainsPerHour is not null) is var f and >= 0 ? input.Entries[f].MaxNewDomainsPerHour : null,
                 DnsTypes = DnsTypes(lineage, input.Entries),
+                AsksUnlisted = Nearest(lineage, q => input.Entries[q].Unlisted is not null) >= 0,
                 Lineage = Array.ConvertAll(lineage, q => input.Entries[q].Name!),
                 LineagePosition = positions,
             };
@@ -360,6 +362,7 @@ internal static partial class PolicyCompiler
                 DomainBuckets = Array.ConvertAll(order, p => p.Limits is null || !p.PerDomainBuckets ? null : runtime.DomainBuckets.GetOrAdd(p.Name, static _ => new DomainBuckets())),
                 Runtime = runtime,
                 EgressBytesPerDay = order.Where(p => p.EgressBytesPerDay is not null).Select(p => p.EgressBytesPerDay).Min(),
+                AsksUnlisted = input.DefaultAsk || order.Any(p => p.AsksUnlisted),
                 Slot = i,
             };
         }

@@ -63,6 +63,9 @@ internal sealed class PolicyEntry
     /// <summary>Hosts whose tunnels are TLS-terminated so each inner request is decided (SPEC §7).</summary>
     public List<string>? Inspect { get; set; }
 
+    /// <summary><c>"ask"</c>: for agents under this policy, what nothing allows or blocks is held for approval (SPEC §9).</summary>
+    public string? Unlisted { get; set; }
+
     public TimeRestrictionsEntry? TimeRestrictions { get; set; }
 
     public RateLimitsEntry? RateLimits { get; set; }

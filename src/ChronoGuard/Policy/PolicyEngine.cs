@@ -34,6 +34,9 @@ internal sealed class PolicyEngine
     /// </summary>
     public bool InspectionConfigured { get; init; }
 
+    /// <summary>The admin API is on (SPEC §9): without it a policy that says <c>ask</c> is a load error, since nobody could approve.</summary>
+    public bool ApprovalsConfigured { get; init; }
+
     public AgentRegistry Registry { get; } = new();
 
     /// <summary>Runtime grants (SPEC §9): every policy this engine publishes consults the same table, so a reload keeps them.</summary>
@@ -66,7 +69,7 @@ internal sealed class PolicyEngine
         // the new one compiled, and the rejection carries the hash of the very bytes it judged.
         lock (_reloadLock)
         {
-            var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent, InspectionConfigured);
+            var outcome = PolicyLoader.TryLoad(Path, Registry, MaxTunnelsPerAgent, InspectionConfigured, ApprovalsConfigured);
             if (outcome.Policy is { } compiled)
             {
                 compiled.RuntimeGrants = RuntimeGrants;

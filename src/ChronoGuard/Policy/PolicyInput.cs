@@ -11,6 +11,12 @@ internal sealed class PolicyInput
 
     public required bool DefaultAllow { get; init; }
 
+    /// <summary><c>"defaultAction": "ask"</c> (SPEC §9): what nothing allows or blocks is held for an operator's approval.</summary>
+    public bool DefaultAsk { get; init; }
+
+    /// <summary>The admin API is on: without it, <c>ask</c> is a load error.</summary>
+    public bool ApprovalsConfigured { get; init; }
+
     /// <summary>Inspection (a CA) is configured: without it, <c>inspect</c> and <c>credentials</c> are load errors.</summary>
     public required bool InspectionConfigured { get; init; }
 

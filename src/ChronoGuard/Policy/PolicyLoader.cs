@@ -8,9 +8,9 @@ internal static class PolicyLoader
     public const int MaxFileBytes = 16 * 1024 * 1024;
 
     /// <exception cref="PolicyLoadException">The file is unreadable or invalid.</exception>
-    public static CompiledPolicy Load(string path, AgentRegistry registry, int maxTunnelsPerAgent, out string sha256, bool inspectionConfigured = false)
+    public static CompiledPolicy Load(string path, AgentRegistry registry, int maxTunnelsPerAgent, out string sha256, bool inspectionConfigured = false, bool approvalsConfigured = false)
     {
-        var outcome = TryLoad(path, registry, maxTunnelsPerAgent, inspectionConfigured);
+        var outcome = TryLoad(path, registry, maxTunnelsPerAgent, inspectionConfigured, approvalsConfigured);
         sha256 = outcome.Sha256;
         return outcome.Policy ?? throw new PolicyLoadException(outcome.Error!);
     }
@@ -20,7 +20,8 @@ internal static class PolicyLoader
     /// file, the place and the problem, with the SHA-256 of exactly the bytes that were judged.
     /// </summary>
     /// <param name="inspectionConfigured">Inspection (a CA) is configured: SPEC §7 keys are refused without it.</param>
-    public static PolicyLoadOutcome TryLoad(string path, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false)
+    /// <param name="approvalsConfigured">The admin API is on (SPEC §9): <c>ask</c> is refused without it, since nobody could approve a held request.</param>
+    public static PolicyLoadOutcome TryLoad(string path, AgentRegistry registry, int maxTunnelsPerAgent, bool inspectionConfigured = false, bool approvalsConfigured = false)
     {
         byte[] bytes;
         try
@@ -40,7 +41,7 @@ internal static class PolicyLoader
         try
         {
             var document = PolicyReader.Read(bytes);
-            var compiled = PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent, inspectionConfigured);
+            var compiled = PolicyCompiler.Compile(document, path, sha256, registry, maxTunnelsPerAgent, inspectionConfigured, approvalsConfigured);
             return new PolicyLoadOutcome(true, null, sha256, compiled);
         }
         catch (PolicyProblem p)

@@ -111,6 +111,7 @@ internal static class PolicyReader
                 case "blockedDomains": p.BlockedDomains = Strings(value, path); break;
                 case "presets": p.Presets = Strings(value, path); break;
                 case "inspect": p.Inspect = Strings(value, path); break;
+                case "unlisted": p.Unlisted = Str(value, path); break;
                 case "timeRestrictions": p.TimeRestrictions = Window(value, path); break;
                 case "rateLimits": p.RateLimits = Limits(value, path); break;
                 case "rateLimitScope": p.RateLimitScope = Str(value, path); break;
@@ -118,7 +119,7 @@ internal static class PolicyReader
                 case "maxNewDomainsPerHour": p.MaxNewDomainsPerHour = Int(value, path, int.MinValue, int.MaxValue); break;
                 case "dnsTypes": p.DnsTypes = Strings(value, path); break;
                 case "rules": p.Rules = List(value, path, Rule); break;
-                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, presets, inspect, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, dnsTypes, rules");
+                default: throw Unknown(name, at, "name, priority, extends, allowedDomains, blockedDomains, presets, inspect, unlisted, timeRestrictions, rateLimits, rateLimitScope, egressBytesPerDay, maxNewDomainsPerHour, dnsTypes, rules");
             }
         }
 

@@ -24,6 +24,18 @@ internal static class Reasons
     public const string FanOut = "new_domain_quota";
     public const string DefaultAllow = "default_allow";
     public const string DefaultDeny = "default_deny";
+
+    /// <summary>Nothing allowed or blocked it and the policy says <c>ask</c> (SPEC §9): held for approval (enforce), or let through (observe).</summary>
+    public const string ApprovalRequired = "approval_required";
+
+    /// <summary>An operator refused the held request (SPEC §9).</summary>
+    public const string ApprovalDenied = "approval_denied";
+
+    /// <summary>Nobody settled the held request within <c>Admin:AskTimeoutMs</c> (SPEC §9).</summary>
+    public const string ApprovalTimeout = "approval_timeout";
+
+    /// <summary>The held request could not wait: <c>Admin:MaxPending</c> requests are held already.</summary>
+    public const string ApprovalQueueFull = "approval_queue_full";
     public const string SniMismatch = "sni_mismatch";
     public const string SniMissing = "sni_missing";
 

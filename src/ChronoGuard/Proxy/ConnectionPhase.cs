@@ -13,6 +13,8 @@ internal enum ConnectionPhase
     ReadingBody,
     /// <summary>CONNECT tunnel: IdleTimeoutMs since the last byte either way.</summary>
     Tunnel,
+    /// <summary>Held for an operator's approval (SPEC §9): its own timeout (Admin:AskTimeoutMs) and drain end it, not the clock.</summary>
+    Held,
     /// <summary>After a refusal, reading what the client still sends so our answer is not lost to a reset.</summary>
     Lingering,
     Closed,

@@ -25,6 +25,7 @@ internal static class DecisionReasons
         Reasons.RateLimit, Reasons.FanOut, Reasons.DefaultAllow, Reasons.DefaultDeny, Reasons.SniMismatch,
         Reasons.SniMissing, Reasons.SniEch, Reasons.NotTls, Reasons.PolicyRevoked, Reasons.WindowClosed,
         Reasons.CredentialMisdirected, Reasons.CredentialRequired, Reasons.CredentialWindow, Reasons.CredentialRateLimit,
+        Reasons.ApprovalRequired, Reasons.ApprovalDenied, Reasons.ApprovalTimeout, Reasons.ApprovalQueueFull,
     ];
 
     /// <summary>

@@ -20,6 +20,13 @@ internal interface IRequestGate
     RequestDecision Decide(in ConnectionInfo connection, in GateRequest request);
 
     /// <summary>
+    /// A held request's approval came (SPEC §9): decides it again for the agent and identity it was
+    /// held for, under the policy current now (the grant that approved it in force); may take a tunnel
+    /// slot like <see cref="Decide"/>. A gate with no approvals gives the held decision back.
+    /// </summary>
+    RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request) => held;
+
+    /// <summary>
     /// Checks credentials offered before any request (a SOCKS5 login, RFC 1929), by the same rules as
     /// <see cref="Decide"/>: <see cref="AuthOutcome.Invalid"/> is a failed login. Decide checks them again.
     /// </summary>

@@ -70,37 +70,7 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
         }
         else
         {
-            var facts = new RequestFacts(
-                request.Host,
-                request.Port,
-                request.IsTunnel ? "CONNECT"u8 : request.Method,
-                request.Path,
-                request.UserAgent,
-                connection.Remote?.Address,
-                request.IsTunnel);
-            decision.Result = request.HasPathParameters
-                ? policy.Decide(agent!, facts with { PathWithoutParameters = request.PathWithoutParameters }, now, started)
-                : policy.Decide(agent!, facts, now, started);
-            if (decision.Result.IsAllow && policy.Credentials.Length != 0)
-            {
-                // Before the tunnel slot, so a misdirected CONNECT holds none; a policy without
-                // credentials never looks at the head.
-                decision.Result = policy.ApplyCredentials(agent!, request.Host, request.Port, request.RawHead, request.FrontEnd == FrontEnd.Inspected, request.IsTunnel, now, started, decision.Result);
-                decision.Credential = decision.Result.IsAllow ? decision.Result.Credential : null;
-            }
-
-            if (decision.Result.IsAllow && request.IsTunnel)
-            {
-                if (agent!.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
-                {
-                    decision.HoldsTunnelSlot = true;
-                    decision.Inspect = decision.Result.Inspect;
-                }
-                else
-                {
-                    decision.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
-                }
-            }
+            Judge(ref decision, policy, agent!, connection, request, now, started);
         }
 
         decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
@@ -112,6 +82,77 @@ internal sealed class PolicyGate(PolicyEngine engine, TimeProvider time, AuditWr
             _metrics.RecordDomain(request.Host, agent!.Runtime.Index, now.UtcTicks / TimeSpan.TicksPerMinute);
         }
 
+        return decision;
+    }
+
+    /// <summary>
+    /// SPEC §4 after authentication, for an agent already known: the policy's decision, then the
+    /// credential binding, then the tunnel slot. Shared by <see cref="Decide"/> and <see cref="Reconsider"/>.
+    /// </summary>
+    private static void Judge(ref RequestDecision decision, CompiledPolicy policy, AgentPlan agent, in ConnectionInfo connection, in GateRequest request, DateTimeOffset now, long started)
+    {
+        var facts = new RequestFacts(
+            request.Host,
+            request.Port,
+            request.IsTunnel ? "CONNECT"u8 : request.Method,
+            request.Path,
+            request.UserAgent,
+            connection.Remote?.Address,
+            request.IsTunnel);
+        decision.Result = request.HasPathParameters
+            ? policy.Decide(agent, facts with { PathWithoutParameters = request.PathWithoutParameters }, now, started)
+            : policy.Decide(agent, facts, now, started);
+        if (decision.Result.IsAllow && policy.Credentials.Length != 0)
+        {
+            // Before the tunnel slot, so a misdirected CONNECT holds none; a policy without
+            // credentials never looks at the head.
+            decision.Result = policy.ApplyCredentials(agent, request.Host, request.Port, request.RawHead, request.FrontEnd == FrontEnd.Inspected, request.IsTunnel, now, started, decision.Result);
+            decision.Credential = decision.Result.IsAllow ? decision.Result.Credential : null;
+        }
+
+        if (decision.Result.IsAllow && request.IsTunnel)
+        {
+            if (agent.Runtime.TryOpenTunnel(policy.MaxTunnelsPerAgent))
+            {
+                decision.HoldsTunnelSlot = true;
+                decision.Inspect = decision.Result.Inspect;
+            }
+            else
+            {
+                decision.Result = DecisionResult.Refuse(Decision.RateLimited, 429, Reasons.TunnelLimit, retryAfter: 1);
+            }
+        }
+    }
+
+    public RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request)
+    {
+        var decision = new RequestDecision { Identity = held.Identity, Agent = held.Agent };
+        if (audit is not null && audit.Admit() == AuditAdmission.Refuse)
+        {
+            decision.Result = DecisionResult.Refuse(Decision.Deny, 503, ProxyReasons.AuditUnavailable);
+            return decision;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        var now = time.GetUtcNow();
+        // The policy current now, not the one the request was held under: a reload while it waited
+        // (an agent removed, a host blocked) decides, as it would for a request arriving now.
+        var policy = decision.Policy = engine.Current;
+        if (held.Agent is null || !policy.AgentsById.TryGetValue(held.Agent.Id, out var agent))
+        {
+            decision.Result = DecisionResult.Refuse(Decision.Deny, 403, Reasons.PolicyRevoked);
+            return decision;
+        }
+
+        decision.Agent = agent;
+        if (agent.Suspended)
+        {
+            decision.Result = DecisionResult.Refuse(Decision.Deny, 403, Reasons.Suspended);
+            return decision;
+        }
+
+        Judge(ref decision, policy, agent, connection, request, now, started);
+        decision.Allowed = decision.Result.IsAllow || policy.IsObserve;
         return decision;
     }
 

@@ -1,3 +1,4 @@
+using ChronoGuard.Approvals;
 using ChronoGuard.Inspection;
 using Microsoft.Extensions.Logging;
 
@@ -33,6 +34,9 @@ internal sealed class ProxyContext
 
     /// <summary>Leaves and upstream trust for inspected tunnels (SPEC §7); null when <c>Inspection</c> is not configured.</summary>
     public InspectionContext? Inspection { get; init; }
+
+    /// <summary>Requests held for approval (SPEC §9, <c>ask</c>); null when the admin API is off (then no policy may ask).</summary>
+    public PendingApprovals? Approvals { get; init; }
 
     /// <summary>The spare descriptor and the once-per-episode report of running out.</summary>
     public FileDescriptors Descriptors { get; }

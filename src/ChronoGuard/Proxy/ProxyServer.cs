@@ -314,7 +314,8 @@ internal sealed class ProxyServer : IAsyncDisposable
 
     /// <summary>
     /// Stops accepting, closes idle keep-alive connections, lets requests and tunnels in flight go on
-    /// for up to <see cref="ProxyOptions.DrainTimeoutMs"/>, then aborts whatever is left.
+    /// for up to <see cref="ProxyOptions.DrainTimeoutMs"/>, then aborts whatever is left. Requests held
+    /// for approval are answered 503 at once.
     /// </summary>
     public async Task DrainAsync(CancellationToken cancellationToken = default)
     {
@@ -325,6 +326,8 @@ internal sealed class ProxyServer : IAsyncDisposable
 
         _draining = true;
         await StopAcceptingAsync().ConfigureAwait(false);
+        // Held requests are answered 503 now (SPEC §9): nobody will approve them in this process.
+        Context.Approvals?.Drain();
         var open = ActiveConnections;
         ProxyLog.Draining(Context.Logger, open, Context.Options.DrainTimeoutMs);
         if (open == 0)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text;
+using ChronoGuard.Approvals;
 using ChronoGuard.Http;
 using ChronoGuard.Policy;
 
@@ -118,6 +119,137 @@ internal sealed class RequestScope
         }
 
         return Decision.Allowed;
+    }
+
+    /// <summary>
+    /// Nothing allowed or blocked the request and its policy says <c>ask</c> (SPEC §9): it waits for an
+    /// operator (<see cref="HoldAsync"/>) before anything else happens to it. Never in observe mode
+    /// (there the request went through) and never for a guard or budget refusal, which are decided
+    /// before the default.
+    /// </summary>
+    public bool AwaitsApproval => !Decision.Allowed && ReferenceEquals(Decision.Result.Reason, Reasons.ApprovalRequired)
+        && Decision.Agent is not null && Context.Approvals is not null;
+
+    /// <summary>
+    /// Holds the request until its approval is settled: approved, it is decided again under the
+    /// grant (<see cref="IRequestGate.Reconsider"/>: tokens, credentials and a tunnel slot as for any
+    /// request); refused, timed out or drained, the refusal becomes its decision. Its one decision
+    /// record is written afterwards by the front end's usual path, as for any decided request. The
+    /// wait costs no thread, and the connection counts toward MaxConnections throughout.
+    /// </summary>
+    public async Task HoldAsync()
+    {
+        var clock = _connection.Clock;
+        clock.Enter(ConnectionPhase.Held);
+        var method = _frontEnd switch
+        {
+            FrontEnd.Connect => "CONNECT",
+            FrontEnd.Socks => "SOCKS",
+            FrontEnd.Transparent => "TRANSPARENT",
+            _ => _head is { } h ? Encoding.ASCII.GetString(h.Span(h.Method)) : "?",
+        };
+        ApprovalOutcome outcome;
+        using (var gone = new CancellationTokenSource())
+        {
+            var watch = WatchClientAsync(gone);
+            outcome = await Context.Approvals!.HoldAsync(Decision.Agent!.Id, Decision.Host, Decision.Port, method, _connection.Info.Remote?.Address.ToString(), gone.Token).ConfigureAwait(false);
+            if (!watch.IsCompleted)
+            {
+                _connection.Input.CancelPendingRead();
+            }
+
+            await watch.ConfigureAwait(false);
+        }
+
+        clock.Enter(ConnectionPhase.Busy);
+        var policy = Decision.Result.Policy;
+        var rule = Decision.Result.Rule;
+        switch (outcome)
+        {
+            case ApprovalOutcome.Approved:
+                var (host, port) = (Decision.Host, Decision.Port);
+                Decision = _gate.Reconsider(_connection.Info, Decision, DescribeAgain());
+                (Decision.Host, Decision.Port, Decision.AuditSeq) = (host, port, -1);
+                return;
+            case ApprovalOutcome.Denied:
+                Decision.Result = DecisionResult.Refuse(Policy.Decision.Deny, 403, Reasons.ApprovalDenied, policy, rule);
+                return;
+            case ApprovalOutcome.TimedOut:
+                Decision.Result = DecisionResult.Refuse(Policy.Decision.Deny, 403, Reasons.ApprovalTimeout, policy, rule);
+                return;
+            case ApprovalOutcome.ClientGone:
+                // Recorded (the hold was), answered to nobody, and never sent on: 499 as nginx names it.
+                Decision.Result = DecisionResult.Refuse(Policy.Decision.Deny, 499, ProxyReasons.ClientClosed, policy, rule);
+                return;
+            case ApprovalOutcome.QueueFull:
+                Decision.Result = DecisionResult.Refuse(Policy.Decision.RateLimited, 429, Reasons.ApprovalQueueFull, policy, rule, retryAfter: 1);
+                return;
+            default:
+                Decision.Result = DecisionResult.Refuse(Policy.Decision.Deny, 503, ProxyReasons.Drain);
+                return;
+        }
+    }
+
+    /// <summary>
+    /// While held, nobody else reads the client: this watches for it leaving (EOF or a reset), so a
+    /// request whose client is gone is dropped and never sent on if approved later. Bytes the client
+    /// sends meanwhile (a body, a ClientHello) are left in the pipe, unconsumed; when the hold ends
+    /// (<see cref="System.IO.Pipelines.PipeReader.CancelPendingRead"/>) they are marked unexamined
+    /// again, so the next read returns them at once.
+    /// </summary>
+    private async Task WatchClientAsync(CancellationTokenSource gone)
+    {
+        var input = _connection.Input;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync().ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    input.AdvanceTo(result.Buffer.Start);
+                    return;
+                }
+
+                if (result.IsCompleted)
+                {
+                    input.AdvanceTo(result.Buffer.Start);
+                    gone.Cancel();
+                    return;
+                }
+
+                input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            gone.Cancel();
+        }
+    }
+
+    /// <summary>The request as the gate saw it, described again from what the scope kept (the decided host, the head where there is one).</summary>
+    private GateRequest DescribeAgain()
+    {
+        var host = Encoding.ASCII.GetBytes(Decision.Host);
+        if (_head is not { } head)
+        {
+            return new GateRequest { FrontEnd = _frontEnd, Host = host, Port = Decision.Port, Redirected = _frontEnd == FrontEnd.Transparent };
+        }
+
+        var tunnel = IsTunnel;
+        return new GateRequest
+        {
+            FrontEnd = _frontEnd,
+            Host = host,
+            Port = Decision.Port,
+            Method = tunnel ? default : head.Span(head.Method),
+            Path = tunnel ? default : head.Path,
+            PathWithoutParameters = head.PathWithoutParameters,
+            HasPathParameters = !tunnel && head.WithoutParametersLength >= 0,
+            UserAgent = head.Span(head.UserAgent),
+            RawHead = head.Buffer.AsSpan(0, head.Length),
+            Redirected = _frontEnd == FrontEnd.Transparent,
+        };
     }
 
     /// <summary>The addresses this request may dial, as its connection finds them and the guard judges them (see <see cref="GuardedAddresses"/>).</summary>

@@ -48,6 +48,13 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         w.Family("chronoguard_connections_accepted_total", "counter", "Client connections accepted since start.");
         w.Sample("chronoguard_connections_accepted_total").Value(proxy?.AcceptedTotal ?? 0);
 
+        if (proxy?.Context.Approvals is { } approvals)
+        {
+            // Only with the admin API on: without it nothing can be held, and a constant 0 would say otherwise.
+            w.Family("chronoguard_pending_approvals", "gauge", "Approvals open now: destinations an agent asked for under ask, waiting for chronoguard approve or deny (SPEC §9).");
+            w.Sample("chronoguard_pending_approvals").Value(approvals.Count);
+        }
+
         w.Family("chronoguard_bytes_total", "counter", "Payload bytes relayed, counted when a connection or tunnel closes (up: client to upstream).");
         w.Sample("chronoguard_bytes_total").Label("direction", "up").Value(metrics.BytesUp);
         w.Sample("chronoguard_bytes_total").Label("direction", "down").Value(metrics.BytesDown);
