@@ -15,6 +15,9 @@ internal sealed class AllowAllGate : IRequestGate
 
     public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent) => AuthOutcome.Ok;
 
+    /// <summary>Never reached: this gate allows everything, so nothing is held.</summary>
+    public RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request) => held;
+
     public bool RequiresCredentials => false;
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)

@@ -22,9 +22,10 @@ internal interface IRequestGate
     /// <summary>
     /// A held request's approval came (SPEC §9): decides it again for the agent and identity it was
     /// held for, under the policy current now (the grant that approved it in force); may take a tunnel
-    /// slot like <see cref="Decide"/>. A gate with no approvals gives the held decision back.
+    /// slot like <see cref="Decide"/>. No default: a gate that wraps another must pass it on, or an
+    /// approved request would stay refused.
     /// </summary>
-    RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request) => held;
+    RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request);
 
     /// <summary>
     /// Checks credentials offered before any request (a SOCKS5 login, RFC 1929), by the same rules as

@@ -40,6 +40,8 @@ internal sealed class InspectingGate(IRequestGate inner, params string[] inspect
 
     public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent) => inner.CheckCredentials(credentials, listenerAgent);
 
+    public RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request) => inner.Reconsider(connection, held, request);
+
     public bool RequiresCredentials => inner.RequiresCredentials;
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged) => inner.AcceptAddress(decision, address, out judged);

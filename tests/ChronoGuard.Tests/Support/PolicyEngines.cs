@@ -9,11 +9,12 @@ internal sealed class PolicyEngines : IDisposable
     private readonly TempDir _dir = new();
 
     /// <param name="inspection">Inspection is configured (SPEC §7), so <c>inspect</c> and <c>credentials</c> load.</param>
-    public PolicyEngines(string json, int maxTunnels = 512, TimeProvider? time = null, bool inspection = true)
+    /// <param name="approvals">The admin API is on (SPEC §9), so <c>ask</c> loads.</param>
+    public PolicyEngines(string json, int maxTunnels = 512, TimeProvider? time = null, bool inspection = true, bool approvals = true)
     {
         Path = _dir.File("policy.json");
         Write(json);
-        Engine = new PolicyEngine(Path, maxTunnels, time ?? TimeProvider.System) { InspectionConfigured = inspection };
+        Engine = new PolicyEngine(Path, maxTunnels, time ?? TimeProvider.System) { InspectionConfigured = inspection, ApprovalsConfigured = approvals };
         Assert.True(Engine.Reload().Ok);
     }
 

@@ -55,6 +55,8 @@ internal sealed class RecordingGate(IRequestGate? inner = null) : IRequestGate
 
     public AuthOutcome CheckCredentials(in AgentCredentials credentials, string? listenerAgent) => _inner.CheckCredentials(credentials, listenerAgent);
 
+    public RequestDecision Reconsider(in ConnectionInfo connection, in RequestDecision held, in GateRequest request) => _inner.Reconsider(connection, held, request);
+
     public bool RequiresCredentials => _inner.RequiresCredentials;
 
     public bool AcceptAddress(in RequestDecision decision, IPAddress address, out DecisionResult judged)

@@ -24,13 +24,18 @@ internal sealed class TestProxy : IAsyncDisposable
 
     /// <param name="listeners">More listeners on 127.0.0.1:0 with these protocols (agent-bound HTTP, SOCKS5).</param>
     /// <param name="inspection">The CA's leaves and the upstream trust, for tunnels the gate asks to inspect (SPEC §7).</param>
-    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null, InspectionContext? inspection = null, params IConnectionFactory[] listeners)
+    public static TestProxy Start(Action<ProxyOptions>? configure = null, IRequestGate? gate = null, IDnsResolver? resolver = null, TimeProvider? time = null, InspectionContext? inspection = null, params IConnectionFactory[] listeners) =>
+        Start(configure, gate, resolver, time, inspection, approvals: null, listeners);
+
+    /// <param name="approvals">Where requests held by <c>ask</c> wait (SPEC §9), or none.</param>
+    public static TestProxy Start(Action<ProxyOptions>? configure, IRequestGate? gate, IDnsResolver? resolver, TimeProvider? time, InspectionContext? inspection, ChronoGuard.Approvals.PendingApprovals? approvals, params IConnectionFactory[] listeners)
     {
         var options = new ProxyOptions { Listen = "127.0.0.1:0" };
         configure?.Invoke(options);
         var context = new ProxyContext(options, resolver ?? SystemDnsResolver.Instance, time ?? TimeProvider.System, NullLogger.Instance, gate ?? AllowAllGate.Instance)
         {
             Inspection = inspection,
+            Approvals = approvals,
         };
         var all = new List<ProxyListener> { new(options.Listen, "Proxy:Listen", new HttpConnectionFactory()) };
         foreach (var factory in listeners)

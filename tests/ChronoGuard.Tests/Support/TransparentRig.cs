@@ -45,7 +45,8 @@ internal sealed class TransparentRig : IAsyncDisposable
     /// </param>
     /// <param name="inspection">The CA's leaves and upstream trust, for names the policy inspects (SPEC §7).</param>
     /// <param name="audit">A real audit log the gate records to, or none.</param>
-    public static TransparentRig Start(string policy, IDnsResolver? resolver = null, int firstBytesMs = 60_000, Action<ProxyOptions>? configure = null, ChronoGuard.Inspection.InspectionContext? inspection = null, ChronoGuard.Audit.AuditWriter? audit = null)
+    /// <param name="approvals">Where requests held by <c>ask</c> wait (SPEC §9), or none.</param>
+    public static TransparentRig Start(string policy, IDnsResolver? resolver = null, int firstBytesMs = 60_000, Action<ProxyOptions>? configure = null, ChronoGuard.Inspection.InspectionContext? inspection = null, ChronoGuard.Audit.AuditWriter? audit = null, ChronoGuard.Approvals.PendingApprovals? approvals = null)
     {
         var engines = new PolicyEngines(policy);
         var gate = new RecordingGate(new PolicyGate(engines.Engine, TimeProvider.System, audit));
@@ -54,7 +55,7 @@ internal sealed class TransparentRig : IAsyncDisposable
         TransparentRig? rig = null;
         var factory = new TransparentConnectionFactory("bot", answers, own, firstBytesMs, socket =>
             rig!._destinations.TryGetValue(((IPEndPoint)socket.RemoteEndPoint!).Port, out var d) ? d : null);
-        var proxy = TestProxy.Start(configure, gate, resolver ?? new MapResolver(), inspection: inspection, listeners: factory);
+        var proxy = TestProxy.Start(configure, gate, resolver ?? new MapResolver(), null, inspection, approvals, factory);
         own.Add(proxy.EndPoint);
         own.Add(proxy.EndPointOf(1));
         rig = new TransparentRig(engines, gate, answers, own, proxy);
