@@ -57,18 +57,19 @@ public sealed partial class ApprovalTests
     }
 
     [Fact]
-    public async Task A_held_connect_is_approved_from_another_process_goes_on_and_the_grant_is_chained_and_survives_a_restart()
+    public async Task A_held_curl_connect_is_approved_from_another_process_goes_on_and_the_grant_is_chained_and_survives_a_restart()
     {
-        await using var origin = TcpOrigin.Echo();
+        await using var origin = await KestrelOrigin.StartAsync();
         using var dir = new TempDir();
         File.WriteAllText(dir.File("policy.json"), Policy(origin.Port));
         await using var rig = await AdminRig.StartAsync(dir);
         var cli = Cli(rig, dir);
+        var proxy = $"http://bot:{PolicyFixture.Token}@{rig.Sidecar.ProxyEndPoint}";
 
-        using var held = await SendConnectAsync(rig, "localhost", origin.Port);
-        var answer = held.ReadHeadAsync(60_000);
+        // curl -p: a CONNECT tunnel, then plain HTTP inside it.
+        var curl = ExternalTools.RunAsync("curl", ["-sS", "--max-time", "60", "-p", "-x", proxy, $"http://localhost:{origin.Port}/hello"], TimeSpan.FromSeconds(90));
         var id = await PendingIdAsync(rig, "localhost", origin.Port);
-        Assert.False(answer.IsCompleted);
+        Assert.False(curl.IsCompleted);
 
         var pending = await SidecarRun.RunAsync(dir.Path, ["pending"], cli);
         Assert.True(pending.ExitCode == 0, pending.Stderr);
@@ -84,27 +85,49 @@ public sealed partial class ApprovalTests
         Assert.Matches($@"^{id}: approved: grant g-[0-9a-f]+: agent bot may reach localhost until ", approved.Stdout);
         var grantId = Regex.Match(approved.Stdout, "grant (g-[0-9a-f]+)").Groups[1].Value;
 
-        var head = await answer;
-        Assert.Equal(200, head.Status);
-        await held.SendAsync("ping");
-        Assert.Equal("ping", Encoding.ASCII.GetString(await held.ReadExactlyAsync(4)));
+        var (code, output) = await curl;
+        Assert.True(code == 0 && output == "hello from origin", $"curl: {code} {output}");
         Assert.Equal("no pending approvals\n", (await SidecarRun.RunAsync(dir.Path, ["pending"], cli)).Stdout);
 
-        // The grant covers later requests without asking, for the agent it was made for only.
+        // The grant covers later requests without asking, and outlives a restart.
         Assert.Equal(200, (await rig.ConnectAsync("localhost", origin.Port)).Status);
-        held.Dispose();
-
         await rig.RestartAsync(dir);
         Assert.Equal(200, (await rig.ConnectAsync("localhost", origin.Port)).Status);
 
         var records = await StopAndReadAsync(rig, dir);
         var hold = Assert.Single(records, r => r.Reason == "approval_pending");
         Assert.Equal((id, "bot", $"localhost:{origin.Port}"), (hold.Rule, hold.Agent, hold.Host));
-        Assert.Contains(records, r => r.Reason == "grant_add" && r.Rule == grantId && r.Path!.Contains("by ops-alice", StringComparison.Ordinal) && r.Path.Contains("TICKET-7", StringComparison.Ordinal));
+        Assert.Contains(records, r => r.Reason == "grant_add" && r.Rule == grantId && r.Path.Contains("by ops-alice", StringComparison.Ordinal) && r.Path.Contains("TICKET-7", StringComparison.Ordinal));
         var decisions = records.Where(r => r.Kind == AuditKind.Decision && r.Host == "localhost").ToList();
         Assert.Equal(3, decisions.Count);
-        Assert.All(decisions, d => Assert.Equal(("ALLOW", "grant:TICKET-7 needs the mirror"), (d.Decision, d.Reason)));
+        Assert.All(decisions, d => Assert.Equal(("ALLOW", "grant:TICKET-7 needs the mirror", "CONNECT"), (d.Decision, d.Reason, d.Method)));
         Assert.True(records.IndexOf(hold) < records.IndexOf(decisions[0]), "the hold is chained before the held request's one decision record");
+    }
+
+    [Fact]
+    public async Task When_the_approval_expires_the_next_request_is_asked_for_again()
+    {
+        await using var origin = TcpOrigin.Echo();
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("policy.json"), Policy(origin.Port));
+        await using var rig = await AdminRig.StartAsync(dir, new() { ["CHRONOGUARD__Admin__AskTimeoutMs"] = "500" });
+        var cli = Cli(rig, dir);
+
+        using var held = await SendConnectAsync(rig, "localhost", origin.Port);
+        var answer = held.ReadHeadAsync(60_000);
+        var id = await PendingIdAsync(rig, "localhost", origin.Port);
+        var approved = await SidecarRun.RunAsync(dir.Path, ["approve", id, "--for", "2s"], cli);
+        Assert.True(approved.ExitCode == 0, approved.Stderr);
+        Assert.Equal(200, (await answer).Status);
+
+        var grantId = Regex.Match(approved.Stdout, "grant (g-[0-9a-f]+)").Groups[1].Value;
+        await rig.Sidecar.WaitForOutputAsync(l => l.Contains($"runtime grant {grantId} expired", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        var again = await rig.ConnectAsync("localhost", origin.Port);
+        Assert.Equal(403, again.Status);
+        var records = await StopAndReadAsync(rig, dir);
+        Assert.Equal(2, records.Count(r => r.Reason == "approval_pending"));
+        Assert.Single(records, r => r.Kind == AuditKind.Decision && r.Reason == "approval_timeout");
+        Assert.Contains(records, r => r.Reason == "grant_expire" && r.Rule == grantId);
     }
 
     [Fact]
