@@ -296,6 +296,14 @@ internal sealed class SidecarService(SidecarSettings settings, IDnsResolver reso
         var outcome = _policy!.Reload();
         _metrics.PolicyReload(outcome.Ok);
         SystemRecords.Append(_audit!, outcome.Ok ? "policy_load" : "policy_reject", outcome.Sha256, outcome.Ok ? outcome.Policy?.SourcePath : outcome.Error);
+        if (outcome.Ok && _approvals is { } approvals)
+        {
+            // What the new policy decides for a held destination (allowed, blocked) settles it now.
+            var policy = _policy.Current;
+            var now = time.GetUtcNow();
+            approvals.Reconsider((agent, host, port) => policy.AgentsById.TryGetValue(agent, out var plan) && policy.WouldAsk(plan, Encoding.ASCII.GetBytes(host), port, now));
+        }
+
         if (outcome.Ok && outcome.Policy is { } p)
         {
             SidecarLog.PolicyReloaded(_logger, trigger, p.SourcePath!, outcome.Sha256, p.Agents.Length, p.Policies.Length, p.Patterns.Length);

@@ -6,6 +6,9 @@ internal enum ApprovalOutcome
     /// <summary>A grant that covers it is in force: decide it again.</summary>
     Approved,
 
+    /// <summary>A reload changed what the policy says about it: decide it again (it may be held anew).</summary>
+    Reconsidered,
+
     /// <summary>An operator refused it: <c>403 DENY approval_denied</c>.</summary>
     Denied,
 

@@ -185,6 +185,36 @@ internal sealed class PendingApprovals
         return n;
     }
 
+    /// <summary>
+    /// After a reload: every open approval the policy no longer asks for (it now allows, blocks or
+    /// denies the destination, or the agent is gone) is settled, and its requests are decided again
+    /// under the new policy. The others stay open with their ids, so an operator's pending list holds.
+    /// </summary>
+    public int Reconsider(Func<string, string, int, bool> stillAsks)
+    {
+        List<PendingApproval> changed = [];
+        lock (_lock)
+        {
+            foreach (var e in _byId.Values)
+            {
+                if (!stillAsks(e.Agent, e.Host, e.Port))
+                {
+                    changed.Add(e);
+                }
+            }
+        }
+
+        var held = 0;
+        foreach (var e in changed)
+        {
+            var n = Settle(e, ApprovalOutcome.Reconsidered);
+            held += n;
+            ApprovalLog.Settled(_logger, e.Id, "closed by a policy reload", e.Agent, e.Host, e.Port, n, "decided again under the new policy");
+        }
+
+        return held;
+    }
+
     /// <summary>The sidecar is stopping: every held request is answered now (503), and none is held from here on.</summary>
     public void Drain()
     {

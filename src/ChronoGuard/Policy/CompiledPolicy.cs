@@ -134,6 +134,14 @@ internal sealed partial class CompiledPolicy
     }
 
     /// <summary>
+    /// Whether this agent's tunnel to <paramref name="host"/>:<paramref name="port"/> would be held
+    /// under <c>ask</c> now; consumes nothing. After a reload, the approvals it no longer concerns are
+    /// settled and their requests decided again (<c>PendingApprovals.Reconsider</c>).
+    /// </summary>
+    public bool WouldAsk(AgentPlan agent, ReadOnlySpan<byte> host, int port, DateTimeOffset now) =>
+        !agent.Suspended && ReferenceEquals(Evaluate(agent, new RequestFacts(host, port, "CONNECT"u8, default, default, null, isConnect: true), now, 0, consume: false, trace: null, out _).Reason, Reasons.ApprovalRequired);
+
+    /// <summary>
     /// SPEC §4 "Decision precedence", one step per line; the first step that decides wins. Identity
     /// (credentials, suspension) was settled by <see cref="Authenticate"/> before this is called.
     /// The steps are inlined into this one frame (the old single-method form cost 100 ns; as calls,

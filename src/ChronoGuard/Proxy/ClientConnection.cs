@@ -254,10 +254,11 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
             // waited out here, parked, not in the ring's claim on a pool thread. Inside the try: the
             // decided scope already holds what its exit gives back.
             await Context.Gate.WaitForAuditRoomAsync().ConfigureAwait(false);
-            if (scope.AwaitsApproval)
+            while (scope.AwaitsApproval)
             {
                 // Every front end's request waits here and nowhere else: after the wait it is an
                 // ordinary decided request (allowed by the grant, or refused) with its one record.
+                // It waits again only when a reload closed its approval and the new policy asks too.
                 await scope.HoldAsync().ConfigureAwait(false);
             }
 

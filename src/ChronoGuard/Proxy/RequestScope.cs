@@ -166,7 +166,7 @@ internal sealed class RequestScope
         var rule = Decision.Result.Rule;
         switch (outcome)
         {
-            case ApprovalOutcome.Approved:
+            case ApprovalOutcome.Approved or ApprovalOutcome.Reconsidered:
                 var (host, port) = (Decision.Host, Decision.Port);
                 Decision = _gate.Reconsider(_connection.Info, Decision, DescribeAgain());
                 (Decision.Host, Decision.Port, Decision.AuditSeq) = (host, port, -1);

@@ -131,6 +131,40 @@ public sealed partial class ApprovalTests
     }
 
     [Fact]
+    public async Task A_reload_settles_only_the_approvals_the_new_policy_no_longer_asks_for()
+    {
+        await using var origin = TcpOrigin.Echo();
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("policy.json"), Policy(origin.Port));
+        await using var rig = await AdminRig.StartAsync(dir);
+
+        using var listed = await SendConnectAsync(rig, "localhost", origin.Port);
+        var listedAnswer = listed.ReadHeadAsync(60_000);
+        var listedId = await PendingIdAsync(rig, "localhost", origin.Port);
+        using var other = await SendConnectAsync(rig, "still.test", origin.Port);
+        var otherAnswer = other.ReadHeadAsync(60_000);
+        var otherId = await PendingIdAsync(rig, "still.test", origin.Port);
+
+        // The operator adds the host to the policy instead of approving it.
+        File.WriteAllText(dir.File("policy.json"), Policy(origin.Port).Replace("\"allowed.test\"", "\"allowed.test\", \"localhost\"", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.OK, (await rig.Http.PostAsync("/v1/reload", null)).StatusCode);
+        var head = await listedAnswer;
+        Assert.Equal((200, null), (head.Status, head["X-ChronoGuard-Reason"]));
+        Assert.False(otherAnswer.IsCompleted);
+        using (var open = JsonDocument.Parse(await rig.Http.GetStringAsync("/v1/pending")))
+        {
+            Assert.Equal(otherId, Assert.Single(open.RootElement.EnumerateArray()).GetProperty("id").GetString());
+        }
+
+        Assert.Equal(0, (await SidecarRun.RunAsync(dir.Path, ["deny", otherId], Cli(rig, dir))).ExitCode);
+        Assert.Equal(403, (await otherAnswer).Status);
+        var records = await StopAndReadAsync(rig, dir);
+        var allowed = Assert.Single(records, r => r.Kind == AuditKind.Decision && r.Host == "localhost");
+        Assert.Equal(("ALLOW", "allowed"), (allowed.Decision, allowed.Reason));
+        Assert.DoesNotContain(records, r => r.Reason == "approval_pending" && r.Rule != listedId && r.Rule != otherId);
+    }
+
+    [Fact]
     public async Task Deny_refuses_every_request_held_for_the_destination_and_names_the_actor()
     {
         await using var origin = TcpOrigin.Echo();
