@@ -107,8 +107,9 @@ internal sealed class PolicyDraft
     private static bool Suggestible(string decision, string reason) => decision switch
     {
         "ALLOW" or "RATE_LIMITED" or "TIME_RESTRICTED" => true,
-        // An approval that timed out was decided by nobody; one a person denied stays denied.
-        "DENY" => reason is Reasons.DefaultDeny or "approval_timeout",
+        // An approval that timed out (or that observe mode let through) was decided by nobody; one a
+        // person denied stays denied.
+        "DENY" => reason is Reasons.DefaultDeny or Reasons.ApprovalTimeout or Reasons.ApprovalRequired,
         "BLOCK" => reason is Reasons.PortNotAllowed or Reasons.PrivateDestination or Reasons.MetadataDestination or "dns_name_refused",
         _ => false,
     };

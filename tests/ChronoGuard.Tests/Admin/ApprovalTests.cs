@@ -219,6 +219,12 @@ public sealed partial class ApprovalTests
         Assert.Contains(records, r => r.Reason == "approval_deny" && r.Rule == id && r.Path!.Contains("by ops-bob: not on the list", StringComparison.Ordinal));
         Assert.Equal(2, records.Count(r => r.Kind == AuditKind.Decision && r.Reason == "approval_denied" && r.Status == 403));
         Assert.Single(records, r => r.Kind == AuditKind.Decision && r.Reason == "approval_queue_full" && r.Host == "other.test");
+
+        // A draft lifts what nobody decided (the full queue), never what a person denied.
+        var draft = await SidecarRun.RunAsync(dir.Path, ["policy", "suggest", "--audit-dir", dir.File("audit")]);
+        Assert.True(draft.ExitCode == 0, draft.Stderr);
+        Assert.Contains("\"other.test:" + origin.Port + "\"", draft.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"localhost", draft.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -240,6 +246,9 @@ public sealed partial class ApprovalTests
         Assert.Single(records, r => r.Reason == "approval_pending" && r.Path!.StartsWith("GET localhost:", StringComparison.Ordinal));
         var decision = Assert.Single(records, r => r.Kind == AuditKind.Decision && r.Host == "localhost");
         Assert.Equal(("DENY", "approval_timeout", "GET", "/x"), (decision.Decision, decision.Reason, decision.Method, decision.Path));
+        var draft = await SidecarRun.RunAsync(dir.Path, ["policy", "suggest", "--audit-dir", dir.File("audit")]);
+        Assert.True(draft.ExitCode == 0, draft.Stderr);
+        Assert.Contains("\"localhost:" + origin.Port + "\"", draft.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]
