@@ -36,7 +36,7 @@ TUNNEL_SCENARIOS = ("tunnel", "socks-tunnel")
 SOCKS_ONLY = ("dante",)
 HTTP_ONLY = ("squid", "squid-bump", "mitmproxy", "tinyproxy", "tinyproxy-quiet")
 # Targets that run the inspect-* scenarios (direct: TLS straight to the origin, the floor).
-INSPECTING = ("direct", "chronoguard", "chronoguard-allcores", "squid-bump", "mitmproxy")
+INSPECTING = ["direct", "chronoguard", "chronoguard-allcores", "squid-bump", "mitmproxy"]
 # Scenarios run inside perf/netns's namespace, against chronoguard-transparent (reported as chronoguard).
 NETNS = ("transparent-tls", "connect-tls-netns")
 # Issue 17's performance targets: chronoguard against squid's own TLS interception, same run.
@@ -214,6 +214,9 @@ def main():
     run_dir, output = sys.argv[1], sys.argv[2]
     name = os.path.basename(os.path.normpath(run_dir))
     meta = dict(read_tsv(os.path.join(run_dir, "meta.tsv"), 2))
+    if meta.get("chronoguard_baseline_inspect") == "1":
+        # CG_BASELINE_INSPECT=1: the baseline binary ran the inspect-* scenarios too.
+        INSPECTING.append("chronoguard-baseline")
     cpu = {(s, t): int(ms) for s, t, ms in read_tsv(os.path.join(run_dir, "cpu.tsv"), 3)}
     res = {}
     for who, key, value in read_tsv(os.path.join(run_dir, "resources.tsv"), 3):

@@ -14,7 +14,14 @@ namespace ChronoGuard.Proxy;
 /// </summary>
 internal sealed class UpstreamPool : IDisposable
 {
-    public const int MaxPerKey = 8;
+    /// <summary>
+    /// As many as an agent's tunnels to one host have in flight at once: each new tunnel takes one and gives
+    /// it back at its end, so a bound below that concurrency closes the surplus on return and the next
+    /// tunnels dial and handshake again (at 8, with 32 tunnels in flight, about one new tunnel in eight
+    /// paid a TCP connect, a client TLS handshake and a chain build). <see cref="MaxTotal"/> still bounds memory.
+    /// </summary>
+    public const int MaxPerKey = 64;
+
     public const int MaxTotal = 256;
 
     /// <summary>Below the idle timeout of most origins (nginx 75 s, Go 90 s, Kestrel 130 s).</summary>

@@ -303,6 +303,46 @@ public sealed class InspectedTunnelTests
     }
 
     [Fact]
+    public async Task As_many_upstreams_as_an_agent_had_in_flight_to_one_host_wait_for_its_next_tunnels()
+    {
+        // More tunnels at once than a small pool bound: each holds its own upstream until it ends.
+        const int Tunnels = 20;
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, _, _) = Start(rig);
+        await using var p = proxy;
+        for (var round = 0; round < 2; round++)
+        {
+            var clients = new List<TlsTunnelClient>();
+            try
+            {
+                for (var i = 0; i < Tunnels; i++)
+                {
+                    clients.Add(await TlsTunnelClient.OpenAsync(proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate));
+                }
+
+                foreach (var client in clients)
+                {
+                    await client.SendAsync($"GET /conn HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+                    Assert.Equal(200, (await client.ReadResponseAsync()).Head.Status);
+                }
+            }
+            finally
+            {
+                foreach (var client in clients)
+                {
+                    await client.DisposeAsync();
+                }
+            }
+
+            await WaitForAsync(() => proxy.Server.ActiveConnections == 0);
+            Assert.Equal(Tunnels, proxy.Server.Context.Upstreams.Count);
+        }
+
+        // The second round's tunnels found every upstream the first round left: nothing was dialed again.
+        Assert.Equal(Tunnels, rig.Origin.Connections.Count);
+    }
+
+    [Fact]
     public async Task A_pooled_upstream_the_origin_closed_is_not_reused_and_a_request_with_a_body_still_goes_through()
     {
         await using var rig = await InspectionRig.StartAsync();
