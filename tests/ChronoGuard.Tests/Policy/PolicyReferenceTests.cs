@@ -114,6 +114,38 @@ public sealed partial class PolicyReferenceTests
         Assert.Equal((Decision.Deny, Reasons.DefaultDeny), Outcome(Decide(policy, "example.net", 443, tuesday)));
     }
 
+    /// <summary>The examples of the reference's "Paths as rules see them", through the proxy's own normaliser.</summary>
+    [Theory]
+    [InlineData("/%73ecret", "/secret")]
+    [InlineData("/%41dmin", "/Admin")]
+    [InlineData("/a%3ab", "/a%3Ab")]
+    [InlineData("//x///y", "/x/y")]
+    [InlineData("/x/./y/../secret", "/x/secret")]
+    [InlineData("/../../secret", "/secret")]
+    [InlineData("/x/%2e%2e/secret", null)]
+    [InlineData("/.%2E/secret", null)]
+    [InlineData("/a%2Fb", null)]
+    [InlineData("/a%5Cb", null)]
+    [InlineData("/a\\b", null)]
+    [InlineData("/a%00b", null)]
+    [InlineData("/a%zz", null)]
+    [InlineData("/a%", null)]
+    public void The_path_examples_normalise_as_the_reference_says(string path, string? expected)
+    {
+        var bytes = System.Text.Encoding.ASCII.GetBytes(path);
+        var into = new byte[bytes.Length];
+        var error = ChronoGuard.Http.PathNormalizer.Normalize(bytes, into, dropParameters: false, out var written);
+        if (expected is null)
+        {
+            Assert.Equal(ChronoGuard.Http.ParseError.BadPath, error);
+        }
+        else
+        {
+            Assert.Equal(ChronoGuard.Http.ParseError.None, error);
+            Assert.Equal(expected, System.Text.Encoding.ASCII.GetString(into, 0, written));
+        }
+    }
+
     private static DecisionResult Decide(CompiledPolicy policy, string host, int port, DateTimeOffset at, string? method = null, string? path = null)
     {
         var facts = new RequestFacts(
