@@ -19,8 +19,8 @@ internal static class CaCommand
         usage: chronoguard ca init --out DIR [--permit DOMAIN]... [--days N]
 
         Writes DIR/ca.crt (mode 0644) and DIR/ca.key (mode 0600), an ECDSA P-256 certificate authority
-        for HTTPS inspection (SPEC §7); never replaces an existing CA. Point Inspection:CaCertFile and
-        Inspection:CaKeyFile at them, and make the agents trust ca.crt.
+        for HTTPS inspection (README, "HTTPS inspection"); never replaces an existing CA. Point
+        Inspection:CaCertFile and Inspection:CaKeyFile at them, and make the agents trust ca.crt.
 
           --out DIR        where to write (created if missing)
           --permit DOMAIN  the CA may only sign for DOMAIN and its subdomains (*.DOMAIN: subdomains only);

@@ -51,7 +51,7 @@ internal sealed class StatsEndpoints(ProxyMetrics metrics, PolicyEngine policy, 
         if (proxy?.Context.Approvals is { } approvals)
         {
             // Only with the admin API on: without it nothing can be held, and a constant 0 would say otherwise.
-            w.Family("chronoguard_pending_approvals", "gauge", "Approvals open now: destinations an agent asked for under ask, waiting for chronoguard approve or deny (SPEC §9).");
+            w.Family("chronoguard_pending_approvals", "gauge", "Approvals open now: destinations an agent asked for under ask, waiting for chronoguard approve or deny.");
             w.Sample("chronoguard_pending_approvals").Value(approvals.Count);
         }
 
