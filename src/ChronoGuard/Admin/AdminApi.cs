@@ -120,5 +120,6 @@ internal static class AdminApi
         });
     }
 
-    private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    /// <summary>How every admin answer writes a time: UTC, milliseconds, <c>Z</c>.</summary>
+    internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 }

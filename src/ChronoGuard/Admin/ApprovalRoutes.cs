@@ -97,12 +97,10 @@ internal static class ApprovalRoutes
         w.WriteString("method", p.Method);
         w.WriteString("source", p.Source);
         w.WriteNumber("held", p.Held);
-        w.WriteString("since", Iso(p.Created));
-        w.WriteString("expires", Iso(p.Expires));
+        w.WriteString("since", AdminApi.Iso(p.Created));
+        w.WriteString("expires", AdminApi.Iso(p.Expires));
         w.WriteEndObject();
     }
-
-    private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     private readonly record struct Answer(bool Approve, TimeSpan For, bool Suffix, string? Reason, string? Error);
 
