@@ -14,7 +14,7 @@ public sealed class AskPolicyTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 5, 10, 0, 0, TimeSpan.Zero);
 
-    private static CompiledPolicy Compile(string defaultAction, string unlisted = "")
+    private static CompiledPolicy Compile(string defaultAction, string unlisted = "", int maxTunnels = 512)
     {
         using var dir = new TempDir();
         var path = dir.File("policy.json");
@@ -25,10 +25,10 @@ public sealed class AskPolicyTests
                           { "id": "plain", "tokenSha256": "{{PolicyFixture.TokenSha}}", "policies": ["other"] } ],
               "policies": [ { "name": "p", "allowedDomains": ["allowed.test"], "blockedDomains": ["blocked.test"]{{unlisted}},
                               "rules": [ { "name": "no-admin", "action": "deny", "when": [ { "field": "domain", "op": "equals", "value": "ruled.test" } ] } ] },
-                            { "name": "child", "extends": ["p"] },
+                            { "name": "child", "extends": ["p"], "egressBytesPerDay": 1000 },
                             { "name": "other", "allowedDomains": ["allowed.test"] } ] }
             """);
-        return PolicyLoader.Load(path, new AgentRegistry(), 512, out _, inspectionConfigured: false, approvalsConfigured: true);
+        return PolicyLoader.Load(path, new AgentRegistry(), maxTunnels, out _, inspectionConfigured: false, approvalsConfigured: true);
     }
 
     private static DecisionResult Decide(CompiledPolicy policy, string agent, string host, int port = 443) =>
@@ -72,6 +72,20 @@ public sealed class AskPolicyTests
         Assert.Equal("approval_required", Decide(policy, "bot", "unlisted.test").Reason);
         Assert.False(policy.AgentsById["plain"].AsksUnlisted);
         Assert.Equal(others, Decide(policy, "plain", "unlisted.test").Reason);
+    }
+
+    [Fact]
+    public void Budgets_refuse_before_anything_is_asked()
+    {
+        var policy = Compile("ask", maxTunnels: 1);
+        var bot = policy.AgentsById["bot"];
+        Assert.True(bot.Runtime.TryOpenTunnel(1));
+        Assert.Equal("tunnel_limit", Decide(policy, "bot", "unlisted.test").Reason);
+        bot.Runtime.CloseTunnel();
+
+        bot.Runtime.AddEgress(CompiledPolicy.Day(Now), 1000);
+        Assert.Equal("egress_budget", Decide(policy, "bot", "unlisted.test").Reason);
+        Assert.Equal("approval_required", Decide(policy, "plain", "unlisted.test").Reason);
     }
 
     [Fact]
