@@ -58,6 +58,9 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
             info.ArgumentList.Add(a);
         }
 
+        // No diagnostics IPC (the runtime's /tmp/clr-debug-pipe-* and dotnet-diagnostic-* files): a
+        // child the test kills with SIGKILL would leave them behind, thousands over a suite's runs.
+        info.Environment["DOTNET_EnableDiagnostics"] = "0";
         foreach (var (k, v) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[k] = v;
