@@ -262,15 +262,17 @@ internal sealed class PendingApprovals
     /// <summary>One held request stops waiting (its timeout, or its client left); the approval closes when nobody waits in it any more.</summary>
     private void Leave(Waiter waiter, ApprovalOutcome outcome)
     {
+        var entry = waiter.Entry!;
+        bool closed;
         lock (_lock)
         {
-            var entry = waiter.Entry!;
             if (!entry.Waiters.Remove(waiter))
             {
                 return; // settled first
             }
 
-            if (entry.Waiters.Count == 0)
+            closed = entry.Waiters.Count == 0;
+            if (closed)
             {
                 _byId.Remove(entry.Id);
                 _byKey.Remove((entry.Agent, entry.Host, entry.Port));
@@ -279,6 +281,11 @@ internal sealed class PendingApprovals
 
         waiter.Timer?.Dispose();
         waiter.Done.TrySetResult(outcome);
+        if (closed)
+        {
+            // The pending line said what would answer it; this one says nothing will any more.
+            ApprovalLog.Closed(_logger, entry.Id, entry.Agent, entry.Host, entry.Port, outcome == ApprovalOutcome.TimedOut ? "nobody answered within Admin:AskTimeoutMs" : "its client left");
+        }
     }
 
     private async Task RecordAsync(string evt, PendingApproval entry, string detail)

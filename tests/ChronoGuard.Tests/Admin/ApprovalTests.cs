@@ -240,6 +240,7 @@ public sealed partial class ApprovalTests
         await client.SendAsync($"GET http://localhost:{origin.Port}/x HTTP/1.1\r\nHost: localhost:{origin.Port}\r\nProxy-Authorization: {auth}\r\n\r\n");
         var head = await client.ReadHeadAsync(30_000);
         Assert.Equal((403, "DENY", "approval_timeout"), (head.Status, head["X-ChronoGuard-Decision"], head["X-ChronoGuard-Reason"]));
+        await rig.Sidecar.WaitForOutputAsync(l => l.Contains("closed unanswered", StringComparison.Ordinal) && l.Contains("nobody answered within Admin:AskTimeoutMs", StringComparison.Ordinal), TimeSpan.FromSeconds(20));
         Assert.Equal("[]\n", await rig.Http.GetStringAsync("/v1/pending"));
 
         var records = await StopAndReadAsync(rig, dir);
@@ -426,14 +427,10 @@ public sealed partial class ApprovalTests
         var id = await PendingIdAsync(rig, "localhost", origin.Port);
         client.Dispose();
 
-        // The approval closes once its only request has left; then approving it finds nothing to release.
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (await rig.Http.GetStringAsync("/v1/pending") != "[]\n")
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the approval stayed open after its client left");
-            await Task.Delay(20);
-        }
-
+        // The approval closes once its only request has left (the sidecar says so, well before the
+        // 30 s timeout); then approving it finds nothing to release.
+        await rig.Sidecar.WaitForOutputAsync(l => l.Contains($"approval {id} closed unanswered", StringComparison.Ordinal) && l.Contains("its client left", StringComparison.Ordinal), TimeSpan.FromSeconds(20));
+        Assert.Equal("[]\n", await rig.Http.GetStringAsync("/v1/pending"));
         var late = await rig.Http.PostAsync($"/v1/pending/{id}", new StringContent("""{"approve": true}"""));
         Assert.Equal(HttpStatusCode.NotFound, late.StatusCode);
         var records = await StopAndReadAsync(rig, dir);
