@@ -15,7 +15,7 @@ if (args.Length > 0 && args[0] == "decide-latency")
 
 if (args.Length > 0 && args[0] == "forward-allocations")
 {
-    await ForwardAllocations.RunAsync(Console.Out, args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 50_000);
+    await ForwardAllocations.RunAsync(Console.Out, args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 50_000, args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1);
     return;
 }
 

@@ -1,3 +1,4 @@
+using ChronoGuard.Net;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
@@ -26,7 +27,7 @@ internal static class BodyCopier
     public static ValueTask<BodyResult> CopyToEndAsync(PipeReader from, ClientSink to) =>
         CopyAsync(from, to, new ExactFraming(long.MaxValue));
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<BodyResult> CopyAsync<TSink, TFraming>(PipeReader from, TSink to, TFraming framing)
         where TSink : struct, IBodySink
         where TFraming : struct, IBodyFraming
@@ -73,7 +74,7 @@ internal static class BodyCopier
         return BodyResult.Done;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<BodyResult> SendAsync<TSink>(ReadOnlySequence<byte> data, TSink to)
         where TSink : struct, IBodySink
     {

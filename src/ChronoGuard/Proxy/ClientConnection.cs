@@ -134,7 +134,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// refused with 408 here. The head is rented when the request's first byte arrives (an idle
     /// connection holds none) and taken with <see cref="TakeHead"/>.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     internal async ValueTask<(HeadStatus Status, ParseError Error)> ReadRequestHeadAsync(bool originForm)
     {
         while (true)
@@ -202,7 +202,7 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// when the connection ends here (EOF between requests, idle, drain, a timeout, or a malformed
     /// head, which has been refused and recorded).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     internal async ValueTask<HttpHead?> NextRequestHeadAsync(bool first, bool originForm)
     {
         Clock.Enter(first ? ConnectionPhase.ReadingHead : ConnectionPhase.Idle);
@@ -244,7 +244,8 @@ internal abstract class ClientConnection : IThreadPoolWorkItem
     /// heartbeat rechecks the inner request (its own method, path and rules); the tunnel is in flight
     /// again when it ends.
     /// </remarks>
-    internal async Task<bool> RunScopeAsync(RequestScope scope)
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    internal async ValueTask<bool> RunScopeAsync(RequestScope scope)
     {
         var outer = Volatile.Read(ref _current);
         Volatile.Write(ref _current, scope);

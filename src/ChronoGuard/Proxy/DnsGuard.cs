@@ -249,7 +249,7 @@ internal sealed class DnsGuard : IAsyncDisposable
     /// and writes the client's copy into <paramref name="dst"/>; SERVFAIL when the upstream fails, times
     /// out or answers something else. Returns the length.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<int> ForwardAsync(ReadOnlyMemory<byte> query, DnsQuestion question, Memory<byte> dst, CancellationToken cancellationToken)
     {
         if (Interlocked.Increment(ref _inFlight) > MaxForwardsInFlight)

@@ -1,3 +1,4 @@
+using ChronoGuard.Net;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
@@ -54,7 +55,7 @@ internal static class HttpForwarder
     }
 
     /// <returns>True when the client connection may carry another request.</returns>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<bool> RunAsync(RequestScope scope)
     {
         var connection = scope.Connection;
@@ -131,7 +132,7 @@ internal static class HttpForwarder
     }
 
     /// <summary>Resolves, guards and dials; on failure the client has been answered.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<bool> DialAsync(RequestScope scope, bool recorded)
     {
         var (outcome, addresses) = await scope.ResolveAsync().ConfigureAwait(false);
@@ -181,7 +182,7 @@ internal static class HttpForwarder
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<(Exchange Result, BodyResult Body, bool FinalSent)> ExchangeAsync(RequestScope scope, Upstream upstream, bool hasBody)
     {
         var connection = scope.Connection;
@@ -379,7 +380,7 @@ internal static class HttpForwarder
         return take;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<(HeadStatus Status, bool SawBytes)> ReadResponseHeadAsync(PipeReader input, HttpHead response)
     {
         response.Reset();

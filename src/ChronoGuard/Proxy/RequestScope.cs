@@ -1,3 +1,4 @@
+using ChronoGuard.Net;
 using System.Buffers;
 using System.Net;
 using System.Runtime.CompilerServices;
@@ -298,7 +299,7 @@ internal sealed class RequestScope
     /// Dials the guarded addresses; on success the upstream becomes the connection's (dropped by
     /// <see cref="Exit"/> unless kept for the next request). The record will name the address dialed.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<ConnectOutcome> DialAsync(GuardedAddresses addresses)
     {
         var dial = await Dialer.ConnectAsync(Context, Decision.Host, Decision.Port, addresses, tls: _frontEnd == FrontEnd.Inspected).ConfigureAwait(false);
@@ -431,7 +432,7 @@ internal sealed class RequestScope
     /// had to, to be waited for), so the refusal is not a second decision record: the close record
     /// tells it, and the answer names the decision record's seq.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<bool> RecordAllowedAsync(bool answer = true)
     {
         if (!_gate.AuditAdmits())
@@ -570,7 +571,7 @@ internal sealed class RequestScope
     /// tunnel bytes): charged to the egress account first, then sent. IO failures throw.
     /// </summary>
     /// <returns>False when these bytes would overspend the agent's egress budget: nothing was sent.</returns>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<bool> SendUpstreamAsync(ReadOnlyMemory<byte> data)
     {
         if (!ChargeUpstream(data.Length))
@@ -583,7 +584,7 @@ internal sealed class RequestScope
     }
 
     /// <inheritdoc cref="SendUpstreamAsync(ReadOnlyMemory{byte})"/>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<bool> SendUpstreamAsync(ReadOnlySequence<byte> data)
     {
         if (!ChargeUpstream(data.Length))
@@ -596,7 +597,7 @@ internal sealed class RequestScope
     }
 
     /// <summary>The one way response or tunnel bytes go to the client: sent, then counted.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<bool> SendDownstreamAsync(ReadOnlyMemory<byte> data)
     {
         await _connection.Transport.SendAsync(data).ConfigureAwait(false);
@@ -605,7 +606,7 @@ internal sealed class RequestScope
     }
 
     /// <inheritdoc cref="SendDownstreamAsync(ReadOnlyMemory{byte})"/>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<bool> SendDownstreamAsync(ReadOnlySequence<byte> data)
     {
         await _connection.Transport.SendAsync(data).ConfigureAwait(false);
