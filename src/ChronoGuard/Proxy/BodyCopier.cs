@@ -1,9 +1,9 @@
-using ChronoGuard.Net;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Inspection;
 using ChronoGuard.Net;
 
@@ -21,6 +22,7 @@ internal static class Dialer
     /// <paramref name="host"/> within the same deadline (<see cref="UpstreamTls"/>); an address whose
     /// handshake fails is not retried on the next one: the name's certificate is the same there.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<DialResult> ConnectAsync(ProxyContext context, string host, int port, GuardedAddresses addresses, bool tls = false)
     {
         var started = Stopwatch.GetTimestamp();

@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
 
@@ -41,6 +43,7 @@ internal readonly struct GuardedAddresses
     /// every address. Connected means at least one may be dialed; NotAllowed means the guard refused
     /// them all (the refusal is now the scope's decision).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<(ConnectOutcome Outcome, GuardedAddresses Addresses)> ResolveAsync(RequestScope scope)
     {
         var context = scope.Context;

@@ -1,8 +1,8 @@
-using ChronoGuard.Net;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Proxy;

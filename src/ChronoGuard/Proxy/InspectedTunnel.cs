@@ -1,9 +1,11 @@
 using System.Net;
 using System.Net.Security;
+using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using System.Text;
 using ChronoGuard.Http;
 using ChronoGuard.Inspection;
+using ChronoGuard.Net;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Proxy;
@@ -35,7 +37,8 @@ internal static class InspectedTunnel
 
     /// <summary>The tunnel is decided (allowed, to be inspected), resolved and guarded.</summary>
     /// <returns>Always false: the tunnel is the connection's last request.</returns>
-    public static async Task<bool> RunAsync(RequestScope tunnel, GuardedAddresses addresses, InspectionContext inspection)
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    public static async ValueTask<bool> RunAsync(RequestScope tunnel, GuardedAddresses addresses, InspectionContext inspection)
     {
         var connection = tunnel.Connection;
         // Nothing is dialed for the tunnel itself: each request inside dials (or reuses) its own
@@ -87,6 +90,7 @@ internal static class InspectedTunnel
     }
 
     /// <summary>The TLS server handshake under the header timeout, with the SNI held against the tunnel's host.</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<Outcome> HandshakeAsync(RequestScope tunnel, InspectionContext inspection)
     {
         var connection = tunnel.Connection;

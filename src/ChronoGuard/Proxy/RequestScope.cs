@@ -1,10 +1,10 @@
-using ChronoGuard.Net;
 using System.Buffers;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text;
 using ChronoGuard.Approvals;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Proxy;

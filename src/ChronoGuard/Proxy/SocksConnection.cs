@@ -3,7 +3,9 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Http;
+using ChronoGuard.Net;
 using ChronoGuard.Policy;
 
 namespace ChronoGuard.Proxy;
@@ -93,6 +95,7 @@ internal sealed class SocksConnection : ClientConnection
     }
 
     /// <summary>Greeting, login and request; the decided request, or null when the client was refused or left.</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private async ValueTask<RequestScope?> NegotiateAsync(byte[] scratch)
     {
         // Greeting: VER NMETHODS METHODS...
@@ -146,6 +149,7 @@ internal sealed class SocksConnection : ClientConnection
     }
 
     /// <summary>RFC 1929: VER ULEN UNAME PLEN PASSWD; checked now, so a failed login is answered as one (status 1).</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private async ValueTask<(int Id, int Token)?> ReadLoginAsync(byte[] scratch)
     {
         if (await ReadAsync(2).ConfigureAwait(false) is not { } head)
@@ -193,6 +197,7 @@ internal sealed class SocksConnection : ClientConnection
     }
 
     /// <summary>VER CMD RSV ATYP DST.ADDR DST.PORT; decided here, with the login kept in <paramref name="scratch"/>.</summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private async ValueTask<RequestScope?> ReadRequestAsync(byte[] scratch, bool login, int idLength, int tokenLength)
     {
         if (await ReadAsync(5).ConfigureAwait(false) is not { } head)
@@ -301,6 +306,7 @@ internal sealed class SocksConnection : ClientConnection
     /// Waits until at least <paramref name="count"/> bytes are buffered; null when the client left, the
     /// connection was aborted, or the header timeout fired (then refused 408 here). The caller advances.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private async ValueTask<ReadResult?> ReadAsync(int count)
     {
         var result = await Input.ReadAtLeastAsync(count).ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
@@ -20,7 +21,8 @@ internal static class TunnelRelay
     private const int BufferBytes = 64 * 1024;
 
     /// <returns>Always false: a tunnel is the connection's last request.</returns>
-    public static async Task<bool> RunAsync(RequestScope scope)
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    public static async ValueTask<bool> RunAsync(RequestScope scope)
     {
         var connection = scope.Connection;
         if (!scope.Decision.Allowed)
@@ -113,10 +115,8 @@ internal static class TunnelRelay
             return false;
         }
 
-        var up = PumpAsync(scope, connection.Transport, upstream.Transport, upstream: true);
-        var down = PumpAsync(scope, upstream.Transport, connection.Transport, upstream: false);
-        await Task.WhenAll(up, down).ConfigureAwait(false);
-        scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+        var clean = await RelayBothWaysAsync(scope, connection.Transport, upstream.Transport).ConfigureAwait(false);
+        scope.SetCloseReason(connection.IsAborted || !clean ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
         return false;
     }
 
@@ -156,10 +156,8 @@ internal static class TunnelRelay
             return;
         }
 
-        var up = PumpAsync(scope, connection.Transport, upstream.Transport, upstream: true);
-        var down = PumpAsync(scope, upstream.Transport, connection.Transport, upstream: false);
-        await Task.WhenAll(up, down).ConfigureAwait(false);
-        scope.SetCloseReason(connection.IsAborted || !up.Result || !down.Result ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+        var clean = await RelayBothWaysAsync(scope, connection.Transport, upstream.Transport).ConfigureAwait(false);
+        scope.SetCloseReason(connection.IsAborted || !clean ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
     }
 
     /// <summary>
@@ -167,6 +165,7 @@ internal static class TunnelRelay
     /// ClientHello, reassembled across records), under the header timeout. On a pass the bytes are
     /// still held in the pipe, to be relayed once the upstream is dialed; null when refused.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<ReadResult?> ReadClientHelloAsync(RequestScope scope)
     {
         var connection = scope.Connection;
@@ -213,6 +212,7 @@ internal static class TunnelRelay
     /// behind the request) through the scope's upstream send, then leaves the pipe: from here the two
     /// transports are relayed directly.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private static async ValueTask<bool> RelayBufferedAsync(RequestScope scope, Upstream upstream, ReadResult held, bool isHeld)
     {
         var input = scope.Connection.Input;
@@ -247,8 +247,31 @@ internal static class TunnelRelay
         }
     }
 
+    /// <summary>
+    /// Both directions at once, and both are waited for whatever happens, so the scope's exit never runs
+    /// while a pump still moves bytes. No task per direction: the pumps are pooled value tasks.
+    /// </summary>
+    /// <returns>True when both directions ended with an orderly EOF.</returns>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    private static async ValueTask<bool> RelayBothWaysAsync(RequestScope scope, Transport client, Transport upstream)
+    {
+        var down = PumpAsync(scope, upstream, client, upstream: false);
+        var clean = false;
+        try
+        {
+            clean = await PumpAsync(scope, client, upstream, upstream: true).ConfigureAwait(false);
+        }
+        finally
+        {
+            clean &= await down.ConfigureAwait(false);
+        }
+
+        return clean;
+    }
+
     /// <returns>True when this direction ended with an orderly EOF.</returns>
-    private static async Task<bool> PumpAsync(RequestScope scope, Transport from, Transport to, bool upstream)
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    private static async ValueTask<bool> PumpAsync(RequestScope scope, Transport from, Transport to, bool upstream)
     {
         try
         {

@@ -1,6 +1,8 @@
 using System.Net.Security;
+using System.Runtime.CompilerServices;
 using System.Security.Authentication;
 using ChronoGuard.Inspection;
+using ChronoGuard.Net;
 
 namespace ChronoGuard.Proxy;
 
@@ -16,6 +18,7 @@ internal static class UpstreamTls
     private static readonly List<SslApplicationProtocol> Http11 = [SslApplicationProtocol.Http11];
 
     /// <returns>Connected, TimedOut (under the dial's deadline), or TlsInvalid for any other failed handshake.</returns>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<ConnectOutcome> AuthenticateAsync(UpstreamTrust trust, Upstream upstream, CancellationToken ct)
     {
         SslStream? tls = null;
