@@ -168,12 +168,21 @@ public sealed class TransparentCaptureNamespaceTests
     [NamespaceFact]
     public async Task A_ClientHello_that_never_ends_is_answered_with_an_alert_after_the_header_timeout_and_recorded()
     {
-        await using var rig = await CaptureRig.StartAsync(Policies, transparent: true, Zone, new Dictionary<string, string> { ["CHRONOGUARD__Proxy__HeaderTimeoutMs"] = "500" });
+        // The half ClientHello must arrive before the sidecar's silence (Transparent:FirstBytesMs) or
+        // header clock runs out, or the client is decided as one that waits for the server and reset. So
+        // the connect and the send are one synchronous step (no continuation that a busy thread pool can
+        // hold back for hundreds of milliseconds, as a full suite beside a CPU hog once did), and both
+        // clocks leave seconds for it.
+        await using var rig = await CaptureRig.StartAsync(Policies, transparent: true, Zone, new Dictionary<string, string>
+        {
+            ["CHRONOGUARD__Proxy__HeaderTimeoutMs"] = "2000",
+            ["CHRONOGUARD__Transparent__FirstBytesMs"] = "30000",
+        });
         var hello = await ClientHellos.CaptureAsync("allowed.test");
 
         using var socket = rig.Namespace.Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(IPEndPoint.Parse("127.0.0.2:443"));
-        await socket.SendAsync(hello.AsMemory(0, hello.Length / 2));
+        socket.Connect(IPEndPoint.Parse("127.0.0.2:443"));
+        socket.Send(hello.AsSpan(0, hello.Length / 2));
         var reply = await ReadToEndAsync(socket);
 
         Assert.Equal([21, 3, 3, 0, 2, 2, 49], reply); // fatal access_denied

@@ -275,7 +275,9 @@ public sealed class TransparentListenerTests
     public async Task A_ClientHello_that_never_ends_is_refused_within_the_header_timeout()
     {
         await using var origin = TcpOrigin.Echo();
-        await using var rig = TransparentRig.Start(Policy(origin.Port), configure: o => o.HeaderTimeoutMs = 300);
+        // The half ClientHello must arrive before the header clock runs out: two seconds, not a few
+        // hundred milliseconds, so a thread pool held back by a busy machine cannot make it late.
+        await using var rig = TransparentRig.Start(Policy(origin.Port), configure: o => o.HeaderTimeoutMs = 2000);
         var hello = await ClientHellos.CaptureAsync("allowed.test");
 
         using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
