@@ -102,6 +102,31 @@ internal sealed class Transport : IDisposable
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken ct = default) => _stream.ReadAsync(buffer, ct);
 
     /// <summary>
+    /// Waits until the peer sends a byte (or its FIN, or a reset) or <paramref name="silence"/> passes on
+    /// <paramref name="time"/>; false only when nothing at all has arrived by the time the wait ends. A
+    /// timer that fires late on a busy machine, after the first bytes came but before their wake-up ran,
+    /// therefore never calls a peer silent that has spoken. Holds no buffer while it waits.
+    /// </summary>
+    public async ValueTask<bool> WaitForBytesAsync(TimeSpan silence, TimeProvider time)
+    {
+        using var wait = new CancellationTokenSource(silence, time);
+        try
+        {
+            await ReceiveAsync(Memory<byte>.Empty, wait.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return !IsQuiet();
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            // Reset or aborted: the caller's next read sees it.
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Whether an idle connection has nothing to read: no byte, no FIN, no reset (one poll, no read). An
     /// idle upstream that has something (the origin closed it, or sent bytes nobody asked for) must not
     /// carry the next request.

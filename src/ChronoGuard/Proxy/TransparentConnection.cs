@@ -111,27 +111,10 @@ internal sealed class TransparentConnection : ClientConnection
 
     /// <summary>
     /// Waits until the client sends its first byte or <see cref="TransparentConnectionFactory.FirstBytesMs"/>
-    /// pass; false on silence. A zero-byte receive waits for readability without a buffer or a pipe.
+    /// pass; false on silence (nothing at all arrived by the time the wait ends).
     /// </summary>
-    private async ValueTask<bool> WaitForFirstBytesAsync()
-    {
-        using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(_listener.FirstBytesMs), Context.Time);
-        try
-        {
-            // Silence ends in a cancellation: once per connection of a protocol whose server speaks first.
-            await Transport.ReceiveAsync(Memory<byte>.Empty, wait.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
-        {
-            // Reset or aborted: the read below sees it and the connection ends.
-            return true;
-        }
-    }
+    private ValueTask<bool> WaitForFirstBytesAsync() =>
+        Transport.WaitForBytesAsync(TimeSpan.FromMilliseconds(_listener.FirstBytesMs), Context.Time);
 
     /// <summary>A client that left (or was timed out) before its first byte could be judged.</summary>
     private async Task EndSilentAsync(ReadResult read)
