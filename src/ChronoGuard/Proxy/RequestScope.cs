@@ -362,10 +362,29 @@ internal sealed class RequestScope
     /// <summary>
     /// The client has said nothing and waits for the server to speak first (SMTP, MySQL; SPEC §10): the
     /// tunnel is dialed without waiting for a ClientHello, except on 443, where every client is TLS and
-    /// speaks first. (Such a client's later bytes are not judged as a ClientHello: its address is still
-    /// the one the name was bound to.)
+    /// speaks first. Its first bytes are judged when they come (<see cref="DefersSniCheck"/>).
     /// </summary>
     public bool AwaitsServer { get; init; }
+
+    /// <summary>
+    /// Whether the ClientHello check <see cref="RequiresSniCheck"/> skipped for a client that waits for
+    /// its server is owed once the tunnel runs: its first bytes, whenever they come, are judged as a
+    /// ClientHello before any of them is relayed. Without it, 200 ms of silence and then a ClientHello
+    /// for another name served at the same address (a CDN's) would pass <c>requireSniMatch</c>.
+    /// </summary>
+    public bool DefersSniCheck() => AwaitsServer && Decision.Port != 443 && Decision.Result.IsAllow && _gate.RequiresSniCheck(Decision);
+
+    /// <summary>
+    /// Judges a deferred ClientHello (<see cref="DefersSniCheck"/>). The decision was recorded when the
+    /// tunnel opened, so a refusal is not a second decision: its reason is the reason the tunnel closes.
+    /// Observe mode passes it, as it passes an early one.
+    /// </summary>
+    public SniVerdict CheckLateClientHello(in ReadOnlySequence<byte> firstBytes, ClientHelloEnd end, out string reason)
+    {
+        var verdict = _gate.CheckClientHello(Decision, firstBytes, end, out var judged);
+        reason = verdict == SniVerdict.Refuse ? judged.Reason : string.Empty;
+        return verdict;
+    }
 
     /// <summary>
     /// Whether the tunnel waits for the client's ClientHello before dialing. Not when observe mode let a

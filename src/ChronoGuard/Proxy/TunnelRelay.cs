@@ -109,13 +109,15 @@ internal static class TunnelRelay
         scope.ReleaseHead();
         scope.Established();
         connection.Clock.Enter(ConnectionPhase.Tunnel);
-        if (!await RelayBufferedAsync(scope, upstream, hello, early).ConfigureAwait(false))
+        // A client that waited for its server has its first bytes judged in the relay, before they go.
+        var late = !early && scope.DefersSniCheck();
+        if (!late && !await RelayBufferedAsync(scope, upstream, hello, early).ConfigureAwait(false))
         {
             scope.SetCloseReason(RequestScope.CloseReasonOf(connection));
             return false;
         }
 
-        var clean = await RelayBothWaysAsync(scope, connection.Transport, upstream.Transport).ConfigureAwait(false);
+        var clean = await RelayBothWaysAsync(scope, upstream, late).ConfigureAwait(false);
         scope.SetCloseReason(connection.IsAborted || !clean ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
         return false;
     }
@@ -156,7 +158,7 @@ internal static class TunnelRelay
             return;
         }
 
-        var clean = await RelayBothWaysAsync(scope, connection.Transport, upstream.Transport).ConfigureAwait(false);
+        var clean = await RelayBothWaysAsync(scope, upstream, judgeFirstBytes: false).ConfigureAwait(false);
         scope.SetCloseReason(connection.IsAborted || !clean ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
     }
 
@@ -252,14 +254,18 @@ internal static class TunnelRelay
     /// while a pump still moves bytes. No task per direction: the pumps are pooled value tasks.
     /// </summary>
     /// <returns>True when both directions ended with an orderly EOF.</returns>
+    /// <param name="judgeFirstBytes">The client's first bytes are a deferred ClientHello check's (<see cref="RequestScope.DefersSniCheck"/>):
+    /// the way down runs meanwhile (the server speaks first), the way up only once they passed.</param>
     [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
-    private static async ValueTask<bool> RelayBothWaysAsync(RequestScope scope, Transport client, Transport upstream)
+    private static async ValueTask<bool> RelayBothWaysAsync(RequestScope scope, Upstream upstream, bool judgeFirstBytes)
     {
-        var down = PumpAsync(scope, upstream, client, upstream: false);
+        var client = scope.Connection.Transport;
+        var down = PumpAsync(scope, upstream.Transport, client, upstream: false);
         var clean = false;
         try
         {
-            clean = await PumpAsync(scope, client, upstream, upstream: true).ConfigureAwait(false);
+            clean = (!judgeFirstBytes || await JudgeFirstBytesAsync(scope, upstream).ConfigureAwait(false))
+                && await PumpAsync(scope, client, upstream.Transport, upstream: true).ConfigureAwait(false);
         }
         finally
         {
@@ -267,6 +273,56 @@ internal static class TunnelRelay
         }
 
         return clean;
+    }
+
+    /// <summary>
+    /// The deferred ClientHello check: waits for the client's first bytes (in the tunnel's idle clock,
+    /// as any tunnel byte), judges them as the tunnel sequence judges a ClientHello before it dials, and
+    /// relays them only when they pass; bytes that are not TLS pass, as on any port but 443. A refusal
+    /// closes the tunnel with its reason (the decision is already recorded) before one byte goes up.
+    /// </summary>
+    /// <returns>False when the hello was refused or the connection ended first.</returns>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
+    private static async ValueTask<bool> JudgeFirstBytesAsync(RequestScope scope, Upstream upstream)
+    {
+        var connection = scope.Connection;
+        var input = connection.Input;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                if (result.IsCanceled || connection.IsAborted)
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    return false;
+                }
+
+                var verdict = scope.CheckLateClientHello(buffer, result.IsCompleted ? ClientHelloEnd.Eof : ClientHelloEnd.Open, out var reason);
+                if (verdict == SniVerdict.NeedMore)
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    continue;
+                }
+
+                if (verdict == SniVerdict.Refuse)
+                {
+                    input.AdvanceTo(buffer.End);
+                    connection.Revoke(reason);
+                    return false;
+                }
+
+                // Left unexamined: the buffered relay sends exactly these bytes on first.
+                input.AdvanceTo(buffer.Start);
+                return await RelayBufferedAsync(scope, upstream, default, isHeld: false).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+        {
+            connection.Abort(TimeoutKind.None);
+            return false;
+        }
     }
 
     /// <returns>True when this direction ended with an orderly EOF.</returns>
