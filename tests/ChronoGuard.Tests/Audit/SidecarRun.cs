@@ -17,12 +17,15 @@ internal static class SidecarRun
             info.ArgumentList.Add(a);
         }
 
+        // As Support.SidecarRun: no diagnostics IPC files left behind by a killed child.
+        info.Environment["DOTNET_EnableDiagnostics"] = "0";
         foreach (var (k, v) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[k] = v;
         }
 
         using var p = Process.Start(info)!;
+        ChronoGuard.Tests.Support.TestChildren.Track(p);
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEndAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));

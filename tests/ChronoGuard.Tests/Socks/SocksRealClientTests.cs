@@ -163,6 +163,7 @@ public sealed partial class SocksRealClientTests
                 }
             };
             process.Start();
+            TestChildren.Track(process);
             process.BeginErrorReadLine();
             try
             {

@@ -185,6 +185,7 @@ internal sealed class FakeResolver : IAsyncDisposable
         }
 
         var process = Process.Start(info)!;
+        TestChildren.Track(process);
         var first = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30));
         if (first is null || !first.StartsWith("PORT ", StringComparison.Ordinal))
         {

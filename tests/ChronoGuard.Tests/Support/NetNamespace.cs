@@ -138,6 +138,7 @@ internal sealed partial class NetNamespace : IAsyncDisposable
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) { onLine?.Invoke(e.Data); } };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { onLine?.Invoke(e.Data); } };
         process.Start();
+        TestChildren.Track(process);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         lock (_started)

@@ -72,6 +72,7 @@ internal sealed partial class SidecarProcess : IAsyncDisposable
         process.OutputDataReceived += (_, e) => sidecar.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => sidecar.OnLine(e.Data);
         process.Start();
+        TestChildren.Track(process);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 

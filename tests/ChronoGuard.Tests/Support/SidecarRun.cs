@@ -32,6 +32,7 @@ internal static class SidecarRun
         }
 
         using var process = Process.Start(info)!;
+        TestChildren.Track(process);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
