@@ -49,20 +49,15 @@ public sealed class TransparentLateClientHelloTests
             "no SNI" => await ClientHellos.CaptureAsync("127.0.0.1"),
             _ => ClientHellos.WithExtension(await ClientHellos.CaptureAsync(Bound), 0xfe0d, [0, 0, 1, 0, 1, 7, 0, 0, 0, 0]),
         };
-        await using var origin = new SilentOrigin(greeting: true);
-        await using var rig = TransparentRig.Start(Policy(origin.Port), firstBytesMs: 50);
-        rig.Answered(Bound, IPAddress.Loopback);
+        await using var t = await SilentTunnel.OpenAsync(greeting: true);
+        await t.Client.SendAsync(hello);
 
-        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
-        Assert.Equal(SilentOrigin.Greeting, await client.ReadExactlyAsync(SilentOrigin.Greeting.Length));
-        await client.SendAsync(hello);
-
-        Assert.Empty(await client.ReadToEndAsync());
-        await rig.Gate.WaitForClosesAsync(1);
-        Assert.Equal(("ALLOW", Bound), (Assert.Single(rig.Gate.Records).Decision, Assert.Single(rig.Gate.Destinations).Host));
-        var close = Assert.Single(rig.Gate.Closes);
+        Assert.Empty(await t.Client.ReadToEndAsync());
+        await t.Rig.Gate.WaitForClosesAsync(1);
+        Assert.Equal(("ALLOW", Bound), (Assert.Single(t.Rig.Gate.Records).Decision, Assert.Single(t.Rig.Gate.Destinations).Host));
+        var close = Assert.Single(t.Rig.Gate.Closes);
         Assert.Equal((reason, true, 0L), (close.Reason, close.Established, close.BytesUp));
-        Assert.Equal(0, await origin.ReceivedAsync());
+        Assert.Equal(0, await t.Origin.ReceivedAsync());
     }
 
     [Fact]
@@ -70,19 +65,14 @@ public sealed class TransparentLateClientHelloTests
     {
         // No greeting: the hello is sent the moment the origin has accepted, so it may be in the
         // sidecar's buffer before the relay begins (the bytes the relay would send on first).
-        await using var origin = new SilentOrigin(greeting: false);
-        await using var rig = TransparentRig.Start(Policy(origin.Port), firstBytesMs: 50);
-        rig.Answered(Bound, IPAddress.Loopback);
         var hello = await ClientHellos.CaptureAsync("evil.test");
+        await using var t = await SilentTunnel.OpenAsync(greeting: false);
+        await t.Client.SendAsync(hello);
 
-        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
-        await origin.Accepted;
-        await client.SendAsync(hello);
-
-        Assert.Empty(await client.ReadToEndAsync());
-        await rig.Gate.WaitForClosesAsync(1);
-        Assert.Equal(Reasons.SniMismatch, Assert.Single(rig.Gate.Closes).Reason);
-        Assert.Equal(0, await origin.ReceivedAsync());
+        Assert.Empty(await t.Client.ReadToEndAsync());
+        await t.Rig.Gate.WaitForClosesAsync(1);
+        Assert.Equal(Reasons.SniMismatch, Assert.Single(t.Rig.Gate.Closes).Reason);
+        Assert.Equal(0, await t.Origin.ReceivedAsync());
     }
 
     public static TheoryData<string> Passed => new() { "bound name", "bound name in capitals", "plain text" };
@@ -97,35 +87,73 @@ public sealed class TransparentLateClientHelloTests
             "bound name in capitals" => await ClientHellos.CaptureAsync(Bound.ToUpperInvariant()),
             _ => Encoding.ASCII.GetBytes("EHLO agent.local\r\n"),
         };
-        await using var origin = new SilentOrigin(greeting: true);
-        await using var rig = TransparentRig.Start(Policy(origin.Port), firstBytesMs: 50);
-        rig.Answered(Bound, IPAddress.Loopback);
+        await using var t = await SilentTunnel.OpenAsync(greeting: true);
+        await t.Client.SendAsync(first);
+        Assert.Equal(first, await t.Client.ReadExactlyAsync(first.Length));
+        t.Client.Socket.Shutdown(SocketShutdown.Send);
 
-        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
-        Assert.Equal(SilentOrigin.Greeting, await client.ReadExactlyAsync(SilentOrigin.Greeting.Length));
-        await client.SendAsync(first);
-        Assert.Equal(first, await client.ReadExactlyAsync(first.Length));
-        client.Socket.Shutdown(SocketShutdown.Send);
-
-        Assert.Empty(await client.ReadToEndAsync());
-        await rig.Gate.WaitForClosesAsync(1);
-        Assert.Equal("closed", Assert.Single(rig.Gate.Closes).Reason);
-        Assert.Equal(first.Length, await origin.ReceivedAsync());
+        Assert.Empty(await t.Client.ReadToEndAsync());
+        await t.Rig.Gate.WaitForClosesAsync(1);
+        Assert.Equal("closed", Assert.Single(t.Rig.Gate.Closes).Reason);
+        Assert.Equal(first.Length, await t.Origin.ReceivedAsync());
     }
 
     [Fact]
     public async Task Observe_mode_lets_a_late_ClientHello_for_another_name_through()
     {
-        await using var origin = new SilentOrigin(greeting: true);
-        await using var rig = TransparentRig.Start(Policy(origin.Port, mode: "observe"), firstBytesMs: 50);
-        rig.Answered(Bound, IPAddress.Loopback);
         var hello = await ClientHellos.CaptureAsync("evil.test");
+        await using var t = await SilentTunnel.OpenAsync(greeting: true, mode: "observe");
+        await t.Client.SendAsync(hello);
 
-        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
-        Assert.Equal(SilentOrigin.Greeting, await client.ReadExactlyAsync(SilentOrigin.Greeting.Length));
-        await client.SendAsync(hello);
+        Assert.Equal(hello, await t.Client.ReadExactlyAsync(hello.Length));
+    }
 
-        Assert.Equal(hello, await client.ReadExactlyAsync(hello.Length));
+    /// <summary>
+    /// A redirected connection to <see cref="Bound"/>'s address that said nothing until the sidecar
+    /// decided it and dialed: returned once the origin has greeted through it, or (no greeting) once
+    /// the origin has accepted it.
+    /// </summary>
+    private sealed class SilentTunnel(SilentOrigin origin, TransparentRig rig, RawClient client) : IAsyncDisposable
+    {
+        public SilentOrigin Origin => origin;
+
+        public TransparentRig Rig => rig;
+
+        public RawClient Client => client;
+
+        public static async Task<SilentTunnel> OpenAsync(bool greeting, string mode = "enforce")
+        {
+            var origin = new SilentOrigin(greeting);
+            var rig = TransparentRig.Start(Policy(origin.Port, mode), firstBytesMs: 50);
+            rig.Answered(Bound, IPAddress.Loopback);
+            var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
+            var tunnel = new SilentTunnel(origin, rig, client);
+            try
+            {
+                if (greeting)
+                {
+                    Assert.Equal(SilentOrigin.Greeting, await client.ReadExactlyAsync(SilentOrigin.Greeting.Length));
+                }
+                else
+                {
+                    await origin.Accepted;
+                }
+
+                return tunnel;
+            }
+            catch
+            {
+                await tunnel.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            client.Dispose();
+            await rig.DisposeAsync();
+            await origin.DisposeAsync();
+        }
     }
 
     /// <summary>
