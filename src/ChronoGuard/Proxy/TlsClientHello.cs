@@ -53,6 +53,8 @@ internal static class TlsClientHello
     private const int MaxFragment = 16 * 1024; // RFC 8446 §5.1: 2^14
     private const int MaxHostName = 255;
     private const byte Handshake = 22;
+    private const byte ChangeCipherSpec = 20;
+    private const byte Alert = 21;
     private const byte ClientHelloType = 1;
     private const int ServerNameType = 0;
     private const int EncryptedClientHelloType = 0xfe0d; // RFC 9849 (draft-ietf-tls-esni) §5
@@ -152,6 +154,33 @@ internal static class TlsClientHello
         return Result.Found;
     }
 
+    /// <summary>
+    /// First bytes that begin a change_cipher_spec (one byte) or alert (two bytes) record: TLS stacks
+    /// skip some of these ahead of a ClientHello (BoringSSL discards up to four warning alerts before
+    /// it knows the version: ssl/tls_record.cc, <c>ssl_process_alert</c>), so on a port where other
+    /// protocols pass such a record would carry the hello behind it past the SNI check. No client
+    /// sends one first: Malformed, refused on every port. Anything else is another protocol.
+    /// </summary>
+    private static Result SkippableRecord(ReadOnlySpan<byte> h)
+    {
+        var body = h[0] switch
+        {
+            ChangeCipherSpec => 1,
+            Alert => 2,
+            _ => 0,
+        };
+        if (body == 0
+            || (h.Length >= 2 && h[1] != 3)
+            || (h.Length >= 3 && h[2] > 4)
+            || (h.Length >= 4 && h[3] != 0)
+            || (h.Length >= 5 && h[4] != body))
+        {
+            return Result.NotTls;
+        }
+
+        return h.Length >= 5 ? Result.Malformed : Result.NeedMore;
+    }
+
     /// <summary>Judges as much of a record header as has arrived; Found means "nothing wrong so far".</summary>
     private static Result CheckRecordHeader(ReadOnlySpan<byte> h, int records, byte version)
     {
@@ -162,9 +191,10 @@ internal static class TlsClientHello
 
         if (h[0] != Handshake)
         {
-            // Before the first record this is simply another protocol; between fragments it is an
-            // alert, change_cipher_spec or data record interleaved into the hello.
-            return records == 0 ? Result.NotTls : Result.Malformed;
+            // Before the first record this is simply another protocol, unless it is a TLS record a
+            // server skips; between fragments it is an alert, change_cipher_spec or data record
+            // interleaved into the hello.
+            return records == 0 ? SkippableRecord(h) : Result.Malformed;
         }
 
         if (h.Length >= 2 && h[1] != 3)

@@ -165,6 +165,30 @@ public sealed class HostileInputTests
         Assert.Equal(0, fixture.Accepted);
     }
 
+    /// <summary>
+    /// On a port other than 443 bytes that are not TLS pass as another protocol; a TLS record a server
+    /// skips before the ClientHello (BoringSSL drops leading warning alerts) must not carry a hello for
+    /// another name past the check that way.
+    /// </summary>
+    [Theory]
+    [InlineData("warning alert", new byte[] { 21, 3, 1, 0, 2, 1, 90 })]
+    [InlineData("change_cipher_spec", new byte[] { 20, 3, 3, 0, 1, 1 })]
+    public async Task A_TLS_record_a_server_skips_ahead_of_the_ClientHello_is_refused_not_tls_before_the_upstream_is_dialed(string shape, byte[] prefix)
+    {
+        await using var fixture = await Fixture.StartAsync();
+        var hello = await ClientHellos.CaptureAsync("evil.test");
+
+        using var client = await RawClient.ConnectAsync(fixture.Proxy.EndPoint);
+        await client.SendAsync($"CONNECT localhost:{fixture.Port} HTTP/1.1\r\n{PolicyEngines.Credentials()}\r\n");
+        Assert.Equal(200, (await client.ReadHeadAsync()).Status);
+        await client.SendAsync([.. prefix, .. hello]);
+
+        Assert.Empty(await client.ReadToEndAsync());
+        var record = Assert.Single(fixture.Gate.Records);
+        Assert.True((403, "BLOCK", "not_tls") == (record.Status, record.Decision, record.Reason), $"{shape}: {record}");
+        Assert.Equal(0, fixture.Accepted);
+    }
+
     [Fact]
     public async Task An_origin_s_X_ChronoGuard_headers_and_chronoguard_reason_phrase_never_reach_the_client()
     {

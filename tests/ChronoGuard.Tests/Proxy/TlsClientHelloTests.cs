@@ -118,6 +118,11 @@ public sealed class TlsClientHelloTests
         byte[] WithRecordType(byte type) => [.. Record(m[..half]), .. Record([1, 2], type: type), .. Record(m[half..])];
         return new TheoryData<string, byte[]>
         {
+            { "a warning alert before the hello (BoringSSL skips it)", [.. Record([1, 90], type: 21), .. Record(m)] },
+            { "four warning alerts before the hello", [.. Record([1, 90], type: 21), .. Record([1, 100], type: 21), .. Record([1, 90], type: 21), .. Record([1, 90], type: 21), .. Record(m)] },
+            { "a fatal alert before the hello", [.. Record([2, 40], type: 21, minor: 3), .. Record(m)] },
+            { "a change_cipher_spec before the hello", [.. Record([1], type: 20), .. Record(m)] },
+            { "a lone warning alert", Record([1, 90], type: 21, minor: 0) },
             { "an alert between the fragments", WithRecordType(21) },
             { "a change_cipher_spec between the fragments", WithRecordType(20) },
             { "application data between the fragments", WithRecordType(23) },
@@ -214,6 +219,14 @@ public sealed class TlsClientHelloTests
     [InlineData(new byte[] { 0x16, 0x02 }, "NotTls")]
     [InlineData(new byte[] { 0x16, 0x04, 0x01, 0x00, 0x05 }, "NotTls")]
     [InlineData(new byte[] { 0x17, 0x03, 0x03, 0x00, 0x05 }, "NotTls")]
+    [InlineData(new byte[] { 0x15, 0x03, 0x01, 0x00, 0x03 }, "NotTls")]
+    [InlineData(new byte[] { 0x15, 0x03, 0x05 }, "NotTls")]
+    [InlineData(new byte[] { 0x15, 0x02 }, "NotTls")]
+    [InlineData(new byte[] { 0x15, 0x03, 0x01, 0x01 }, "NotTls")]
+    [InlineData(new byte[] { 0x14, 0x03, 0x03, 0x00, 0x02 }, "NotTls")]
+    [InlineData(new byte[] { 0x15 }, "NeedMore")]
+    [InlineData(new byte[] { 0x15, 0x03, 0x01, 0x00 }, "NeedMore")]
+    [InlineData(new byte[] { 0x14, 0x03, 0x03, 0x00, 0x01 }, "Malformed")]
     [InlineData(new byte[] { }, "NeedMore")]
     [InlineData(new byte[] { 0x16 }, "NeedMore")]
     [InlineData(new byte[] { 0x16, 0x03 }, "NeedMore")]

@@ -35,6 +35,7 @@ public sealed class TransparentLateClientHelloTests
         { "split over two records", Reasons.SniMismatch },
         { "no SNI", Reasons.SniMissing },
         { "ECH", Reasons.SniEch },
+        { "behind a warning alert", Reasons.NotTls },
     };
 
     [Theory]
@@ -47,6 +48,7 @@ public sealed class TransparentLateClientHelloTests
             "allowed name, not the bound one" => await ClientHellos.CaptureAsync("www.allowed.test"),
             "split over two records" => ClientHellos.SplitIntoTwoRecords(await ClientHellos.CaptureAsync("evil.test"), 40),
             "no SNI" => await ClientHellos.CaptureAsync("127.0.0.1"),
+            "behind a warning alert" => [21, 3, 1, 0, 2, 1, 90, .. await ClientHellos.CaptureAsync("evil.test")],
             _ => ClientHellos.WithExtension(await ClientHellos.CaptureAsync(Bound), 0xfe0d, [0, 0, 1, 0, 1, 7, 0, 0, 0, 0]),
         };
         await using var t = await SilentTunnel.OpenAsync(greeting: true);
