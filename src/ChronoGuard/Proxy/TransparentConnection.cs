@@ -24,8 +24,10 @@ internal sealed class TransparentConnection : ClientConnection
     // (fatal), description 49 (access_denied). A client that sent a ClientHello reads it as a refusal.
     private static readonly byte[] AccessDeniedAlert = [21, 3, 3, 0, 2, 2, 49];
 
-    // Enough bytes to tell an HTTP request line ("OPTIONS " is the longest common method plus its space).
-    private const int MethodProbeBytes = 16;
+    // How much of the first bytes is looked at to tell an HTTP request line: a method, its target and
+    // version fit in this for every request a client sends in practice; a longer line that begins
+    // like one is taken for one (its head is then the parser's to refuse).
+    private const int RequestLineProbeBytes = 4096;
 
     private readonly TransparentConnectionFactory _listener;
     private readonly IPEndPoint? _destination;
@@ -126,9 +128,8 @@ internal sealed class TransparentConnection : ClientConnection
     }
 
     /// <summary>
-    /// Whether the first bytes are an HTTP request line: a method of upper-case letters and a space
-    /// (RFC 9110 methods are tokens; every registered one is upper case). Reads a few more bytes when
-    /// fewer than that have arrived; nothing is consumed.
+    /// Whether the first bytes are an HTTP request line (<see cref="ProbeHttp"/>). Reads more bytes while
+    /// those that have arrived cannot tell; nothing is consumed.
     /// </summary>
     /// <returns>Null when the client stalled past the header timeout in its first word (refused 408 here).</returns>
     private async ValueTask<bool?> LooksLikeHttpAsync()
@@ -160,19 +161,52 @@ internal sealed class TransparentConnection : ClientConnection
         }
     }
 
-    /// <summary>1: an HTTP request line begins; 0: not HTTP; -1: too few bytes to tell.</summary>
+    /// <summary>
+    /// 1: an HTTP request line begins; 0: not HTTP; -1: too few bytes to tell. What an HTTP server would
+    /// parse as a request must be judged as HTTP (Host, path rules), never relayed as another protocol's
+    /// bytes: servers skip blank lines before the request line (RFC 9112 §2.2; nginx and llhttp any
+    /// number of CR and LF) and some take any token as a method (Go serves <c>get</c>). So: a method of
+    /// upper-case letters and a space, as every registered method is spelled; any token and a space
+    /// behind blank lines; or any token, a space and a line that names an <c>HTTP/</c> version. A text
+    /// protocol of lower-case commands (memcached's <c>get key</c>) is not HTTP.
+    /// </summary>
     private static int ProbeHttp(in ReadOnlySequence<byte> buffer)
     {
-        Span<byte> probe = stackalloc byte[MethodProbeBytes];
-        var n = (int)Math.Min(buffer.Length, MethodProbeBytes);
+        Span<byte> probe = stackalloc byte[RequestLineProbeBytes];
+        var n = (int)Math.Min(buffer.Length, RequestLineProbeBytes);
         buffer.Slice(0, n).CopyTo(probe);
-        var letters = probe[..n].IndexOfAnyExceptInRange((byte)'A', (byte)'Z');
-        if (letters >= 0)
+        var bytes = probe[..n];
+        var full = n == RequestLineProbeBytes;
+        var start = bytes.IndexOfAnyExcept(" \t\r\n"u8);
+        if (start < 0)
         {
-            return letters > 0 && probe[letters] == (byte)' ' ? 1 : 0;
+            return full ? 1 : -1;
         }
 
-        return n == MethodProbeBytes ? 0 : -1;
+        var line = bytes[start..];
+        var method = line.IndexOfAnyExcept(HttpChars.TChars);
+        if (method < 0)
+        {
+            return full ? 0 : -1;
+        }
+
+        if (method == 0 || line[method] != (byte)' ')
+        {
+            return 0;
+        }
+
+        if (start > 0 || line[..method].IndexOfAnyExceptInRange((byte)'A', (byte)'Z') < 0)
+        {
+            return 1;
+        }
+
+        var end = line.IndexOf((byte)'\n');
+        if (end < 0)
+        {
+            return full ? 1 : -1;
+        }
+
+        return line[method..end].IndexOf(" HTTP/"u8) >= 0 ? 1 : 0;
     }
 
     /// <summary>A TLS client: its SNI names the destination (none: the address's name, as for any other protocol).</summary>

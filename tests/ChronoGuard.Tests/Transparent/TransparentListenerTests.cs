@@ -176,6 +176,61 @@ public sealed class TransparentListenerTests
         Assert.Empty(origin.ConnectionIds);
     }
 
+    /// <summary>
+    /// What an HTTP server would parse as a request is judged as HTTP, path rules included, and never
+    /// relayed as another protocol's bytes: servers skip blank lines before the request line (RFC 9112
+    /// §2.2; nginx any number) and some take any token as a method (Go serves <c>get</c>).
+    /// </summary>
+    [Theory]
+    [InlineData("\r\nGET /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData("\nGET /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData(" GET /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData("get /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData("M-SEARCH /secret HTTP/1.1\r\nHost: allowed.test\r\n\r\n")]
+    [InlineData("Get /secret HTTP/1.0\r\nHost: allowed.test\r\n\r\n")]
+    public async Task What_an_HTTP_server_would_read_as_a_request_is_judged_as_HTTP_not_relayed_as_another_protocol(string request)
+    {
+        var received = 0;
+        await using var origin = new TcpOrigin(async s =>
+        {
+            var buffer = new byte[4096];
+            int n;
+            while ((n = await s.ReceiveAsync(buffer)) > 0)
+            {
+                Interlocked.Add(ref received, n);
+            }
+        });
+        var rule = """, "rules": [ { "name": "no-secret", "priority": 1, "action": "deny", "when": [ { "field": "path", "op": "starts_with", "value": "/secret" } ] } ]""";
+        await using var rig = TransparentRig.Start(Policy(origin.Port, rule));
+        rig.Answered("allowed.test", IPAddress.Loopback);
+
+        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
+        await client.SendAsync(request);
+
+        var refused = await client.ReadHeadAsync();
+        Assert.True(refused.Status is 400 or 403, refused.StatusLine);
+        Assert.NotEqual("ALLOW", Assert.Single(rig.Gate.Records).Decision);
+        Assert.Equal(0, Volatile.Read(ref received));
+    }
+
+    [Theory]
+    [InlineData("get key\r\n")]
+    [InlineData("set key 0 0 5\r\nvalue\r\n")]
+    [InlineData("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")]
+    public async Task A_text_protocol_that_no_HTTP_server_would_read_as_a_request_is_relayed_by_its_name(string first)
+    {
+        await using var origin = TcpOrigin.Echo();
+        await using var rig = TransparentRig.Start(Policy(origin.Port));
+        rig.Answered("allowed.test", IPAddress.Loopback);
+
+        using var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
+        await client.SendAsync(first);
+
+        Assert.Equal(first, Encoding.ASCII.GetString(await client.ReadExactlyAsync(first.Length)));
+        Assert.Equal(("allowed.test", "ALLOW"), (Assert.Single(rig.Gate.Destinations).Host, Single(rig).Record.Decision));
+    }
+
     [Fact]
     public async Task A_protocol_without_a_name_takes_the_name_the_DNS_guard_answered_on_a_port_scoped_pattern()
     {
