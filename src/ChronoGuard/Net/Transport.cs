@@ -143,6 +143,19 @@ internal sealed class Transport : IDisposable
         }
     }
 
+    /// <summary>Whether bytes (not only a FIN) wait to be read on the socket (no read).</summary>
+    public bool HasBytes()
+    {
+        try
+        {
+            return _socket.Available > 0;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Our side is done sending (FIN); the peer may still send. False when the connection is already gone.</summary>
     /// <summary>
     /// Ends this side's sending: over TLS (an inspected client, a TLS upstream) first the

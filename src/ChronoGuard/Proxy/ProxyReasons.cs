@@ -52,6 +52,9 @@ internal static class ProxyReasons
     /// <summary>Transparent capture: the redirected connection was going to one of the sidecar's own listeners (or was not redirected): a loop.</summary>
     public const string OwnListener = "own_listener";
 
+    /// <summary>Transparent capture: a client silent for FirstBytesMs spoke before its server did; the tunnel opened for the silence closed unused and the connection was served from the client's bytes.</summary>
+    public const string ClientSpokeFirst = "client_spoke_first";
+
     /// <summary>Every reason above: the metrics' bounded reason label is built from it.</summary>
     public static readonly string[] All =
     [
@@ -59,6 +62,6 @@ internal static class ProxyReasons
         MaxConnections, DescriptorsExhausted, UpstreamTimeout, UpstreamUnresolved, UpstreamRefused, UpstreamUnreachable, UpstreamClosed, BadUpstreamResponse,
         UpstreamTlsInvalid, ClientTlsFailed, InspectionUnavailable, InspectionNameNotPermitted,
         DnsNameRefused, DnsTypeRefused, DnsMalformed,
-        NameAddressMismatch, UnresolvedDestination, OwnListener,
+        NameAddressMismatch, UnresolvedDestination, OwnListener, ClientSpokeFirst,
     ];
 }

@@ -73,9 +73,15 @@ internal sealed class TransparentConnection : ClientConnection
 
         if (!await WaitForFirstBytesAsync().ConfigureAwait(false))
         {
-            // Silence: a protocol where the server speaks first, decided by the address's name.
-            await RunTunnelAsync(destination, default, silent: true).ConfigureAwait(false);
-            return;
+            // Silence: a protocol where the server speaks first, decided by the address's name. A client
+            // that speaks before its server does ends that tunnel unused and is served below from its
+            // bytes, like any client that spoke first.
+            if (!await RunTunnelAsync(destination, default, silent: true).ConfigureAwait(false) || IsAborted || IsDraining)
+            {
+                return;
+            }
+
+            Clock.Enter(ConnectionPhase.ReadingHead);
         }
 
         // Each look at the first bytes leaves them unexamined once it has seen enough, so the next
@@ -250,14 +256,15 @@ internal sealed class TransparentConnection : ClientConnection
     }
 
     /// <summary>Decides and runs the connection as one tunnel to <paramref name="destination"/>, named by <paramref name="sni"/> or the DNS guard.</summary>
-    private async Task RunTunnelAsync(IPEndPoint destination, byte[]? sni, bool silent = false)
+    /// <returns>True only when a silent client spoke before its server (<see cref="TunnelRelay.RunAsync"/>): serve it from its bytes.</returns>
+    private async Task<bool> RunTunnelAsync(IPEndPoint destination, byte[]? sni, bool silent = false)
     {
         Clock.Enter(ConnectionPhase.Busy);
         var named = sni is { Length: > 0 };
         var host = named ? sni! : NameOf(destination.Address);
         var scope = new RequestScope(this, FrontEnd.Transparent, null) { AwaitsServer = silent };
         Decide(scope, host, destination.Port, nameless: !named && host.Length == 0, default);
-        await RunScopeAsync(scope).ConfigureAwait(false);
+        return await RunScopeAsync(scope).ConfigureAwait(false);
     }
 
     /// <summary>Plain HTTP: requests are read as an origin server reads them and forwarded to the original destination.</summary>

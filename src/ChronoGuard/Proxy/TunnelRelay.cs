@@ -20,7 +20,11 @@ internal static class TunnelRelay
     // only while bytes are in flight, so an idle tunnel holds none.
     private const int BufferBytes = 64 * 1024;
 
-    /// <returns>Always false: a tunnel is the connection's last request.</returns>
+    /// <returns>
+    /// False: a tunnel is the connection's last request. True only when a client taken for one that
+    /// waits for its server spoke first instead (<see cref="ClientSpeaksFirstAsync"/>): the tunnel ended
+    /// unused and the front end serves the connection from the client's bytes.
+    /// </returns>
     [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<bool> RunAsync(RequestScope scope)
     {
@@ -109,6 +113,20 @@ internal static class TunnelRelay
         scope.ReleaseHead();
         scope.Established();
         connection.Clock.Enter(ConnectionPhase.Tunnel);
+        if (!early && scope.AwaitsServer)
+        {
+            switch (await ClientSpeaksFirstAsync(scope, upstream).ConfigureAwait(false))
+            {
+                case true:
+                    // Nothing crossed the tunnel: the connection goes on as one whose client spoke first.
+                    scope.SetCloseReason(ProxyReasons.ClientSpokeFirst);
+                    return true;
+                case null:
+                    scope.SetCloseReason(RequestScope.CloseReasonOf(connection));
+                    return false;
+            }
+        }
+
         // A client that waited for its server has its first bytes judged in the relay, before they go.
         var late = !early && scope.DefersSniCheck();
         if (!late && !await RelayBufferedAsync(scope, upstream, hello, early).ConfigureAwait(false))
@@ -273,6 +291,33 @@ internal static class TunnelRelay
         }
 
         return clean;
+    }
+
+    /// <summary>
+    /// A client silent for <c>Transparent:FirstBytesMs</c> was taken for one whose server speaks first
+    /// (SPEC §10) and its tunnel dialed. Which side speaks first settles it: the server (a server-first
+    /// protocol: the relay runs), or the client with bytes while the server has said nothing: then it
+    /// was only slow, or paused on purpose, and its bytes are judged as any client's that spoke first
+    /// (an HTTP request decided with its path, a ClientHello by its SNI), never relayed unjudged through
+    /// the tunnel silence opened. Neither wait takes a byte; the one that loses is cancelled, which is
+    /// an exception inside the socket layer, once per silent connection.
+    /// </summary>
+    /// <returns>True: the client spoke first; false: the server did (or the client only closed); null: the connection ended.</returns>
+    private static async Task<bool?> ClientSpeaksFirstAsync(RequestScope scope, Upstream upstream)
+    {
+        var client = scope.Connection.Transport;
+        using var clientWait = new CancellationTokenSource();
+        using var serverWait = new CancellationTokenSource();
+        var fromClient = client.ReceiveAsync(Memory<byte>.Empty, clientWait.Token).AsTask();
+        var fromServer = upstream.Transport.ReceiveAsync(Memory<byte>.Empty, serverWait.Token).AsTask();
+        await Task.WhenAny(fromClient, fromServer).ConfigureAwait(false);
+        // The server's word wins a tie: a server that has spoken is a server-first protocol's.
+        var clientFirst = fromClient.IsCompletedSuccessfully && !fromServer.IsCompleted && client.HasBytes();
+        await clientWait.CancelAsync().ConfigureAwait(false);
+        await serverWait.CancelAsync().ConfigureAwait(false);
+        await ((Task)fromClient).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await ((Task)fromServer).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        return scope.Connection.IsAborted ? null : clientFirst;
     }
 
     /// <summary>

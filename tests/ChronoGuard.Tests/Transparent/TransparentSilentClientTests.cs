@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using ChronoGuard.Policy;
+using ChronoGuard.Proxy;
 using ChronoGuard.Tests.Support;
 
 namespace ChronoGuard.Tests.Transparent;
@@ -9,22 +10,25 @@ namespace ChronoGuard.Tests.Transparent;
 /// <summary>
 /// A redirected client that says nothing for <c>Transparent:FirstBytesMs</c> is decided as one whose
 /// server speaks first (SMTP, MySQL) and its tunnel is dialed by the DNS guard's name for the address.
-/// Off port 443 nothing is waited for before that dial, so its first bytes come later; when they are a
-/// TLS ClientHello they are judged as the ClientHello of any other tunnel would have been, before one
-/// byte of them reaches the origin. Otherwise staying silent for 200 ms, then sending a ClientHello for
-/// another name hosted at the same address (a CDN's), would front past <c>requireSniMatch</c>.
+/// Staying silent must not be a way past what the client's own bytes would have been judged by: if it
+/// speaks before its server does, that tunnel ends unused and the connection is served from its bytes
+/// (an HTTP request decided with its path, a ClientHello named by its SNI); if the server spoke first
+/// and the client's first bytes are a ClientHello, they are judged as any tunnel's ClientHello, before
+/// one byte reaches the origin. Otherwise 200 ms of silence and then a request for a blocked path, or a
+/// ClientHello for another name served at the same address (a CDN's), would pass unjudged.
 /// </summary>
-public sealed class TransparentLateClientHelloTests
+public sealed class TransparentSilentClientTests
 {
     private const string Bound = "smtp.allowed.test";
+    private static readonly byte[] AccessDenied = [21, 3, 3, 0, 2, 2, 49];
 
-    private static string Policy(int port, string mode = "enforce") => $$"""
+    private static string Policy(int port, string mode = "enforce", string extra = "") => $$"""
         {
           "version": 1,
           "mode": "{{mode}}",
           "network": { "allowPrivateDestinations": false, "allowedCidrs": ["127.0.0.0/8"], "allowedPorts": [{{port}}], "requireSniMatch": true },
           "agents": [ { "id": "bot", "tokenSha256": "$TOKEN", "policies": ["p"] } ],
-          "policies": [ { "name": "p", "allowedDomains": ["allowed.test", "*.allowed.test"], "blockedDomains": ["evil.test"] } ]
+          "policies": [ { "name": "p", "allowedDomains": ["allowed.test", "*.allowed.test"], "blockedDomains": ["evil.test"] {{extra}} } ]
         }
         """;
 
@@ -63,18 +67,45 @@ public sealed class TransparentLateClientHelloTests
     }
 
     [Fact]
-    public async Task A_ClientHello_that_arrives_while_the_tunnel_is_being_dialed_is_judged_too()
+    public async Task A_ClientHello_before_the_silent_server_speaks_ends_that_tunnel_unused_and_is_named_by_its_SNI()
     {
-        // No greeting: the hello is sent the moment the origin has accepted, so it may be in the
-        // sidecar's buffer before the relay begins (the bytes the relay would send on first).
         var hello = await ClientHellos.CaptureAsync("evil.test");
         await using var t = await SilentTunnel.OpenAsync(greeting: false);
         await t.Client.SendAsync(hello);
 
-        Assert.Empty(await t.Client.ReadToEndAsync());
-        await t.Rig.Gate.WaitForClosesAsync(1);
-        Assert.Equal(Reasons.SniMismatch, Assert.Single(t.Rig.Gate.Closes).Reason);
+        Assert.Equal(AccessDenied, await t.Client.ReadToEndAsync());
+        Assert.Equal(["ALLOW", "BLOCK"], t.Rig.Gate.Records.Select(r => r.Decision));
+        Assert.Equal("domain_blocked", t.Rig.Gate.Records.Last().Reason);
+        var unused = t.Rig.Gate.Closes.First();
+        Assert.Equal((ProxyReasons.ClientSpokeFirst, 0L, 0L), (unused.Reason, unused.BytesUp, unused.BytesDown));
         Assert.Equal(0, await t.Origin.ReceivedAsync());
+    }
+
+    [Fact]
+    public async Task An_HTTP_request_before_the_silent_server_speaks_is_decided_with_its_path_never_relayed_through_that_tunnel()
+    {
+        var rule = """, "rules": [ { "name": "no-secret", "priority": 1, "action": "deny", "when": [ { "field": "path", "op": "starts_with", "value": "/secret" } ] } ]""";
+        await using var t = await SilentTunnel.OpenAsync(greeting: false, extra: rule);
+        await t.Client.SendAsync($"GET /secret HTTP/1.1\r\nHost: {Bound}\r\n\r\n");
+
+        Assert.Equal(403, (await t.Client.ReadHeadAsync()).Status);
+        Assert.Equal("rule_deny", t.Rig.Gate.Records.Last().Reason);
+        Assert.Equal(ProxyReasons.ClientSpokeFirst, t.Rig.Gate.Closes.First().Reason);
+        Assert.Equal(0, await t.Origin.ReceivedAsync());
+        Assert.Equal(1, t.Origin.Connections);
+    }
+
+    [Fact]
+    public async Task An_allowed_HTTP_request_before_the_silent_server_speaks_is_forwarded_on_a_connection_of_its_own()
+    {
+        await using var t = await SilentTunnel.OpenAsync(greeting: false);
+        await t.Client.SendAsync($"GET /ok HTTP/1.1\r\nHost: {Bound}\r\n\r\n");
+
+        Assert.Equal(200, (await t.Client.ReadHeadAsync()).Status);
+        Assert.Equal("ok", Encoding.ASCII.GetString(await t.Client.ReadExactlyAsync(2)));
+        Assert.Equal(("GET", "/ok"), t.Rig.Gate.Requests.Last());
+        Assert.Equal(0, await t.Origin.ReceivedAsync());
+        Assert.Equal(2, t.Origin.Connections);
     }
 
     public static TheoryData<string> Passed => new() { "bound name", "bound name in capitals", "plain text" };
@@ -123,10 +154,10 @@ public sealed class TransparentLateClientHelloTests
 
         public RawClient Client => client;
 
-        public static async Task<SilentTunnel> OpenAsync(bool greeting, string mode = "enforce")
+        public static async Task<SilentTunnel> OpenAsync(bool greeting, string mode = "enforce", string extra = "")
         {
             var origin = new SilentOrigin(greeting);
-            var rig = TransparentRig.Start(Policy(origin.Port, mode), firstBytesMs: 50);
+            var rig = TransparentRig.Start(Policy(origin.Port, mode, extra), firstBytesMs: 50);
             rig.Answered(Bound, IPAddress.Loopback);
             var client = await rig.ConnectAsync(new IPEndPoint(IPAddress.Loopback, origin.Port));
             var tunnel = new SilentTunnel(origin, rig, client);
@@ -159,8 +190,9 @@ public sealed class TransparentLateClientHelloTests
     }
 
     /// <summary>
-    /// An origin for one connection that greets (as an SMTP server does) when asked, then echoes what it
-    /// gets and counts it until the client's FIN or a reset.
+    /// An origin whose first connection greets (as an SMTP server does) when asked, then echoes what it
+    /// gets and counts it until the client's FIN or a reset; any later connection is an HTTP server's
+    /// that answers one request <c>200 ok</c>.
     /// </summary>
     private sealed class SilentOrigin : IAsyncDisposable
     {
@@ -169,11 +201,18 @@ public sealed class TransparentLateClientHelloTests
         private readonly TaskCompletionSource _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource<int> _received = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TcpOrigin _origin;
+        private int _connections;
 
         public SilentOrigin(bool greeting)
         {
             _origin = new TcpOrigin(async s =>
             {
+                if (Interlocked.Increment(ref _connections) > 1)
+                {
+                    await AnswerOneRequestAsync(s);
+                    return;
+                }
+
                 var total = 0;
                 try
                 {
@@ -203,6 +242,8 @@ public sealed class TransparentLateClientHelloTests
             });
         }
 
+        public int Connections => Volatile.Read(ref _connections);
+
         public int Port => _origin.Port;
 
         public Task Accepted => _accepted.Task.WaitAsync(TimeSpan.FromSeconds(30));
@@ -211,5 +252,24 @@ public sealed class TransparentLateClientHelloTests
         public Task<int> ReceivedAsync() => _received.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         public ValueTask DisposeAsync() => _origin.DisposeAsync();
+
+        private static async Task AnswerOneRequestAsync(Socket s)
+        {
+            var head = new List<byte>();
+            var buffer = new byte[4096];
+            while (head.Count < 4 || !head[^4..].SequenceEqual("\r\n\r\n"u8.ToArray()))
+            {
+                var n = await s.ReceiveAsync(buffer);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                head.AddRange(buffer.AsSpan(0, n));
+            }
+
+            await s.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"u8.ToArray());
+            s.Shutdown(SocketShutdown.Send);
+        }
     }
 }
