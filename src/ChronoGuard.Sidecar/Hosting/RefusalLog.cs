@@ -147,7 +147,16 @@ internal sealed class RefusalLog : IDisposable
         var dropped = Interlocked.Exchange(ref _dropped, 0);
         if (dropped > 0)
         {
-            SidecarLog.RefusalLinesDropped(_logger, dropped, MaxLinesPerSecond);
+            try
+            {
+                SidecarLog.RefusalLinesDropped(_logger, dropped, MaxLinesPerSecond);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // As for a line (Drain): a provider that throws must not end this thread, which would
+                // take the process with it. The count is kept for the next summary.
+                Interlocked.Add(ref _dropped, dropped);
+            }
         }
     }
 

@@ -183,16 +183,27 @@ public sealed partial class RefusalLogTests
         r.Kind = AuditKind.Decision;
         r.Set(AuditText.Decision, "DENY");
         const int Sent = 5 * RefusalLog.Capacity;
-        for (var i = 0; i < Sent; i++)
+        try
         {
-            r.Seq = i;
-            // Returns at once although the output is stuck on the first line: copy or count, never wait.
+            // The output is stuck on the first line before the rest come: its slot stays taken, so the
+            // ring holds Capacity - 1 more and every later one is counted, none waited for. (Counted
+            // lines are handed to the summary when a second ends: while the output is stuck, none is.)
             log.Observe(r);
-        }
+            Assert.True(logger.Entered.Wait(TimeSpan.FromSeconds(30)), "the first line never reached the output");
+            for (var i = 1; i < Sent; i++)
+            {
+                r.Seq = i;
+                log.Observe(r);
+            }
 
-        Assert.True(log.Dropped >= Sent - RefusalLog.Capacity - 1, $"{log.Dropped} dropped");
-        release.Set();
-        log.Dispose();
+            Assert.Equal(Sent - RefusalLog.Capacity, log.Dropped);
+        }
+        finally
+        {
+            // Never leave the log's thread waiting on an event this test disposes.
+            release.Set();
+            log.Dispose();
+        }
 
         var lines = logger.Lines;
         var written = lines.Count(l => l.StartsWith("refused DENY", StringComparison.Ordinal));
@@ -203,6 +214,26 @@ public sealed partial class RefusalLogTests
         var seqs = lines.Where(l => l.StartsWith("refused DENY", StringComparison.Ordinal)).Select(l => long.Parse(SeqPattern().Match(l).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(seqs.Order(), seqs);
         Assert.Equal(seqs.Count, seqs.Distinct().Count());
+    }
+
+    [Fact]
+    public void A_logging_provider_that_throws_ends_neither_the_log_nor_the_process()
+    {
+        // Every call throws, the summary's too: before, that one escaped the log's thread and ended
+        // the process (a whole test run aborted on it). Now each is counted and the thread goes on.
+        var logger = new ThrowingLogger();
+        var log = new RefusalLog(all: false, logger);
+        var r = default(AuditRecord);
+        r.Kind = AuditKind.Decision;
+        r.Set(AuditText.Decision, "DENY");
+        log.Observe(r);
+        Assert.True(logger.Called.Wait(TimeSpan.FromSeconds(30)), "the line never reached the output");
+
+        log.Dispose();
+
+        // The line that threw was counted, and the stop's summary tried to say so (and threw too).
+        Assert.Equal(1, log.Dropped);
+        Assert.True(logger.Calls >= 2, $"{logger.Calls} calls");
     }
 
     private static string PolicyFile(TempDir dir, int port)
@@ -217,10 +248,35 @@ public sealed partial class RefusalLogTests
     [GeneratedRegex(@"audit seq (\d+)$")]
     private static partial Regex SeqPattern();
 
+    /// <summary>An output that throws on every line (a provider whose sink has gone).</summary>
+    private sealed class ThrowingLogger : ILogger
+    {
+        private int _calls;
+
+        public ManualResetEventSlim Called { get; } = new(false);
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            Interlocked.Increment(ref _calls);
+            Called.Set();
+            throw new ObjectDisposedException("sink");
+        }
+    }
+
     /// <summary>Blocks the first line until released: the log's output is stuck (a full pipe).</summary>
     private sealed class BlockingLogger(ManualResetEventSlim release) : ILogger
     {
         private readonly List<string> _lines = [];
+
+        /// <summary>Set once a line has reached the output (and is stuck there until released).</summary>
+        public ManualResetEventSlim Entered { get; } = new(false);
 
         public List<string> Lines
         {
@@ -240,6 +296,7 @@ public sealed partial class RefusalLogTests
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
+            Entered.Set();
             release.Wait();
             lock (_lines)
             {
