@@ -71,9 +71,10 @@ internal static class InspectedTunnel
 
         tunnel.ReleaseHead();
         tunnel.Established();
+        var drained = false;
         try
         {
-            await ServeAsync(tunnel).ConfigureAwait(false);
+            drained = await ServeAsync(tunnel).ConfigureAwait(false);
         }
         finally
         {
@@ -84,8 +85,9 @@ internal static class InspectedTunnel
             }
         }
 
-        // Between requests a drain, an idle keep-alive or a header timeout ends the tunnel: its close record says which.
-        tunnel.SetCloseReason(connection.IsAborted || connection.Clock.Fired != TimeoutKind.None ? RequestScope.CloseReasonOf(connection) : ProxyReasons.Closed);
+        // Between requests a drain, an idle keep-alive or a header timeout ends the tunnel: its close
+        // record says which, whether the drain found the tunnel waiting for a request or just done with one.
+        tunnel.SetCloseReason(connection.IsAborted || connection.Clock.Fired != TimeoutKind.None ? RequestScope.CloseReasonOf(connection) : drained ? ProxyReasons.Drain : ProxyReasons.Closed);
         return false;
     }
 
@@ -115,7 +117,8 @@ internal static class InspectedTunnel
     }
 
     /// <summary>Requests inside the tunnel, one scope each, until the client closes, a framing error, drain or revocation.</summary>
-    private static async Task ServeAsync(RequestScope tunnel)
+    /// <returns>True when it ended because the proxy drains, seen between two requests.</returns>
+    private static async Task<bool> ServeAsync(RequestScope tunnel)
     {
         var connection = tunnel.Connection;
         var context = tunnel.Context;
@@ -124,7 +127,7 @@ internal static class InspectedTunnel
         {
             if (await connection.NextRequestHeadAsync(first, originForm: true).ConfigureAwait(false) is not { } head)
             {
-                return;
+                return false;
             }
 
             if (head.TargetPort != tunnel.Decision.Port || !Ascii.EqualsIgnoreCase(head.Span(head.TargetHost), tunnel.Decision.Host))
@@ -132,7 +135,7 @@ internal static class InspectedTunnel
                 // SNI = CONNECT host = Host: a request for another name goes nowhere under this tunnel.
                 ClientConnection.ReturnHead(head);
                 await connection.RefuseAsync(new Refusal(400, "DENY", ParseErrors.Reason(ParseError.HostMismatch)), audit: true).ConfigureAwait(false);
-                return;
+                return false;
             }
 
             var inner = new RequestScope(connection, FrontEnd.Inspected, head);
@@ -150,9 +153,14 @@ internal static class InspectedTunnel
                 connection.SetUpstream(pooled);
             }
 
-            if (!await connection.RunScopeAsync(inner).ConfigureAwait(false) || connection.IsAborted || connection.IsDraining)
+            if (!await connection.RunScopeAsync(inner).ConfigureAwait(false) || connection.IsAborted)
             {
-                return;
+                return false;
+            }
+
+            if (connection.IsDraining)
+            {
+                return true;
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using ChronoGuard.Policy;
 using ChronoGuard.Proxy;
 using ChronoGuard.Tests.Support;
@@ -446,6 +447,35 @@ public sealed class InspectedTunnelTests
         await proxy.Server.DrainAsync();
 
         Assert.True(await client.ClosedAsync());
+        await records.WaitForClosesAsync(2);
+        Assert.Equal([ProxyReasons.Complete, ProxyReasons.Drain], records.Closes.Select(c => c.Reason));
+    }
+
+    [Fact]
+    public async Task A_drain_that_comes_while_a_request_is_answered_ends_the_tunnel_after_it_and_its_record_says_drain()
+    {
+        // The tunnel is not idle when the drain begins: its request is still being answered, and only
+        // once the answer is done is the drain seen, between that request and the next.
+        await using var rig = await InspectionRig.StartAsync();
+        var (proxy, records, _) = Start(rig);
+        await using var p = proxy;
+        await using var client = await TlsTunnelClient.OpenAsync(proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate);
+        await client.SendAsync($"GET /sse HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
+        var seen = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!seen.ToString().Contains("data: one", StringComparison.Ordinal))
+        {
+            var n = await client.Tls.ReadAsync(buffer);
+            Assert.True(n > 0, "the stream ended before its first event");
+            seen.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        var drain = proxy.Server.DrainAsync();
+        Assert.True(proxy.Server.IsDraining);
+        rig.Origin.ReleaseStream();
+
+        Assert.True(await client.ClosedAsync());
+        await drain;
         await records.WaitForClosesAsync(2);
         Assert.Equal([ProxyReasons.Complete, ProxyReasons.Drain], records.Closes.Select(c => c.Reason));
     }
