@@ -201,14 +201,7 @@ public sealed class InspectedPolicyTests : IDisposable
         await using var run = Start(rig);
         await using var client = await TlsTunnelClient.OpenAsync(run.Proxy.EndPoint, $"{InspectionRig.Host}:{rig.Port}", InspectionRig.Host, rig.Ca.Certificate, extraHead: PolicyEngines.Credentials());
         await client.SendAsync($"GET /sse HTTP/1.1\r\nHost: {InspectionRig.Host}:{rig.Port}\r\n\r\n");
-        var seen = new StringBuilder();
-        var buffer = new byte[4096];
-        while (!seen.ToString().Contains("data: one", StringComparison.Ordinal))
-        {
-            var n = await client.Tls.ReadAsync(buffer);
-            Assert.True(n > 0, "the stream ended before its first event");
-            seen.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        }
+        await client.ReadThroughAsync("data: one");
 
         // The host stays allowed and inspected; only the path is refused now.
         run.Policy.Reload(Json(rig.Port).Replace("\"^/admin(/|$)\"", "\"^/(admin|sse)(/|$)\"", StringComparison.Ordinal));

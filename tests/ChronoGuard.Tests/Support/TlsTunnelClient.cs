@@ -72,6 +72,13 @@ internal sealed class TlsTunnelClient : IAsyncDisposable
 
     public Task SendAsync(string ascii) => Tls.WriteAsync(Encoding.ASCII.GetBytes(ascii)).AsTask();
 
+    /// <summary>Reads through the first <paramref name="marker"/> (a streamed response's first event, say); what came before it.</summary>
+    public async Task<string> ReadThroughAsync(string marker, int timeoutMs = 10_000)
+    {
+        using var cts = new CancellationTokenSource(timeoutMs);
+        return await ReadLineAsync(marker, cts.Token);
+    }
+
     /// <summary>One response: its head, and its body (framed by Content-Length or chunked; else empty).</summary>
     public async Task<(RawResponse Head, string Body)> ReadResponseAsync(int timeoutMs = 10_000)
     {
